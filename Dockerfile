@@ -1,0 +1,11 @@
+# One image for every process of sneaker-orders: the command picks the part (api, worker, sink, migrate, seed).
+FROM python:3.12-slim
+WORKDIR /app
+COPY pyproject.toml constraints.txt README.md ./
+COPY api ./api
+COPY db ./db
+COPY sneaker_orders ./sneaker_orders
+RUN pip install --no-cache-dir -c constraints.txt .
+USER nobody
+ENTRYPOINT ["sneaker-orders"]
+CMD ["api", "--host", "0.0.0.0", "--port", "8000"]

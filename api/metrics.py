@@ -1,0 +1,42 @@
+"""Prometheus metrics of the API process, and the middleware that times every request."""
+
+from time import perf_counter
+
+from prometheus_client import Counter, Histogram
+
+ORDERS_PLACED = Counter("sneaker_orders_orders_placed_total", "Orders placed (idempotent replays not counted)")
+PROBLEMS = Counter("sneaker_orders_problems_total", "Problem responses, by status and code", ["status", "code"])
+REQUEST_DURATION = Histogram(
+    "sneaker_orders_http_request_duration_seconds",
+    "Time to answer an HTTP request, by method, route template and status",
+    ["method", "route", "status"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+
+
+class RequestTiming:
+    """Pure ASGI middleware: records the duration of each request under its route template."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = perf_counter()
+        status = 500
+
+        async def send_and_note_status(message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note_status)
+        finally:
+            route = scope.get("route")
+            REQUEST_DURATION.labels(
+                scope["method"], route.path if route is not None else "unmatched", str(status)
+            ).observe(perf_counter() - started)

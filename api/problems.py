@@ -1,0 +1,126 @@
+"""Every error leaves the API as application/problem+json with a stable `code`; mapped here, only here."""
+
+import logging
+from http import HTTPStatus
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from api.metrics import PROBLEMS
+from db.orders.errors import (
+    IdempotencyKeyInFlight,
+    IdempotencyKeyReused,
+    InvalidOrderState,
+    OrderError,
+    OrderNotFound,
+    OrderRejected,
+)
+
+log = logging.getLogger(__name__)
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+# Most specific first: the first class an error is an instance of decides its status.
+STATUS_OF_ORDER_ERRORS: list[tuple[type[OrderError], int]] = [
+    (OrderRejected, 400),
+    (OrderNotFound, 404),
+    (InvalidOrderState, 409),
+    (IdempotencyKeyInFlight, 409),
+    (IdempotencyKeyReused, 422),
+]
+
+
+class FieldProblem(BaseModel):
+    """One field of a request that failed validation."""
+
+    location: list[str | int]
+    message: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, with the stable `code` clients branch on."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    errors: list[FieldProblem] | None = None
+
+
+class ApiProblem(Exception):
+    """An HTTP-level problem raised by a route (e.g. an unknown product id)."""
+
+    def __init__(self, status: int, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.code, self.detail = status, code, detail
+
+
+def problem_response(
+    status: int, code: str, detail: str, *, errors: list[FieldProblem] | None = None, headers=None
+) -> JSONResponse:
+    """A problem+json response, counted by status and code."""
+    PROBLEMS.labels(str(status), code).inc()
+    problem = Problem(
+        type=f"urn:sneaker-orders:problem:{code.lower().replace('_', '-')}",
+        title=HTTPStatus(status).phrase,
+        status=status,
+        detail=detail,
+        code=code,
+        errors=errors,
+    )
+    return JSONResponse(
+        problem.model_dump(exclude_none=True), status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers
+    )
+
+
+def status_of(error: OrderError) -> int:
+    """The HTTP status of a domain error."""
+    return next(status for kind, status in STATUS_OF_ORDER_ERRORS if isinstance(error, kind))
+
+
+async def _order_error(request: Request, error: OrderError) -> JSONResponse:
+    return problem_response(status_of(error), error.code, error.detail)
+
+
+async def _api_problem(request: Request, error: ApiProblem) -> JSONResponse:
+    return problem_response(error.status, error.code, error.detail)
+
+
+async def _validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
+    fields = [FieldProblem(location=list(problem["loc"]), message=problem["msg"]) for problem in error.errors()]
+    detail = "; ".join(f"{'.'.join(map(str, field.location))}: {field.message}" for field in fields)
+    return problem_response(422, "VALIDATION_ERROR", detail, errors=fields)
+
+
+async def _http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+    code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(error.status_code, f"HTTP_{error.status_code}")
+    return problem_response(error.status_code, code, str(error.detail), headers=getattr(error, "headers", None))
+
+
+async def _database_unavailable(request: Request, error: Exception) -> JSONResponse:
+    log.error("database unavailable during %s %s: %s", request.method, request.url.path, error)
+    return problem_response(
+        503, "DATABASE_UNAVAILABLE", "the database cannot be reached; nothing was written", headers={"Retry-After": "1"}
+    )
+
+
+async def _unexpected(request: Request, error: Exception) -> JSONResponse:
+    log.exception("unexpected error during %s %s", request.method, request.url.path)
+    return problem_response(500, "INTERNAL_ERROR", "an unexpected error occurred; the server log has the details")
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Route every kind of error to its problem+json response."""
+    app.add_exception_handler(OrderError, _order_error)
+    app.add_exception_handler(ApiProblem, _api_problem)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    for unavailable in (OperationalError, InterfaceError, PoolTimeoutError):
+        app.add_exception_handler(unavailable, _database_unavailable)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,1 @@
+"""The catalog: products with their stock, and coupons."""

@@ -1,0 +1,1 @@
+"""The order domain: placing, confirming and cancelling orders, each in one transaction."""

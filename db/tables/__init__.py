@@ -1,0 +1,8 @@
+"""Table definitions (SQLAlchemy Core), one module per part of the data model."""
+
+from db.tables.catalog import coupons, products
+from db.tables.metadata import metadata
+from db.tables.orders import order_items, orders
+from db.tables.outbox import delivery_attempts, order_events
+
+__all__ = ["metadata", "products", "coupons", "orders", "order_items", "order_events", "delivery_attempts"]

@@ -1,0 +1,52 @@
+"""Orders and their lines."""
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from db.tables.metadata import metadata
+
+orders = Table(
+    "orders",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("status", Text, nullable=False),
+    Column("customer_id", Text, nullable=False),
+    Column("coupon_id", Integer, ForeignKey("coupons.id")),
+    Column("subtotal", BigInteger, nullable=False),
+    Column("discount", BigInteger, nullable=False),
+    Column("total", BigInteger, nullable=False),
+    Column("idempotency_key", Text, unique=True),
+    Column("request_fingerprint", Text),
+    Column("payment_id", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("confirmed_at", DateTime(timezone=True)),
+    Column("cancelled_at", DateTime(timezone=True)),
+    CheckConstraint("status IN ('CREATED', 'CONFIRMED', 'CANCELLED')", name="status_known"),
+    CheckConstraint("subtotal >= 0 AND discount >= 0 AND discount <= subtotal", name="amounts_valid"),
+    CheckConstraint("total = subtotal - discount", name="total_is_subtotal_minus_discount"),
+    Index("ix_orders_customer_id_created_at", "customer_id", "created_at"),
+)
+
+order_items = Table(
+    "order_items",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("order_id", BigInteger, ForeignKey("orders.id", ondelete="CASCADE"), nullable=False),
+    Column("product_id", Integer, ForeignKey("products.id"), nullable=False),
+    Column("quantity", Integer, nullable=False),
+    Column("unit_price", Integer, nullable=False),
+    Column("line_total", BigInteger, nullable=False),
+    CheckConstraint("quantity > 0", name="quantity_positive"),
+    CheckConstraint("line_total = unit_price::bigint * quantity", name="line_total_consistent"),
+    UniqueConstraint("order_id", "product_id", name="uq_order_items_order_id_product_id"),
+)

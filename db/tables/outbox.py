@@ -1,0 +1,68 @@
+"""The transactional outbox (`order_events`) and the log of every delivery attempt."""
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+
+from db.tables.metadata import metadata
+
+order_events = Table(
+    "order_events",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("event_id", UUID(as_uuid=True), nullable=False, unique=True),
+    Column("aggregate_type", Text, nullable=False),
+    Column("aggregate_id", Text, nullable=False),
+    # Counts the events of one aggregate from 1 with no gaps; the platform uses it to detect gaps.
+    Column("sequence", Integer, nullable=False),
+    Column("event_type", Text, nullable=False),
+    Column("payload", JSONB, nullable=False),
+    Column("status", Text, nullable=False, server_default=text("'PENDING'")),
+    Column("retry_count", Integer, nullable=False, server_default=text("0")),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("lease_token", UUID(as_uuid=True)),
+    Column("lease_expires_at", DateTime(timezone=True)),
+    Column("claimed_by_workflow_id", Text),
+    Column("claimed_by_run_id", Text),
+    Column("last_error", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("sent_at", DateTime(timezone=True)),
+    CheckConstraint("status IN ('PENDING', 'PROCESSING', 'SENT', 'FAILED')", name="status_known"),
+    CheckConstraint("sequence >= 1", name="sequence_positive"),
+    UniqueConstraint("aggregate_type", "aggregate_id", "sequence", name="uq_order_events_aggregate_sequence"),
+    # What the relay scans: due PENDING events, oldest first.
+    Index("ix_order_events_due", "next_attempt_at", "id", postgresql_where=text("status = 'PENDING'")),
+    # Expired leases to give back.
+    Index("ix_order_events_leases", "lease_expires_at", postgresql_where=text("status = 'PROCESSING'")),
+    Index("ix_order_events_status_id", "status", "id"),
+)
+
+delivery_attempts = Table(
+    "delivery_attempts",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("event_id", UUID(as_uuid=True), ForeignKey("order_events.event_id", ondelete="CASCADE"), nullable=False),
+    Column("attempt_number", Integer, nullable=False),
+    Column("attempted_at", DateTime(timezone=True), nullable=False),
+    Column("outcome", Text, nullable=False),
+    Column("http_status", Integer),
+    Column("error", Text),
+    Column("duration_ms", Float),
+    Column("workflow_id", Text),
+    Column("run_id", Text),
+    CheckConstraint("outcome IN ('SENT', 'RETRY', 'FAILED', 'LEASE_EXPIRED', 'STALE')", name="outcome_known"),
+    Index("ix_delivery_attempts_event_id", "event_id", "attempt_number"),
+)

@@ -1,0 +1,1 @@
+"""sneaker-orders: order backend of a sneaker shop."""

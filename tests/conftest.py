@@ -1,0 +1,64 @@
+"""The suite's own real services: an embedded PostgreSQL and the API served by uvicorn on loopback."""
+
+import httpx
+import psycopg
+import pytest
+
+from api.app import create_app
+from db.migrate import upgrade_to_newest
+from sneaker_orders.local_postgres import start_embedded_postgres
+from sneaker_orders.settings import Settings
+from tests.catalog import SeededCatalog, reset_database
+from tests.serving import serve
+
+ADMIN_TOKEN = "test-admin-token"
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory) -> str:
+    """A fresh embedded PostgreSQL for the session, migrated to the newest schema."""
+    url = start_embedded_postgres(tmp_path_factory.mktemp("data"), delete_on_exit=True)
+    with psycopg.connect(libpq_url(url), autocommit=True) as connection:
+        # Durability is not under test; speed is welcome.
+        for setting in ("fsync", "synchronous_commit", "full_page_writes"):
+            connection.execute(f"ALTER SYSTEM SET {setting} = off")
+        connection.execute("SELECT pg_reload_conf()")
+    upgrade_to_newest(url)
+    return url
+
+
+def libpq_url(sqlalchemy_url: str) -> str:
+    """The same database as a libpq URL, for psycopg used directly by tests."""
+    return sqlalchemy_url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+@pytest.fixture(scope="session")
+def settings(database_url) -> Settings:
+    return Settings(database_url=database_url, admin_token=ADMIN_TOKEN, database_pool_size=10)
+
+
+@pytest.fixture(scope="session")
+def api_url(settings):
+    """The API of `settings`, served by a real uvicorn on a free loopback port."""
+    with serve(create_app(settings)) as url:
+        yield url
+
+
+@pytest.fixture
+def api(api_url):
+    with httpx.Client(base_url=api_url, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture
+def db(database_url):
+    """A plain autocommit connection for looking at (and arranging) the tables."""
+    with psycopg.connect(libpq_url(database_url), autocommit=True) as connection:
+        yield connection
+
+
+@pytest.fixture
+def catalog(db) -> SeededCatalog:
+    """Empty tables but for the test catalog."""
+    reset_database(db)
+    return SeededCatalog.insert(db)
