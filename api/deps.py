@@ -8,12 +8,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sneaker_orders.settings import Settings
 
 
-def get_engine(request: Request) -> AsyncEngine:
+async def get_engine(request: Request) -> AsyncEngine:
     """The engine built at start-up."""
     return request.app.state.engine
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     """The settings the app was built with."""
     return request.app.state.settings
 

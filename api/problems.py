@@ -16,6 +16,7 @@ from db.orders.errors import (
     IdempotencyKeyInFlight,
     IdempotencyKeyReused,
     InvalidOrderState,
+    OrderContention,
     OrderError,
     OrderNotFound,
     OrderRejected,
@@ -32,6 +33,7 @@ STATUS_OF_ORDER_ERRORS: list[tuple[type[OrderError], int]] = [
     (InvalidOrderState, 409),
     (IdempotencyKeyInFlight, 409),
     (IdempotencyKeyReused, 422),
+    (OrderContention, 503),
 ]
 
 

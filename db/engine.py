@@ -1,6 +1,9 @@
 """The async engine every process shares: one pool, UTC sessions, short connect timeout."""
 
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 
 def create_engine(database_url: str, *, pool_size: int = 10, application_name: str = "sneaker-orders") -> AsyncEngine:
@@ -17,3 +20,14 @@ def create_engine(database_url: str, *, pool_size: int = 10, application_name: s
             "options": "-c timezone=UTC",
         },
     )
+
+
+@asynccontextmanager
+async def autocommit_connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A pooled connection on which every statement is its own transaction.
+
+    For reads and single-statement writes: no BEGIN and no ROLLBACK round trips around them.
+    """
+    async with engine.connect() as connection:
+        await connection.execution_options(isolation_level="AUTOCOMMIT")
+        yield connection

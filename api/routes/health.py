@@ -7,6 +7,7 @@ from sqlalchemy import text
 
 from api.deps import EngineDep
 from api.openapi import problems
+from db.engine import autocommit_connection
 
 router = APIRouter(tags=["operations"])
 
@@ -26,7 +27,7 @@ async def healthz() -> Health:
 @router.get("/readyz", responses=problems(503))
 async def readyz(engine: EngineDep) -> Health:
     """The database is reachable."""
-    async with engine.connect() as connection:
+    async with autocommit_connection(engine) as connection:
         await connection.execute(text("SELECT 1"))
     return Health(status="ready")
 

@@ -1,30 +1,20 @@
-"""Coupons: locking one for the order that uses it, and giving a use back."""
+"""Coupons: reading one for the order that uses it, and giving a use back."""
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.orders.errors import CouponNotFound
 from db.orders.pricing import CouponTerms
 from db.tables import coupons
 
-_TERMS = [
-    coupons.c.id,
-    coupons.c.code,
-    coupons.c.discount_type,
-    coupons.c.discount_value,
-    coupons.c.max_discount,
-    coupons.c.min_order_amount,
-    coupons.c.starts_at,
-    coupons.c.expires_at,
-    coupons.c.usage_limit,
-    coupons.c.used_count,
-    coupons.c.active,
-]
+_TERMS = select(*(coupons.c[field] for field in CouponTerms.__dataclass_fields__)).where(
+    coupons.c.id == bindparam("coupon_id")
+)
 
 
-async def lock_coupon(connection: AsyncConnection, coupon_id: int) -> CouponTerms:
-    """Lock the coupon until the transaction ends, so its uses are counted one order at a time."""
-    row = (await connection.execute(select(*_TERMS).where(coupons.c.id == coupon_id).with_for_update())).one_or_none()
+async def read_coupon(connection: AsyncConnection, coupon_id: int) -> CouponTerms:
+    """The coupon's terms and uses as they are now."""
+    row = (await connection.execute(_TERMS, {"coupon_id": coupon_id})).one_or_none()
     if row is None:
         raise CouponNotFound(f"coupon {coupon_id} does not exist")
     return CouponTerms(**row._mapping)

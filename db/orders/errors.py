@@ -61,3 +61,9 @@ class IdempotencyKeyReused(OrderError):
 
 class IdempotencyKeyInFlight(OrderError):
     code = "IDEMPOTENCY_KEY_IN_FLIGHT"
+
+
+class OrderContention(OrderError):
+    """The catalog kept changing under the order; the client may simply try again."""
+
+    code = "ORDER_CONTENTION"

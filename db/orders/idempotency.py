@@ -3,18 +3,22 @@
 import hashlib
 import json
 
-from sqlalchemy import select, text
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db.orders.errors import IdempotencyKeyInFlight, IdempotencyKeyReused
+from db.orders.errors import IdempotencyKeyReused
 from db.orders.pricing import OrderLine
 from db.orders.view import OrderView
 from db.outbox.events import ORDER_AGGREGATE
 from db.tables import order_events, orders
 
-# Held until the transaction ends: a second request with the key while the first is still being
-# placed is told so at once, instead of waiting on the unique index and failing.
-_TRY_LOCK_KEY = text("SELECT pg_try_advisory_xact_lock(hashtextextended(:key, 0))")
+
+_ORDER_WITH_KEY = select(orders.c.id, orders.c.request_fingerprint).where(orders.c.idempotency_key == bindparam("key"))
+_FIRST_PAYLOAD = select(order_events.c.payload).where(
+    order_events.c.aggregate_type == ORDER_AGGREGATE,
+    order_events.c.aggregate_id == bindparam("aggregate_id"),
+    order_events.c.sequence == 1,
+)
 
 
 def request_fingerprint(customer_id: str, lines: list[OrderLine], coupon_id: int | None) -> str:
@@ -24,24 +28,12 @@ def request_fingerprint(customer_id: str, lines: list[OrderLine], coupon_id: int
 
 
 async def first_response_for_key(connection: AsyncConnection, key: str, fingerprint: str) -> OrderView | None:
-    """Take the key for this transaction; the order it already placed, or None if it is new."""
-    if not await connection.scalar(_TRY_LOCK_KEY, {"key": key}):
-        raise IdempotencyKeyInFlight(f"a request with Idempotency-Key {key!r} is still being processed")
-    placed = (
-        await connection.execute(
-            select(orders.c.id, orders.c.request_fingerprint).where(orders.c.idempotency_key == key)
-        )
-    ).one_or_none()
+    """The order already placed with `key`, or None; raises if the key was used for another request."""
+    placed = (await connection.execute(_ORDER_WITH_KEY, {"key": key})).one_or_none()
     if placed is None:
         return None
     if placed.request_fingerprint != fingerprint:
         raise IdempotencyKeyReused(f"Idempotency-Key {key!r} was already used for a different request")
     # The OrderCreated payload is, by definition, the order as the first response showed it.
-    first_payload = await connection.scalar(
-        select(order_events.c.payload).where(
-            order_events.c.aggregate_type == ORDER_AGGREGATE,
-            order_events.c.aggregate_id == str(placed.id),
-            order_events.c.sequence == 1,
-        )
-    )
+    first_payload = await connection.scalar(_FIRST_PAYLOAD, {"aggregate_id": str(placed.id)})
     return OrderView.model_validate(first_payload)

@@ -60,6 +60,8 @@ class CouponTerms:
     usage_limit: int | None
     used_count: int
     active: bool
+    # Changes whenever the terms change (a catalog upsert); uses do not change it.
+    updated_at: datetime
 
 
 def merge_lines(lines: list[OrderLine]) -> list[OrderLine]:

@@ -4,9 +4,10 @@ from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from db.engine import autocommit_connection
 from db.orders.errors import OrderNotFound
 from db.tables import order_items, orders
 
@@ -43,19 +44,21 @@ class OrderView(BaseModel):
     cancelled_at: datetime | None = None
 
 
+_ORDER = select(orders).where(orders.c.id == bindparam("order_id"))
+_ORDER_FOR_UPDATE = _ORDER.with_for_update()
+_LINES = (
+    select(order_items.c.product_id, order_items.c.quantity, order_items.c.unit_price, order_items.c.line_total)
+    .where(order_items.c.order_id == bindparam("order_id"))
+    .order_by(order_items.c.product_id)
+)
+
+
 async def load_order(connection: AsyncConnection, order_id: int, *, for_update: bool = False) -> OrderView:
     """Read one order with its lines; with `for_update`, lock the order row until the transaction ends."""
-    order_query = select(orders).where(orders.c.id == order_id)
-    if for_update:
-        order_query = order_query.with_for_update()
-    order = (await connection.execute(order_query)).one_or_none()
+    order = (await connection.execute(_ORDER_FOR_UPDATE if for_update else _ORDER, {"order_id": order_id})).one_or_none()
     if order is None:
         raise OrderNotFound(f"order {order_id} does not exist")
-    lines = await connection.execute(
-        select(order_items.c.product_id, order_items.c.quantity, order_items.c.unit_price, order_items.c.line_total)
-        .where(order_items.c.order_id == order_id)
-        .order_by(order_items.c.product_id)
-    )
+    lines = await connection.execute(_LINES, {"order_id": order_id})
     return OrderView(
         order_id=order.id,
         status=order.status,
@@ -74,5 +77,5 @@ async def load_order(connection: AsyncConnection, order_id: int, *, for_update: 
 
 async def read_order(engine: AsyncEngine, order_id: int) -> OrderView:
     """The order as it is now."""
-    async with engine.connect() as connection:
+    async with autocommit_connection(engine) as connection:
         return await load_order(connection, order_id)

@@ -15,6 +15,7 @@ products = Table(
     Column("price", Integer, nullable=False),
     Column("stock", Integer, nullable=False),
     Column("active", Boolean, nullable=False, server_default=text("true")),
+    # When the catalog entry last changed (catalog upserts), not when its stock moved.
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     CheckConstraint("price >= 0", name="price_not_negative"),
     # The last line of defence against overselling: no write can take stock below zero.
@@ -35,6 +36,8 @@ coupons = Table(
     Column("usage_limit", Integer),
     Column("used_count", Integer, nullable=False, server_default=text("0")),
     Column("active", Boolean, nullable=False, server_default=text("true")),
+    # When the terms last changed (catalog upserts), not when the coupon was last used: orders
+    # compare it to tell whether the terms they priced with still hold.
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     CheckConstraint("discount_type IN ('FIXED', 'PERCENT')", name="discount_type_known"),
     CheckConstraint(

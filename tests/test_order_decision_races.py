@@ -1,0 +1,84 @@
+"""When the catalog changes between the decision and the write, the write refuses and the order is decided again."""
+
+import asyncio
+
+import pytest
+
+import db.orders.placement as placement
+from db.engine import create_engine
+from db.orders.errors import CouponExhausted, InsufficientStock
+from db.orders.placement import PlaceOrder, place_order
+from db.orders.pricing import OrderLine
+from tests.catalog import count_rows, events_of, stock_of, used_count_of
+
+
+def place_after_a_change(database_url, request: PlaceOrder, change, monkeypatch):
+    """Place `request`, running `change` (SQL) right after the first decision was made, before its write."""
+    decide = placement._decide
+    changes = []
+
+    async def decide_then_change(connection, *args):
+        decided = await decide(connection, *args)
+        if not changes:
+            changes.append(change)
+            await connection.exec_driver_sql(change)
+        return decided
+
+    monkeypatch.setattr(placement, "_decide", decide_then_change)
+
+    async def run():
+        engine = create_engine(database_url, pool_size=2)
+        try:
+            return await place_order(engine, request)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def test_a_price_changed_after_the_decision_is_charged_at_the_new_price(database_url, db, catalog, monkeypatch):
+    af1 = catalog.products["af1"]
+    request = PlaceOrder("customer-1", [OrderLine(af1, 2)])
+
+    placed = place_after_a_change(database_url, request, f"UPDATE products SET price = 149000 WHERE id = {af1}", monkeypatch)
+
+    assert placed.order.items[0].unit_price == 149000
+    assert placed.order.total == 298000
+    assert stock_of(db, af1) == 18
+    [event] = events_of(db, placed.order.order_id)
+    assert event["payload"]["total"] == 298000
+    assert event["payload"]["order_id"] == placed.order.order_id
+
+
+def test_stock_sold_after_the_decision_is_not_oversold(database_url, db, catalog, monkeypatch):
+    limited = catalog.products["limited"]
+    request = PlaceOrder("customer-1", [OrderLine(limited, 2)])
+
+    with pytest.raises(InsufficientStock):
+        place_after_a_change(database_url, request, f"UPDATE products SET stock = 1 WHERE id = {limited}", monkeypatch)
+
+    assert stock_of(db, limited) == 1
+    assert count_rows(db, "orders") == 0
+    assert count_rows(db, "order_events") == 0
+
+
+def test_coupon_terms_changed_after_the_decision_give_the_new_discount(database_url, db, catalog, monkeypatch):
+    coupon = catalog.coupons["fixed"]
+    request = PlaceOrder("customer-1", [OrderLine(catalog.products["af1"], 1)], coupon_id=coupon)
+    edit = f"UPDATE coupons SET discount_value = 9000, updated_at = now() WHERE id = {coupon}"
+
+    placed = place_after_a_change(database_url, request, edit, monkeypatch)
+
+    assert placed.order.discount == 9000
+    assert used_count_of(db, coupon) == 1
+
+
+def test_the_last_use_of_a_coupon_taken_after_the_decision_is_not_used_twice(database_url, db, catalog, monkeypatch):
+    coupon = catalog.coupons["five_uses"]
+    request = PlaceOrder("customer-1", [OrderLine(catalog.products["af1"], 1)], coupon_id=coupon)
+
+    with pytest.raises(CouponExhausted):
+        place_after_a_change(database_url, request, f"UPDATE coupons SET used_count = 5 WHERE id = {coupon}", monkeypatch)
+
+    assert used_count_of(db, coupon) == 5
+    assert count_rows(db, "orders") == 0
