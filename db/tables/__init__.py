@@ -3,6 +3,6 @@
 from db.tables.catalog import coupons, products
 from db.tables.metadata import metadata
 from db.tables.orders import order_items, orders
-from db.tables.outbox import delivery_attempts, order_events
+from db.tables.outbox import delivery_attempts, event_redrives, order_events
 
-__all__ = ["metadata", "products", "coupons", "orders", "order_items", "order_events", "delivery_attempts"]
+__all__ = ["metadata", "products", "coupons", "orders", "order_items", "order_events", "delivery_attempts", "event_redrives"]

@@ -66,3 +66,15 @@ delivery_attempts = Table(
     CheckConstraint("outcome IN ('SENT', 'RETRY', 'FAILED', 'LEASE_EXPIRED', 'STALE')", name="outcome_known"),
     Index("ix_delivery_attempts_event_id", "event_id", "attempt_number"),
 )
+
+event_redrives = Table(
+    "event_redrives",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("event_id", UUID(as_uuid=True), ForeignKey("order_events.event_id", ondelete="CASCADE"), nullable=False),
+    Column("redriven_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("requested_by", Text, nullable=False),
+    Column("retry_count_before", Integer, nullable=False),
+    Column("last_error_before", Text),
+    Index("ix_event_redrives_event_id", "event_id"),
+)

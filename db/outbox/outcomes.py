@@ -1,0 +1,94 @@
+"""Recording delivery attempts: every attempt is logged; its outcome changes the event only under its lease."""
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from db.engine import autocommit_connection
+
+Outcome = Literal["SENT", "RETRY", "FAILED"]
+
+
+@dataclass(frozen=True)
+class AttemptOutcome:
+    """One delivery attempt and what it means for the event."""
+
+    event_id: str
+    attempted_at: datetime
+    duration_ms: float
+    outcome: Outcome
+    http_status: int | None = None
+    error: str | None = None
+    retry_in_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Run:
+    """The Temporal run that made the attempts."""
+
+    workflow_id: str
+    run_id: str
+
+
+# One statement: the outcomes are applied to events still leased to this batch, and every attempt
+# is logged, those that came too late (the lease was given back meanwhile) as STALE.
+_RECORD = text(
+    """
+    WITH outcome AS (
+        SELECT * FROM unnest(
+            CAST(:event_ids AS uuid[]), CAST(:outcomes AS text[]), CAST(:retry_in AS float8[]),
+            CAST(:errors AS text[]), CAST(:http_statuses AS integer[]), CAST(:attempted_at AS timestamptz[]),
+            CAST(:durations AS float8[])
+        ) AS outcome(event_id, outcome, retry_in_seconds, error, http_status, attempted_at, duration_ms)
+    ), applied AS (
+        UPDATE order_events AS event SET
+            status = CASE outcome.outcome WHEN 'SENT' THEN 'SENT' WHEN 'RETRY' THEN 'PENDING' ELSE 'FAILED' END,
+            retry_count = event.retry_count + CASE outcome.outcome WHEN 'SENT' THEN 0 ELSE 1 END,
+            next_attempt_at = CASE outcome.outcome
+                WHEN 'RETRY' THEN now() + make_interval(secs => outcome.retry_in_seconds)
+                ELSE event.next_attempt_at END,
+            sent_at = CASE outcome.outcome WHEN 'SENT' THEN now() END,
+            last_error = CASE outcome.outcome WHEN 'SENT' THEN NULL ELSE outcome.error END,
+            lease_token = NULL, lease_expires_at = NULL
+        FROM outcome
+        WHERE event.event_id = outcome.event_id AND event.lease_token = :lease_token AND event.status = 'PROCESSING'
+        RETURNING event.event_id
+    )
+    INSERT INTO delivery_attempts (event_id, attempt_number, attempted_at, outcome, http_status, error,
+                                   duration_ms, workflow_id, run_id)
+    SELECT outcome.event_id,
+           coalesce((SELECT max(attempt_number) FROM delivery_attempts AS logged
+                     WHERE logged.event_id = outcome.event_id), 0) + 1,
+           outcome.attempted_at,
+           CASE WHEN outcome.event_id IN (SELECT event_id FROM applied) THEN outcome.outcome ELSE 'STALE' END,
+           outcome.http_status, outcome.error, outcome.duration_ms, :workflow_id, :run_id
+    FROM outcome
+    RETURNING event_id, outcome
+    """
+)
+
+
+async def record_attempts(engine: AsyncEngine, lease_token: str, attempts: list[AttemptOutcome], run: Run) -> dict[str, str]:
+    """Log `attempts` and apply their outcomes where the lease still holds: event id -> outcome as logged."""
+    if not attempts:
+        return {}
+    async with autocommit_connection(engine) as connection:
+        rows = await connection.execute(
+            _RECORD,
+            {
+                "lease_token": lease_token,
+                "event_ids": [attempt.event_id for attempt in attempts],
+                "outcomes": [attempt.outcome for attempt in attempts],
+                "retry_in": [attempt.retry_in_seconds for attempt in attempts],
+                "errors": [attempt.error for attempt in attempts],
+                "http_statuses": [attempt.http_status for attempt in attempts],
+                "attempted_at": [attempt.attempted_at for attempt in attempts],
+                "durations": [attempt.duration_ms for attempt in attempts],
+                "workflow_id": run.workflow_id,
+                "run_id": run.run_id,
+            },
+        )
+        return {str(row.event_id): row.outcome for row in rows}
