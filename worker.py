@@ -1,0 +1,75 @@
+"""The Temporal worker: wires the relay workflow to its activities and keeps the relay schedule in place.
+
+Run it as `python worker.py` or `sneaker-orders worker`.
+"""
+
+import asyncio
+import logging
+import signal
+from datetime import timedelta
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.delivery_rules import RetryPolicy
+from activities.platform import PlatformClient, create_http_client
+from activities.relay import RelayActivities
+from db.engine import create_engine
+from sneaker_orders.relay_schedule import ensure_relay_schedule
+from sneaker_orders.settings import Settings
+from workflows.relay import OrderEventsRelay
+
+log = logging.getLogger("sneaker_orders.worker")
+
+async def run_worker(settings: Settings) -> None:
+    """Serve the relay on TEMPORAL_TASK_QUEUE until SIGTERM or SIGINT."""
+    client = await Client.connect(settings.temporal_target, namespace=settings.temporal_namespace)
+    await ensure_relay_schedule(client, settings)
+    engine = create_engine(settings.database_url, pool_size=settings.database_pool_size, application_name="sneaker-orders-worker")
+    http = create_http_client(
+        transport=settings.relay_http_transport,
+        timeout_seconds=settings.relay_http_timeout_seconds,
+        max_connections=settings.relay_delivery_concurrency,
+    )
+    activities = RelayActivities(
+        engine,
+        PlatformClient(http, settings.platform_url),
+        RetryPolicy(settings.relay_max_attempts, settings.relay_backoff_base_seconds, settings.relay_backoff_max_seconds),
+        lease_seconds=settings.relay_lease_seconds,
+        delivery_concurrency=settings.relay_delivery_concurrency,
+    )
+    worker = Worker(
+        client,
+        task_queue=settings.temporal_task_queue,
+        workflows=[OrderEventsRelay],
+        activities=[activities.claim_due_events, activities.deliver_claimed_events],
+        # In-flight deliveries get this long to finish on SIGTERM/SIGINT; after that they are
+        # cancelled, record what they learnt and hand their remaining claims back.
+        graceful_shutdown_timeout=timedelta(seconds=settings.relay_shutdown_grace_seconds),
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        async with worker:
+            log.info(
+                "relaying to %s on task queue %s (schedule %s, Temporal %s)",
+                settings.platform_url, settings.temporal_task_queue, settings.relay_schedule_id, settings.temporal_target,
+            )
+            await stop.wait()
+            log.info("shutting down: in-flight deliveries get %ss to finish", settings.relay_shutdown_grace_seconds)
+    finally:
+        await http.aclose()
+        await engine.dispose()
+
+
+def main() -> None:
+    """Entry point of `python worker.py`: the same as `sneaker-orders worker`."""
+    from sneaker_orders.cli import main as cli
+
+    raise SystemExit(cli(["worker"]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Temporal workflows: they only orchestrate; every side effect is an activity."""
