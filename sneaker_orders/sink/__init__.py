@@ -1,0 +1,1 @@
+"""The demo external data platform: receives order events, dedupes them, and fails on request."""
