@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from api.metrics import RequestTiming
 from api.openapi import install_openapi
 from api.problems import install_problem_handlers
-from api.routes import health, orders, products
+from api.routes import events, health, orders, products
 from db.engine import create_engine
 from sneaker_orders.settings import Settings
 
@@ -38,6 +38,6 @@ def create_app(settings: Settings) -> FastAPI:
     install_problem_handlers(app)
     install_openapi(app)
     app.add_middleware(RequestTiming)
-    for router in (orders.router, products.router, health.router):
+    for router in (orders.router, products.router, events.router, health.router):
         app.include_router(router)
     return app

