@@ -2,9 +2,12 @@
 FROM python:3.12-slim
 WORKDIR /app
 COPY pyproject.toml constraints.txt README.md ./
+COPY worker.py ./
 COPY api ./api
+COPY activities ./activities
 COPY db ./db
 COPY sneaker_orders ./sneaker_orders
+COPY workflows ./workflows
 RUN pip install --no-cache-dir -c constraints.txt .
 USER nobody
 ENTRYPOINT ["sneaker-orders"]
