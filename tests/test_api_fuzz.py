@@ -11,6 +11,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from tests.conftest import ADMIN_TOKEN
+
 
 @pytest.fixture
 def api_schema(api_url, catalog):
@@ -24,6 +26,7 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 def test_generated_requests_never_get_a_server_error(case):
     case.call_and_validate(
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
         checks=[
             not_a_server_error,
             status_code_conformance,

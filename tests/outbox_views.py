@@ -1,0 +1,28 @@
+"""Reading the outbox and the attempt log in tests, and waiting for events to settle."""
+
+import psycopg
+from psycopg.rows import dict_row
+
+from tests.polling import wait_until
+
+
+def event_rows(db: psycopg.Connection) -> list[dict]:
+    with db.cursor(row_factory=dict_row) as cursor:
+        return cursor.execute("SELECT * FROM order_events ORDER BY id").fetchall()
+
+
+def attempts_of(db: psycopg.Connection, event_id) -> list[dict]:
+    with db.cursor(row_factory=dict_row) as cursor:
+        return cursor.execute(
+            "SELECT * FROM delivery_attempts WHERE event_id = %s ORDER BY attempt_number, id", (event_id,)
+        ).fetchall()
+
+
+def wait_for_statuses(db: psycopg.Connection, *statuses: str, timeout: float = 30) -> list[dict]:
+    """Wait until every event is in one of `statuses`; return the rows."""
+
+    def settled() -> list[dict] | None:
+        rows = event_rows(db)
+        return rows if rows and all(row["status"] in statuses for row in rows) else None
+
+    return wait_until(settled, timeout=timeout, what=f"every event to be {' or '.join(statuses)}")

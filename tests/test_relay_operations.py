@@ -1,0 +1,115 @@
+"""Operators: pause and resume the relay with the `temporal` CLI, redrive FAILED events, find the runs."""
+
+import json
+import time
+
+from sneaker_orders.cli import main as sneaker_orders
+from tests.conftest import ADMIN_TOKEN
+from tests.outbox_views import attempts_of, event_rows, wait_for_statuses
+from tests.polling import wait_until
+
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+def place(api, catalog):
+    response = api.post("/orders", json={"customer_id": "c", "items": [{"product_id": catalog.products["af1"], "quantity": 1}]})
+    assert response.status_code == 201
+    return response.json()
+
+
+def describe_schedule(relay) -> dict:
+    return json.loads(relay.temporal("schedule", "describe", "--schedule-id", relay.config.schedule_id, "-o", "json"))
+
+
+def test_a_paused_schedule_changes_no_event_and_unpausing_drains_them(api, db, catalog, sink, relay):
+    relay.start_worker()
+    relay.temporal("schedule", "toggle", "--schedule-id", relay.config.schedule_id, "--pause", "--reason", "platform maintenance")
+    wait_until(lambda: not describe_schedule(relay)["info"].get("runningWorkflows"), what="the last run to finish")
+
+    for _ in range(3):
+        place(api, catalog)
+    observed_until = time.monotonic() + 3  # three schedule intervals of the test relay
+    while time.monotonic() < observed_until:
+        assert {row["status"] for row in event_rows(db)} == {"PENDING"}
+        time.sleep(0.1)
+    assert describe_schedule(relay)["schedule"]["state"]["notes"] == "platform maintenance"
+
+    relay.temporal("schedule", "toggle", "--schedule-id", relay.config.schedule_id, "--unpause", "--reason", "back")
+
+    assert len(wait_for_statuses(db, "SENT")) == 3
+
+
+def test_a_trigger_runs_the_relay_now(api, db, catalog, sink, relay):
+    relay.start_worker()
+    relay.temporal("schedule", "toggle", "--schedule-id", relay.config.schedule_id, "--pause", "--reason", "by hand")
+    wait_until(lambda: not describe_schedule(relay)["info"].get("runningWorkflows"), what="the last run to finish")
+    place(api, catalog)
+
+    relay.temporal("schedule", "trigger", "--schedule-id", relay.config.schedule_id)
+
+    [event] = wait_for_statuses(db, "SENT")
+    runs = relay.temporal(
+        "workflow", "list", "-q", f"TemporalScheduledById='{relay.config.schedule_id}'", "-o", "json"
+    )
+    assert attempts_of(db, event["event_id"])[0]["workflow_id"] in runs
+
+
+def test_a_restarted_worker_keeps_the_schedule_paused_with_its_note(relay, sink):
+    first = relay.start_worker()
+    relay.temporal("schedule", "toggle", "--schedule-id", relay.config.schedule_id, "--pause", "--reason", "incident 42")
+    first.stop()
+
+    relay.start_worker("restarted")
+
+    state = describe_schedule(relay)["schedule"]["state"]
+    assert (state.get("paused"), state.get("notes")) == (True, "incident 42")
+    schedule = describe_schedule(relay)["schedule"]
+    assert schedule["policies"]["overlapPolicy"] == "SCHEDULE_OVERLAP_POLICY_SKIP"
+    assert schedule["spec"]["interval"] == [{"interval": "1s"}]  # RELAY_INTERVAL_SECONDS of the test relay
+    assert schedule["action"]["startWorkflow"]["taskQueue"]["name"] == relay.config.task_queue
+
+
+def test_a_failed_event_is_redriven_through_the_api_and_then_sent(api, db, catalog, sink, relay):
+    sink.set_faults(fail_next=[400])
+    relay.start_worker()
+    place(api, catalog)
+    [failed] = wait_for_statuses(db, "FAILED")
+
+    response = api.post(f"/events/{failed['event_id']}/redrive", headers=ADMIN)
+
+    assert response.status_code == 200
+    # The relay may already have claimed it again by the time the answer is written.
+    assert response.json()["status"] in ("PENDING", "PROCESSING", "SENT")
+    assert len(response.json()["redrives"]) == 1
+    [sent] = wait_for_statuses(db, "SENT")
+    detail = api.get(f"/events/{sent['event_id']}", headers=ADMIN).json()
+    assert [(a["attempt_number"], a["outcome"]) for a in detail["attempts"]] == [(1, "FAILED"), (2, "SENT")]
+    assert all(a["temporal_ui_url"].startswith("http://127.0.0.1:8233/namespaces/default/workflows/") for a in detail["attempts"])
+    assert [(r["requested_by"], r["retry_count_before"]) for r in detail["redrives"]] == [("api", 1)]
+
+
+def test_a_blocked_order_resumes_in_order_after_its_failed_event_is_redriven(api, db, catalog, sink, relay, monkeypatch, database_url):
+    sink.set_faults(fail_next=[400])
+    relay.start_worker()
+    order = place(api, catalog)
+    api.post(f"/orders/{order['order_id']}/confirm", json={"payment_id": "p", "amount": order["total"]})
+    wait_until(lambda: {r["sequence"]: r["status"] for r in event_rows(db)} == {1: "FAILED", 2: "PENDING"},
+               what="OrderCreated failed and OrderConfirmed held back")
+    monkeypatch.setenv("DATABASE_URL", database_url)
+
+    assert sneaker_orders(["events", "redrive", "--order-id", str(order["order_id"]), "--dry-run"]) == 0
+    assert {r["sequence"]: r["status"] for r in event_rows(db)} == {1: "FAILED", 2: "PENDING"}
+    assert sneaker_orders(["events", "redrive", "--order-id", str(order["order_id"])]) == 0
+
+    wait_for_statuses(db, "SENT")
+    assert [r["body"]["sequence"] for r in sink.received(str(order["order_id"]))] == [1, 2]
+
+
+def test_only_a_failed_event_can_be_redriven(api, db, catalog, sink, relay):
+    relay.start_worker()
+    place(api, catalog)
+    [sent] = wait_for_statuses(db, "SENT")
+
+    response = api.post(f"/events/{sent['event_id']}/redrive", headers=ADMIN)
+
+    assert (response.status_code, response.json()["code"]) == (409, "EVENT_NOT_FAILED")
