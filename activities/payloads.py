@@ -1,4 +1,8 @@
-"""The plain data the relay workflow and its activities exchange (and the Web UI shows)."""
+"""The plain data the relay workflow and its activities exchange (and the Web UI shows).
+
+Kept flat (strings keyed by event id) on purpose: a batch of 100 nested objects costs the worker
+more to convert than to deliver, and these values are for people reading the Web UI.
+"""
 
 from dataclasses import dataclass, field
 
@@ -9,53 +13,29 @@ class ClaimRequest:
 
     batch_size: int
     wait_seconds: float
-
-
-@dataclass
-class ClaimedEventRef:
-    """An event claimed for delivery, as the workflow sees it."""
-
-    event_id: str
-    order_id: str
-    sequence: int
-    event_type: str
-    attempt: int
+    release_expired_leases: bool = False
 
 
 @dataclass
 class ClaimedBatch:
-    """Events claimed under one lease."""
+    """Events claimed under one lease: `events` maps each event id to what it is ("OrderCreated #1 of order 42")."""
 
     lease_token: str
-    events: list[ClaimedEventRef] = field(default_factory=list)
-
-
-@dataclass
-class EventOutcome:
-    """How one attempt ended: SENT, RETRY (back to PENDING), FAILED, or STALE (lease lost, not applied)."""
-
-    event_id: str
-    order_id: str
-    sequence: int
-    event_type: str
-    attempt: int
-    outcome: str
-    http_status: int | None = None
-    error: str | None = None
+    events: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
 class DeliveryReport:
-    """Every attempt of a batch with its outcome."""
+    """How each attempt of a batch ended, by event id: "SENT 201", "RETRY 503 ...", "FAILED 422 ...", "STALE ..."."""
 
-    outcomes: list[EventOutcome] = field(default_factory=list)
+    outcomes: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
 class RelayRun:
-    """One scheduled run: relay for `window_seconds` from its scheduled time, in `lanes` parallel loops."""
+    """One scheduled run: relay in `lanes` parallel loops until just before the schedule's next tick."""
 
-    window_seconds: float
+    interval_seconds: float
     batch_size: int
     lanes: int
     max_events: int = 5000
@@ -63,7 +43,7 @@ class RelayRun:
 
 @dataclass
 class RelayReport:
-    """What a run did: every event it handled with the outcome of its attempt."""
+    """What a run did: every event it handled, with the outcome of its attempt."""
 
     batches: int = 0
-    events: list[EventOutcome] = field(default_factory=list)
+    events: dict[str, str] = field(default_factory=dict)

@@ -24,11 +24,6 @@ from workflows.relay import OrderEventsRelay
 log = logging.getLogger(__name__)
 
 
-def relay_window_seconds(interval_seconds: float) -> float:
-    """How long a run relays: it ends a little before the next tick, so that tick is not skipped as an overlap."""
-    return interval_seconds - min(0.25, interval_seconds / 10)
-
-
 def relay_schedule(settings: Settings) -> Schedule:
     """The schedule as configured (paused state aside)."""
     interval = settings.relay_interval_seconds
@@ -36,7 +31,7 @@ def relay_schedule(settings: Settings) -> Schedule:
         action=ScheduleActionStartWorkflow(
             OrderEventsRelay.run,
             RelayRun(
-                window_seconds=relay_window_seconds(interval),
+                interval_seconds=interval,
                 batch_size=settings.relay_batch_size,
                 lanes=settings.relay_lanes,
             ),

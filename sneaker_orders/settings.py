@@ -25,7 +25,7 @@ class Settings(BaseSettings):
     external_platform_url: str | None = Field(default=None, description="base URL; unset: the demo sink")
 
     relay_schedule_id: str = "order-events-relay"
-    relay_interval_seconds: float = Field(default=2.0, gt=0)
+    relay_interval_seconds: float = Field(default=5.0, gt=0)
     relay_batch_size: int = Field(default=100, ge=1, le=1000)
     relay_max_attempts: int = Field(default=10, ge=1)
     relay_backoff_base_seconds: float = Field(default=1.0, ge=0)

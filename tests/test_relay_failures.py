@@ -80,7 +80,7 @@ def test_two_workers_and_an_extra_relay_never_deliver_an_attempt_twice(api, db, 
     relay.temporal(
         "workflow", "start", "--type", "OrderEventsRelay", "--task-queue", relay.config.task_queue,
         "--workflow-id", f"{relay.config.schedule_id}-extra", "--input",
-        '{"window_seconds": 20, "batch_size": 5, "lanes": 3, "max_events": 5000}',
+        '{"interval_seconds": 20, "batch_size": 5, "lanes": 3, "max_events": 5000}',
     )
     place_orders(api, catalog, 40)
 

@@ -29,7 +29,6 @@ class ClaimedEvent:
     aggregate_id: str
     sequence: int
     event_type: str
-    retry_count: int
 
 
 # Due events, oldest first, none of which has an earlier event of its order still unsent: that is
@@ -55,7 +54,7 @@ _CLAIM = text(
         lease_expires_at = now() + make_interval(secs => :lease_seconds),
         claimed_by_workflow_id = :workflow_id, claimed_by_run_id = :run_id
     FROM due WHERE event.id = due.id
-    RETURNING event.id, event.event_id, event.aggregate_id, event.sequence, event.event_type, event.retry_count
+    RETURNING event.id, event.event_id, event.aggregate_id, event.sequence, event.event_type
     """
 )
 
@@ -110,7 +109,7 @@ async def claim_due_events(engine: AsyncEngine, claim: Claim) -> tuple[str, list
             },
         )
         events = [
-            ClaimedEvent(row.id, str(row.event_id), row.aggregate_id, row.sequence, row.event_type, row.retry_count)
+            ClaimedEvent(row.id, str(row.event_id), row.aggregate_id, row.sequence, row.event_type)
             for row in rows
         ]
     return str(lease_token), sorted(events, key=lambda event: event.id)
@@ -118,7 +117,7 @@ async def claim_due_events(engine: AsyncEngine, claim: Claim) -> tuple[str, list
 
 @dataclass(frozen=True)
 class LeasedEvent:
-    """An event still leased to a batch, with what the platform is sent."""
+    """An event still leased to a batch: what the platform is sent, and which attempt this is."""
 
     event_id: str
     event_type: str
@@ -127,11 +126,13 @@ class LeasedEvent:
     sequence: int
     occurred_at: datetime
     payload: dict
+    attempt: int
 
 
 _STILL_LEASED = text(
     """
-    SELECT event_id, event_type, aggregate_type, aggregate_id, sequence, created_at AS occurred_at, payload
+    SELECT event_id, event_type, aggregate_type, aggregate_id, sequence, created_at AS occurred_at, payload,
+           retry_count + 1 AS attempt
     FROM order_events
     WHERE lease_token = :lease_token AND status = 'PROCESSING' AND lease_expires_at > now()
     ORDER BY id
