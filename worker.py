@@ -46,6 +46,9 @@ async def run_worker(settings: Settings) -> None:
         # In-flight deliveries get this long to finish on SIGTERM/SIGINT; after that they are
         # cancelled, record what they learnt and hand their remaining claims back.
         graceful_shutdown_timeout=timedelta(seconds=settings.relay_shutdown_grace_seconds),
+        # A run whose worker went away waits this long before another worker takes it over; while it
+        # waits, it holds the schedule (overlap SKIP). The default (10 s) stalls relaying for that long.
+        sticky_queue_schedule_to_start_timeout=timedelta(seconds=2),
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

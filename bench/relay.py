@@ -36,6 +36,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=20_000, help="backlog to drain")
     parser.add_argument("--rate", type=float, default=100, help="orders per second of the steady load")
     parser.add_argument("--seconds", type=float, default=20, help="length of the steady load")
+    parser.add_argument("--warm-up", type=float, default=10, help="steady load before measuring (not counted)")
     parser.add_argument("--transport", choices=["aiohttp", "httpx", "both"], default="aiohttp")
     args = parser.parse_args()
     transports = ["aiohttp", "httpx"] if args.transport == "both" else [args.transport]
@@ -114,11 +115,13 @@ def _steady(url, sink, env, args, api_port, scratch_dir, processes) -> dict:
     processes.append(_start(["api", "--port", str(api_port)], env, scratch_dir / "api.log"))
     base = f"http://127.0.0.1:{api_port}"
     _wait_http(f"{base}/readyz")
+    asyncio.run(_place_at_rate(base, product, args.rate, args.warm_up, prefix="warm-up"))
+    httpx.post(f"{sink}/reset").raise_for_status()  # from here on, steady state is measured
     placed = asyncio.run(_place_at_rate(base, product, args.rate, args.seconds))
     deadline = time.monotonic() + 60
     while httpx.get(f"{sink}/stats").json()["received"] < placed and time.monotonic() < deadline:
         time.sleep(0.2)
-    received = httpx.get(f"{sink}/events").json()
+    received = [event for event in httpx.get(f"{sink}/events").json() if event["body"]["payload"]["customer_id"].startswith("steady-")]
     latencies = sorted(
         1000 * (event["received_at"] - _epoch(event["body"]["occurred_at"])) for event in received
     )
@@ -135,7 +138,7 @@ def _steady(url, sink, env, args, api_port, scratch_dir, processes) -> dict:
     }
 
 
-async def _place_at_rate(base: str, product: int, rate: float, seconds: float) -> int:
+async def _place_at_rate(base: str, product: int, rate: float, seconds: float, prefix: str = "steady") -> int:
     """Send one order every 1/rate seconds (open loop); the number placed.
 
     aiohttp rather than httpx here: the load generator shares the two cores with what it measures,
@@ -146,7 +149,7 @@ async def _place_at_rate(base: str, product: int, rate: float, seconds: float) -
     interval = 1 / rate
     async with aiohttp.ClientSession(base) as client:
         async def place(number: int) -> bool:
-            body = {"customer_id": f"steady-{number}", "items": [{"product_id": product, "quantity": 1}]}
+            body = {"customer_id": f"{prefix}-{number}", "items": [{"product_id": product, "quantity": 1}]}
             async with client.post("/orders", json=body) as response:
                 return response.status == 201
 
