@@ -1,22 +1,9 @@
 """Concurrent buyers: no oversell, no coupon over-use, no deadlock turned into a 5xx."""
 
-import asyncio
 from collections import Counter
 
-import httpx
-
 from tests.catalog import count_rows, stock_of, used_count_of
-
-
-def place_concurrently(api_url: str, bodies: list[dict]) -> list[httpx.Response]:
-    """Send every body at once (one connection each) and return the responses in order."""
-
-    async def send_all() -> list[httpx.Response]:
-        limits = httpx.Limits(max_connections=len(bodies))
-        async with httpx.AsyncClient(base_url=api_url, timeout=60, limits=limits) as client:
-            return await asyncio.gather(*(client.post("/orders", json=body) for body in bodies))
-
-    return asyncio.run(send_all())
+from tests.concurrent_orders import place_concurrently
 
 
 def test_fifty_buyers_of_ten_pairs_get_exactly_ten_orders(api_url, db, catalog):

@@ -7,6 +7,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from sneaker_orders.local_temporal import TEMPORAL_BINARY
 from tests.outbox_views import attempts_of, event_rows, wait_for_statuses
+from tests.concurrent_orders import place_concurrently
 from tests.polling import wait_until
 
 
@@ -73,7 +74,8 @@ def test_deliveries_cut_off_by_a_short_shutdown_hand_their_claims_back(api, db, 
     wait_for_statuses(db, "SENT")
 
 
-def test_two_workers_and_an_extra_relay_never_deliver_an_attempt_twice(api, db, catalog, sink, relay):
+def test_two_workers_and_an_extra_relay_never_deliver_an_attempt_twice(api_url, db, catalog, sink, relay):
+    sink.set_faults(delay_ms=100)
     relay.config.extra["RELAY_BATCH_SIZE"] = "5"
     relay.start_worker("one")
     relay.start_worker("two")
@@ -82,8 +84,11 @@ def test_two_workers_and_an_extra_relay_never_deliver_an_attempt_twice(api, db, 
         "--workflow-id", f"{relay.config.schedule_id}-extra", "--input",
         '{"interval_seconds": 20, "batch_size": 5, "lanes": 3, "max_events": 5000}',
     )
-    place_orders(api, catalog, 40)
 
+    # Forty orders at once, delivered in batches of five and answered slowly: the relays claim side by side.
+    products = [catalog.products[name] for name in ("af1", "dunk", "samba")]
+    bodies = [{"customer_id": f"c-{n}", "items": [{"product_id": products[n % 3], "quantity": 1}]} for n in range(40)]
+    assert {response.status_code for response in place_concurrently(api_url, bodies)} == {201}
     rows = wait_for_statuses(db, "SENT", timeout=60)
 
     assert len(rows) == 40
