@@ -9,10 +9,13 @@ run: $(VENV)/.installed-run
 	$(BIN)/sneaker-orders run
 
 test: $(VENV)/.installed-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/pytest
 
 bench: $(VENV)/.installed-run
 	$(BIN)/python bench/orders.py
+	$(BIN)/python bench/relay.py
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)

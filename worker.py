@@ -21,11 +21,14 @@ from workflows.relay import OrderEventsRelay
 
 log = logging.getLogger("sneaker_orders.worker")
 
+
 async def run_worker(settings: Settings) -> None:
     """Serve the relay on TEMPORAL_TASK_QUEUE until SIGTERM or SIGINT."""
     client = await Client.connect(settings.temporal_target, namespace=settings.temporal_namespace)
     await ensure_relay_schedule(client, settings)
-    engine = create_engine(settings.database_url, pool_size=settings.database_pool_size, application_name="sneaker-orders-worker")
+    engine = create_engine(
+        settings.database_url, pool_size=settings.database_pool_size, application_name="sneaker-orders-worker"
+    )
     http = create_http_client(
         transport=settings.relay_http_transport,
         timeout_seconds=settings.relay_http_timeout_seconds,
@@ -34,7 +37,9 @@ async def run_worker(settings: Settings) -> None:
     activities = RelayActivities(
         engine,
         PlatformClient(http, settings.platform_url),
-        RetryPolicy(settings.relay_max_attempts, settings.relay_backoff_base_seconds, settings.relay_backoff_max_seconds),
+        RetryPolicy(
+            settings.relay_max_attempts, settings.relay_backoff_base_seconds, settings.relay_backoff_max_seconds
+        ),
         lease_seconds=settings.relay_lease_seconds,
         delivery_concurrency=settings.relay_delivery_concurrency,
     )
@@ -58,7 +63,10 @@ async def run_worker(settings: Settings) -> None:
         async with worker:
             log.info(
                 "relaying to %s on task queue %s (schedule %s, Temporal %s)",
-                settings.platform_url, settings.temporal_task_queue, settings.relay_schedule_id, settings.temporal_target,
+                settings.platform_url,
+                settings.temporal_task_queue,
+                settings.relay_schedule_id,
+                settings.temporal_target,
             )
             await stop.wait()
             log.info("shutting down: in-flight deliveries get %ss to finish", settings.relay_shutdown_grace_seconds)

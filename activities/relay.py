@@ -91,7 +91,7 @@ class RelayActivities:
         info = activity.info()
         logged = await record_attempts(self._engine, lease_token, attempts, Run(info.workflow_id, info.workflow_run_id))
         report = DeliveryReport()
-        for (event, _), attempt in zip(facts, attempts):
+        for (event, _), attempt in zip(facts, attempts, strict=True):
             outcome = logged[attempt.event_id]
             report.outcomes[event.event_id] = " ".join(
                 part for part in (outcome, str(attempt.http_status or ""), attempt.error or "") if part
@@ -99,8 +99,13 @@ class RelayActivities:
             if outcome != "SENT":
                 log.info(
                     "event %s (%s #%d of order %s, attempt %d): %s %s",
-                    event.event_id, event.event_type, event.sequence, event.aggregate_id, event.attempt,
-                    outcome, attempt.error or "",
+                    event.event_id,
+                    event.event_type,
+                    event.sequence,
+                    event.aggregate_id,
+                    event.attempt,
+                    outcome,
+                    attempt.error or "",
                 )
         return report
 

@@ -12,7 +12,6 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.metrics import PROBLEMS
-from db.outbox.operations import EventNotFailed, EventNotFound, OutboxError
 from db.orders.errors import (
     IdempotencyKeyInFlight,
     IdempotencyKeyReused,
@@ -22,6 +21,7 @@ from db.orders.errors import (
     OrderNotFound,
     OrderRejected,
 )
+from db.outbox.operations import EventNotFailed, EventNotFound, OutboxError
 
 log = logging.getLogger(__name__)
 

@@ -60,12 +60,12 @@ end
 def _with_wrk(base_url, product_ids, connections, seconds, customer_prefix) -> LoadResult:
     with tempfile.TemporaryDirectory() as scratch:
         script = Path(scratch) / "orders.lua"
-        script.write_text(
-            _WRK_SCRIPT % {"products": ",".join(map(str, product_ids)), "prefix": customer_prefix}
-        )
+        script.write_text(_WRK_SCRIPT % {"products": ",".join(map(str, product_ids)), "prefix": customer_prefix})
         output = subprocess.run(
             ["wrk", "-t2", f"-c{connections}", f"-d{max(1, round(seconds))}s", "-s", str(script), base_url],
-            check=True, capture_output=True, text=True,
+            check=True,
+            capture_output=True,
+            text=True,
         ).stdout
     requests, duration, p50, p99, non_2xx = re.search(r"RESULT (\S+) (\S+) (\S+) (\S+) (\S+)", output).groups()
     statuses = {"2xx": int(requests) - int(non_2xx), "other": int(non_2xx)}
@@ -86,11 +86,14 @@ def _with_aiohttp(base_url, product_ids, connections, seconds, customer_prefix) 
                 sent = 0
                 while time.perf_counter() < deadline:
                     sent += 1
-                    body = {"customer_id": f"{customer_prefix}-{number}-{sent}",
-                            "items": [{"product_id": random.choice(product_ids), "quantity": 1}]}
+                    body = {
+                        "customer_id": f"{customer_prefix}-{number}-{sent}",
+                        "items": [{"product_id": random.choice(product_ids), "quantity": 1}],
+                    }
                     started = time.perf_counter()
-                    async with session.post("/orders", data=json.dumps(body),
-                                            headers={"Content-Type": "application/json"}) as response:
+                    async with session.post(
+                        "/orders", data=json.dumps(body), headers={"Content-Type": "application/json"}
+                    ) as response:
                         await response.read()
                     latencies.append(time.perf_counter() - started)
                     key = f"{response.status // 100}xx"
@@ -100,7 +103,13 @@ def _with_aiohttp(base_url, product_ids, connections, seconds, customer_prefix) 
             await asyncio.gather(*(client(number) for number in range(connections)))
             elapsed = time.perf_counter() - started
         latencies.sort()
-        return LoadResult("aiohttp", len(latencies), elapsed, 1000 * latencies[len(latencies) // 2],
-                          1000 * latencies[int(len(latencies) * 0.99)], statuses)
+        return LoadResult(
+            "aiohttp",
+            len(latencies),
+            elapsed,
+            1000 * latencies[len(latencies) // 2],
+            1000 * latencies[int(len(latencies) * 0.99)],
+            statuses,
+        )
 
     return asyncio.run(run())

@@ -30,10 +30,20 @@ from db.migrate import upgrade_to_newest  # noqa: E402
 from sneaker_orders.local_postgres import start_embedded_postgres  # noqa: E402
 
 PAYLOAD = json.dumps(
-    {"order_id": 0, "status": "CREATED", "customer_id": "bench", "coupon_id": None, "subtotal": 139000,
-     "discount": 0, "total": 139000, "created_at": "2026-11-25T00:00:00Z", "payment_id": None,
-     "confirmed_at": None, "cancelled_at": None,
-     "items": [{"product_id": 1, "quantity": 1, "unit_price": 139000, "line_total": 139000}]}
+    {
+        "order_id": 0,
+        "status": "CREATED",
+        "customer_id": "bench",
+        "coupon_id": None,
+        "subtotal": 139000,
+        "discount": 0,
+        "total": 139000,
+        "created_at": "2026-11-25T00:00:00Z",
+        "payment_id": None,
+        "confirmed_at": None,
+        "cancelled_at": None,
+        "items": [{"product_id": 1, "quantity": 1, "unit_price": 139000, "line_total": 139000}],
+    }
 )
 
 
@@ -140,9 +150,28 @@ def _pgbench(url: str, transaction: str, product_ids: list[int], args, scratch: 
     script.write_text(f"\\set pid random({first}, {last})\n" + transaction)
     params = psycopg.conninfo.conninfo_to_dict(_libpq(url))
     command = [
-        str(POSTGRES_BIN_PATH / "pgbench"), "-n", "-M", "prepared", "-c", str(args.clients), "-j", "2",
-        "-T", str(int(args.seconds)), "-f", str(script), "-l", "--log-prefix", str(logs / "tx"),
-        "-h", params["host"], "-p", str(params.get("port", 5432)), "-U", params["user"], params["dbname"],
+        str(POSTGRES_BIN_PATH / "pgbench"),
+        "-n",
+        "-M",
+        "prepared",
+        "-c",
+        str(args.clients),
+        "-j",
+        "2",
+        "-T",
+        str(int(args.seconds)),
+        "-f",
+        str(script),
+        "-l",
+        "--log-prefix",
+        str(logs / "tx"),
+        "-h",
+        params["host"],
+        "-p",
+        str(params.get("port", 5432)),
+        "-U",
+        params["user"],
+        params["dbname"],
     ]
     finished = subprocess.run(command, capture_output=True, text=True, cwd=scratch)
     if finished.returncode != 0:
@@ -158,7 +187,9 @@ def _measure_api(url: str, mixes: dict[str, list[int]], args) -> dict:
     env = {**os.environ, "DATABASE_URL": url, "DATABASE_POOL_SIZE": str(args.pool_size)}
     api = subprocess.Popen(
         [sys.executable, "-m", "sneaker_orders.cli", "api", "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     base_url = f"http://127.0.0.1:{port}"
     try:

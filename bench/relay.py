@@ -121,10 +121,12 @@ def _steady(url, sink, env, args, api_port, scratch_dir, processes) -> dict:
     deadline = time.monotonic() + 60
     while httpx.get(f"{sink}/stats").json()["received"] < placed and time.monotonic() < deadline:
         time.sleep(0.2)
-    received = [event for event in httpx.get(f"{sink}/events").json() if event["body"]["payload"]["customer_id"].startswith("steady-")]
-    latencies = sorted(
-        1000 * (event["received_at"] - _epoch(event["body"]["occurred_at"])) for event in received
-    )
+    received = [
+        event
+        for event in httpx.get(f"{sink}/events").json()
+        if event["body"]["payload"]["customer_id"].startswith("steady-")
+    ]
+    latencies = sorted(1000 * (event["received_at"] - _epoch(event["body"]["occurred_at"])) for event in received)
     return {
         "target_orders_per_s": args.rate,
         "orders_placed": placed,
@@ -148,6 +150,7 @@ async def _place_at_rate(base: str, product: int, rate: float, seconds: float, p
 
     interval = 1 / rate
     async with aiohttp.ClientSession(base) as client:
+
         async def place(number: int) -> bool:
             body = {"customer_id": f"{prefix}-{number}", "items": [{"product_id": product, "quantity": 1}]}
             async with client.post("/orders", json=body) as response:
@@ -169,7 +172,10 @@ def _reset(url: str, sink: str) -> None:
 
 def _start(arguments: list[str], env: dict, log: Path) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "sneaker_orders.cli", *arguments], env=env, stdout=log.open("w"), stderr=subprocess.STDOUT
+        [sys.executable, "-m", "sneaker_orders.cli", *arguments],
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
     )
 
 

@@ -76,7 +76,8 @@ async def _show(engine, settings: Settings, args: argparse.Namespace) -> int:
         print(json.dumps(asdict(detail), default=str, indent=2))
         return 0
     event = detail.event
-    print(f"event      {event.event_id}  {event.event_type} #{event.sequence} of {event.aggregate_type} {event.aggregate_id}")
+    print(f"event      {event.event_id}  {event.event_type} #{event.sequence}")
+    print(f"of         {event.aggregate_type} {event.aggregate_id}")
     print(f"status     {event.status}, {event.retry_count} failed attempts, next attempt at {event.next_attempt_at}")
     print(f"created    {event.created_at}   sent {event.sent_at or '-'}")
     if event.last_error:

@@ -18,10 +18,19 @@ def start_temporal_dev_server(data_dir: Path, *, port: int, ui_port: int) -> sub
     data_dir.mkdir(parents=True, exist_ok=True)
     process = subprocess.Popen(
         [
-            str(TEMPORAL_BINARY), "server", "start-dev",
-            "--db-filename", str(data_dir.resolve() / "temporal.db"),
-            "--ip", "127.0.0.1", "--port", str(port), "--ui-port", str(ui_port),
-            "--log-level", "error",
+            str(TEMPORAL_BINARY),
+            "server",
+            "start-dev",
+            "--db-filename",
+            str(data_dir.resolve() / "temporal.db"),
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--ui-port",
+            str(ui_port),
+            "--log-level",
+            "error",
         ],
         start_new_session=True,  # Ctrl-C reaches the supervisor, which stops it last
     )

@@ -65,7 +65,9 @@ def run_everything(settings: Settings) -> int:
 def _announce(settings: Settings) -> None:
     log.info(
         "sneaker-orders is up: API http://127.0.0.1:%d/docs | Temporal Web UI %s | platform %s | Ctrl-C stops it all",
-        API_PORT, settings.temporal_ui_url, settings.platform_url,
+        API_PORT,
+        settings.temporal_ui_url,
+        settings.platform_url,
     )
 
 

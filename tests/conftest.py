@@ -3,7 +3,6 @@
 import httpx
 import psycopg
 import pytest
-
 from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app

@@ -7,7 +7,9 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def wait_until(condition: Callable[[], T], *, timeout: float = 10, interval: float = 0.02, what: str = "condition") -> T:
+def wait_until(
+    condition: Callable[[], T], *, timeout: float = 10, interval: float = 0.02, what: str = "condition"
+) -> T:
     """Poll `condition` until it returns something truthy (and return it); fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:

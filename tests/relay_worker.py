@@ -60,13 +60,16 @@ class WorkerProcess:
         self._log = self.log_path.open("w")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "sneaker_orders.cli", "worker"],
-            env=config.environment(), stdout=self._log, stderr=subprocess.STDOUT,
+            env=config.environment(),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
         )
 
     def wait_until_serving(self, timeout: float = 30) -> None:
         wait_until(
             lambda: "relaying to" in self.log_path.read_text() or self.process.poll() is not None,
-            timeout=timeout, what="the worker to start",
+            timeout=timeout,
+            what="the worker to start",
         )
         assert self.process.poll() is None, f"worker exited:\n{self.log_path.read_text()}"
 
@@ -108,7 +111,9 @@ class Relay:
         """Run the real `temporal` CLI against this test's server, as an operator would."""
         finished = subprocess.run(
             [str(TEMPORAL_BINARY), *args, "--address", self.config.temporal_address],
-            capture_output=True, text=True, timeout=60,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         assert finished.returncode == 0, finished.stderr
         return finished.stdout
@@ -117,7 +122,15 @@ class Relay:
         for worker in self.workers:
             worker.stop()
         subprocess.run(
-            [str(TEMPORAL_BINARY), "schedule", "delete", "--schedule-id", self.config.schedule_id,
-             "--address", self.config.temporal_address],
-            capture_output=True, timeout=60,
+            [
+                str(TEMPORAL_BINARY),
+                "schedule",
+                "delete",
+                "--schedule-id",
+                self.config.schedule_id,
+                "--address",
+                self.config.temporal_address,
+            ],
+            capture_output=True,
+            timeout=60,
         )

@@ -38,7 +38,9 @@ def test_the_demo_catalog_is_worth_looking_at():
     active = [p for p in demo.products if p.active]
     assert len(demo.products) >= 30
     assert len({p.name for p in demo.products}) >= 8
-    assert all(len({p.size for p in demo.products if p.name == name}) >= 3 for name in {p.name for p in active if p.stock > 5})
+    assert all(
+        len({p.size for p in demo.products if p.name == name}) >= 3 for name in {p.name for p in active if p.stock > 5}
+    )
     assert any(p.stock <= 3 and p.active for p in demo.products), "a scarce limited drop"
     assert any(not p.active for p in demo.products)
     kinds = {c.code: c for c in demo.coupons}
@@ -75,8 +77,23 @@ def test_a_catalog_file_upserts_by_sku_and_code(cli_database, db, tmp_path):
         json.dumps(
             {
                 "products": [
-                    {"sku": "NK-AF1-07-WHT-270", "name": "AF1 restock", "brand": "Nike", "size": "270", "price": 149000, "stock": 99},
-                    {"sku": "NEW-SKU-1", "name": "New", "brand": "Brand", "size": "255", "price": 1000, "stock": 1, "active": False},
+                    {
+                        "sku": "NK-AF1-07-WHT-270",
+                        "name": "AF1 restock",
+                        "brand": "Nike",
+                        "size": "270",
+                        "price": 149000,
+                        "stock": 99,
+                    },
+                    {
+                        "sku": "NEW-SKU-1",
+                        "name": "New",
+                        "brand": "Brand",
+                        "size": "255",
+                        "price": 1000,
+                        "stock": 1,
+                        "active": False,
+                    },
                 ],
                 "coupons": [
                     {"code": "WELCOME5000", "discount_type": "FIXED", "discount_value": 7000, "min_order_amount": 0},
@@ -102,11 +119,37 @@ def test_a_catalog_file_upserts_by_sku_and_code(cli_database, db, tmp_path):
     [
         ({"products": [{"sku": "A", "name": "n", "brand": "b", "size": 270, "price": 1, "stock": 1}]}, "size"),
         ({"products": [{"sku": "A", "name": "n", "brand": "b", "size": "1", "price": -1, "stock": 1}]}, "price"),
-        ({"products": [{"sku": "A", "name": "n", "brand": "b", "size": "1", "price": 1, "stock": 1, "colour": "red"}]}, "colour"),
+        (
+            {
+                "products": [
+                    {"sku": "A", "name": "n", "brand": "b", "size": "1", "price": 1, "stock": 1, "colour": "red"}
+                ]
+            },
+            "colour",
+        ),
         ({"coupons": [{"code": "P", "discount_type": "PERCENT", "discount_value": 101, "min_order_amount": 0}]}, "100"),
-        ({"coupons": [{"code": "P", "discount_type": "HALF", "discount_value": 1, "min_order_amount": 0}]}, "discount_type"),
-        ({"coupons": [{"code": "P", "discount_type": "FIXED", "discount_value": 1, "min_order_amount": 0, "expires_at": "2026-01-01T00:00:00"}]}, "timezone"),
-        ({"products": [{"sku": "A", "name": "n", "brand": "b", "size": "1", "price": 1, "stock": 1}] * 2}, "more than once"),
+        (
+            {"coupons": [{"code": "P", "discount_type": "HALF", "discount_value": 1, "min_order_amount": 0}]},
+            "discount_type",
+        ),
+        (
+            {
+                "coupons": [
+                    {
+                        "code": "P",
+                        "discount_type": "FIXED",
+                        "discount_value": 1,
+                        "min_order_amount": 0,
+                        "expires_at": "2026-01-01T00:00:00",
+                    }
+                ]
+            },
+            "timezone",
+        ),
+        (
+            {"products": [{"sku": "A", "name": "n", "brand": "b", "size": "1", "price": 1, "stock": 1}] * 2},
+            "more than once",
+        ),
         ("not json", "json"),
     ],
 )
@@ -131,7 +174,19 @@ def test_a_coupon_limit_below_its_uses_is_refused_by_the_database(cli_database, 
     before = snapshot(db)
     catalog_file = tmp_path / "catalog.json"
     catalog_file.write_text(
-        json.dumps({"coupons": [{"code": "SNEAKER10", "discount_type": "PERCENT", "discount_value": 10, "min_order_amount": 0, "usage_limit": 2}]})
+        json.dumps(
+            {
+                "coupons": [
+                    {
+                        "code": "SNEAKER10",
+                        "discount_type": "PERCENT",
+                        "discount_value": 10,
+                        "min_order_amount": 0,
+                        "usage_limit": 2,
+                    }
+                ]
+            }
+        )
     )
 
     assert main(["seed", str(catalog_file)]) == 2

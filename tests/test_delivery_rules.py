@@ -16,10 +16,24 @@ POLICY = RetryPolicy(max_attempts=10, backoff_base_seconds=1, backoff_max_second
 @pytest.mark.parametrize(
     ("status", "verdict"),
     [
-        (200, "SENT"), (201, "SENT"), (204, "SENT"), (409, "SENT"),
-        (408, "RETRY"), (425, "RETRY"), (429, "RETRY"), (500, "RETRY"), (502, "RETRY"), (503, "RETRY"), (504, "RETRY"),
+        (200, "SENT"),
+        (201, "SENT"),
+        (204, "SENT"),
+        (409, "SENT"),
+        (408, "RETRY"),
+        (425, "RETRY"),
+        (429, "RETRY"),
+        (500, "RETRY"),
+        (502, "RETRY"),
+        (503, "RETRY"),
+        (504, "RETRY"),
         (None, "RETRY"),
-        (400, "FAILED"), (401, "FAILED"), (403, "FAILED"), (404, "FAILED"), (410, "FAILED"), (422, "FAILED"),
+        (400, "FAILED"),
+        (401, "FAILED"),
+        (403, "FAILED"),
+        (404, "FAILED"),
+        (410, "FAILED"),
+        (422, "FAILED"),
     ],
 )
 def test_each_answer_has_the_verdict_of_the_contract(status, verdict):

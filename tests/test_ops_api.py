@@ -21,7 +21,8 @@ def place(api, catalog, quantity=1):
 
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {ADMIN_TOKEN}"}])
 @pytest.mark.parametrize(
-    ("method", "path"), [("GET", "/events"), ("GET", f"/events/{uuid.uuid4()}"), ("POST", f"/events/{uuid.uuid4()}/redrive")]
+    ("method", "path"),
+    [("GET", "/events"), ("GET", f"/events/{uuid.uuid4()}"), ("POST", f"/events/{uuid.uuid4()}/redrive")],
 )
 def test_the_ops_endpoints_refuse_requests_without_the_token(api, catalog, headers, method, path):
     response = api.request(method, path, headers=headers)
@@ -49,7 +50,8 @@ def test_events_are_listed_newest_first_and_filtered(api, catalog):
     pending = api.get("/events", params={"status": "PENDING", "limit": 2}, headers=ADMIN).json()
 
     assert [(e["aggregate_id"], e["event_type"]) for e in events] == [
-        (str(second["order_id"]), "OrderConfirmed"), (str(second["order_id"]), "OrderCreated"),
+        (str(second["order_id"]), "OrderConfirmed"),
+        (str(second["order_id"]), "OrderCreated"),
         (str(first["order_id"]), "OrderCreated"),
     ]
     assert [e["aggregate_id"] for e in mine] == [str(first["order_id"])]

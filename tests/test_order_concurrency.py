@@ -23,7 +23,11 @@ def test_fifty_buyers_of_ten_pairs_get_exactly_ten_orders(api_url, db, catalog):
 def test_a_coupon_limited_to_five_uses_is_used_five_times_by_twenty_orders(api_url, db, catalog):
     coupon = catalog.coupons["five_uses"]
     bodies = [
-        {"customer_id": f"buyer-{n}", "items": [{"product_id": catalog.products["af1"], "quantity": 1}], "coupon_id": coupon}
+        {
+            "customer_id": f"buyer-{n}",
+            "items": [{"product_id": catalog.products["af1"], "quantity": 1}],
+            "coupon_id": coupon,
+        }
         for n in range(20)
     ]
 

@@ -40,7 +40,9 @@ def test_a_price_changed_after_the_decision_is_charged_at_the_new_price(database
     af1 = catalog.products["af1"]
     request = PlaceOrder("customer-1", [OrderLine(af1, 2)])
 
-    placed = place_after_a_change(database_url, request, f"UPDATE products SET price = 149000 WHERE id = {af1}", monkeypatch)
+    placed = place_after_a_change(
+        database_url, request, f"UPDATE products SET price = 149000 WHERE id = {af1}", monkeypatch
+    )
 
     assert placed.order.items[0].unit_price == 149000
     assert placed.order.total == 298000
@@ -78,7 +80,9 @@ def test_the_last_use_of_a_coupon_taken_after_the_decision_is_not_used_twice(dat
     request = PlaceOrder("customer-1", [OrderLine(catalog.products["af1"], 1)], coupon_id=coupon)
 
     with pytest.raises(CouponExhausted):
-        place_after_a_change(database_url, request, f"UPDATE coupons SET used_count = 5 WHERE id = {coupon}", monkeypatch)
+        place_after_a_change(
+            database_url, request, f"UPDATE coupons SET used_count = 5 WHERE id = {coupon}", monkeypatch
+        )
 
     assert used_count_of(db, coupon) == 5
     assert count_rows(db, "orders") == 0

@@ -59,14 +59,19 @@ def test_a_coupon_discount_is_applied_and_its_use_counted(api, db, catalog, coup
 
     assert response.status_code == 201
     order = response.json()
-    assert (order["coupon_id"], order["discount"], order["total"]) == (coupon_id, discount, 139000 * quantity - discount)
+    assert (order["coupon_id"], order["discount"], order["total"]) == (
+        coupon_id,
+        discount,
+        139000 * quantity - discount,
+    )
     assert used_count_of(db, coupon_id) == 1
 
 
 def test_a_percent_discount_rounds_down_to_the_won(api, db):
     reset_database(db)
     product = db.execute(
-        "INSERT INTO products (sku, name, brand, size, price, stock) VALUES ('ODD', 'odd', 'x', '1', 9999, 5) RETURNING id"
+        "INSERT INTO products (sku, name, brand, size, price, stock)"
+        " VALUES ('ODD', 'odd', 'x', '1', 9999, 5) RETURNING id"
     ).fetchone()[0]
     coupon = db.execute(
         "INSERT INTO coupons (code, discount_type, discount_value, min_order_amount) VALUES ('P15', 'PERCENT', 15, 0)"
@@ -129,7 +134,9 @@ def test_a_failure_inside_the_transaction_rolls_everything_back(api, db, catalog
         "CREATE FUNCTION fail_for_test() RETURNS trigger LANGUAGE plpgsql AS"
         " $$ BEGIN RAISE EXCEPTION 'injected failure on %', TG_TABLE_NAME; END $$"
     )
-    db.execute(f"CREATE TRIGGER fail_for_test {timing} ON {failing_table} FOR EACH ROW EXECUTE FUNCTION fail_for_test()")
+    db.execute(
+        f"CREATE TRIGGER fail_for_test {timing} ON {failing_table} FOR EACH ROW EXECUTE FUNCTION fail_for_test()"
+    )
     try:
         before = snapshot(db)
         response = place(

@@ -14,8 +14,18 @@ NOW = datetime(2026, 11, 25, tzinfo=UTC)
 
 def coupon(**terms) -> CouponTerms:
     defaults = dict(
-        id=1, code="C", discount_type="FIXED", discount_value=1000, max_discount=None, min_order_amount=0,
-        starts_at=None, expires_at=None, usage_limit=None, used_count=0, active=True, updated_at=NOW,
+        id=1,
+        code="C",
+        discount_type="FIXED",
+        discount_value=1000,
+        max_discount=None,
+        min_order_amount=0,
+        starts_at=None,
+        expires_at=None,
+        usage_limit=None,
+        used_count=0,
+        active=True,
+        updated_at=NOW,
     )
     return CouponTerms(**{**defaults, **terms})
 

@@ -8,7 +8,8 @@ from tests.outbox_views import attempts_of, event_rows, wait_for_statuses
 
 def place(api, catalog, product="af1", quantity=1):
     response = api.post(
-        "/orders", json={"customer_id": "customer-1", "items": [{"product_id": catalog.products[product], "quantity": quantity}]}
+        "/orders",
+        json={"customer_id": "customer-1", "items": [{"product_id": catalog.products[product], "quantity": quantity}]},
     )
     assert response.status_code == 201
     return response.json()
@@ -25,7 +26,10 @@ def test_a_placed_order_reaches_the_platform_once_with_its_key_and_body(api, db,
     assert received["deliveries"] == 1
     body = received["body"]
     assert {key: body[key] for key in ("event_type", "aggregate_type", "aggregate_id", "sequence")} == {
-        "event_type": "OrderCreated", "aggregate_type": "order", "aggregate_id": str(order["order_id"]), "sequence": 1,
+        "event_type": "OrderCreated",
+        "aggregate_type": "order",
+        "aggregate_id": str(order["order_id"]),
+        "sequence": 1,
     }
     assert datetime.fromisoformat(body["occurred_at"]) == event["created_at"]
     assert body["payload"] == order == api.get(f"/orders/{order['order_id']}").json()
@@ -46,7 +50,9 @@ def test_server_errors_are_retried_with_every_attempt_kept_until_sent(api, db, c
     assert event["retry_count"] == 2
     attempts = attempts_of(db, event["event_id"])
     assert [(a["attempt_number"], a["outcome"], a["http_status"]) for a in attempts] == [
-        (1, "RETRY", 500), (2, "RETRY", 503), (3, "SENT", 201),
+        (1, "RETRY", 500),
+        (2, "RETRY", 503),
+        (3, "SENT", 201),
     ]
     assert "HTTP 500" in attempts[0]["error"]
     assert len(sink.received()) == 1
@@ -113,7 +119,8 @@ def test_events_of_one_order_arrive_in_order_even_when_the_first_delivery_failed
 
     received = sink.received(str(order["order_id"]))
     assert [(r["body"]["event_type"], r["body"]["sequence"]) for r in received] == [
-        ("OrderCreated", 1), ("OrderConfirmed", 2),
+        ("OrderCreated", 1),
+        ("OrderConfirmed", 2),
     ]
     assert received[1]["body"]["payload"]["status"] == "CONFIRMED"
     assert sink.stats()["gaps"] == []

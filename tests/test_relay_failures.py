@@ -6,8 +6,8 @@ from collections import Counter
 from temporalio.testing import WorkflowEnvironment
 
 from sneaker_orders.local_temporal import TEMPORAL_BINARY
-from tests.outbox_views import attempts_of, event_rows, wait_for_statuses
 from tests.concurrent_orders import place_concurrently
+from tests.outbox_views import attempts_of, event_rows, wait_for_statuses
 from tests.polling import wait_until
 
 
@@ -80,8 +80,15 @@ def test_two_workers_and_an_extra_relay_never_deliver_an_attempt_twice(api_url, 
     relay.start_worker("one")
     relay.start_worker("two")
     relay.temporal(
-        "workflow", "start", "--type", "OrderEventsRelay", "--task-queue", relay.config.task_queue,
-        "--workflow-id", f"{relay.config.schedule_id}-extra", "--input",
+        "workflow",
+        "start",
+        "--type",
+        "OrderEventsRelay",
+        "--task-queue",
+        relay.config.task_queue,
+        "--workflow-id",
+        f"{relay.config.schedule_id}-extra",
+        "--input",
         '{"interval_seconds": 20, "batch_size": 5, "lanes": 3, "max_events": 5000}',
     )
 
@@ -107,7 +114,9 @@ def test_orders_are_accepted_while_temporal_is_down_and_delivered_once_it_is_bac
     def start_temporal() -> WorkflowEnvironment:
         return background.run(
             WorkflowEnvironment.start_local(
-                dev_server_existing_path=str(TEMPORAL_BINARY), port=port, dev_server_database_filename=database,
+                dev_server_existing_path=str(TEMPORAL_BINARY),
+                port=port,
+                dev_server_database_filename=database,
                 dev_server_log_level="error",
             )
         )

@@ -12,7 +12,9 @@ ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 def place(api, catalog):
-    response = api.post("/orders", json={"customer_id": "c", "items": [{"product_id": catalog.products["af1"], "quantity": 1}]})
+    response = api.post(
+        "/orders", json={"customer_id": "c", "items": [{"product_id": catalog.products["af1"], "quantity": 1}]}
+    )
     assert response.status_code == 201
     return response.json()
 
@@ -23,7 +25,9 @@ def describe_schedule(relay) -> dict:
 
 def test_a_paused_schedule_changes_no_event_and_unpausing_drains_them(api, db, catalog, sink, relay):
     relay.start_worker()
-    relay.temporal("schedule", "toggle", "--schedule-id", relay.config.schedule_id, "--pause", "--reason", "platform maintenance")
+    relay.temporal(
+        "schedule", "toggle", "--schedule-id", relay.config.schedule_id, "--pause", "--reason", "platform maintenance"
+    )
     wait_until(lambda: not describe_schedule(relay)["info"].get("runningWorkflows"), what="the last run to finish")
 
     for _ in range(3):
@@ -48,15 +52,15 @@ def test_a_trigger_runs_the_relay_now(api, db, catalog, sink, relay):
     relay.temporal("schedule", "trigger", "--schedule-id", relay.config.schedule_id)
 
     [event] = wait_for_statuses(db, "SENT")
-    runs = relay.temporal(
-        "workflow", "list", "-q", f"TemporalScheduledById='{relay.config.schedule_id}'", "-o", "json"
-    )
+    runs = relay.temporal("workflow", "list", "-q", f"TemporalScheduledById='{relay.config.schedule_id}'", "-o", "json")
     assert attempts_of(db, event["event_id"])[0]["workflow_id"] in runs
 
 
 def test_a_restarted_worker_keeps_the_schedule_paused_with_its_note(relay, sink):
     first = relay.start_worker()
-    relay.temporal("schedule", "toggle", "--schedule-id", relay.config.schedule_id, "--pause", "--reason", "incident 42")
+    relay.temporal(
+        "schedule", "toggle", "--schedule-id", relay.config.schedule_id, "--pause", "--reason", "incident 42"
+    )
     first.stop()
 
     relay.start_worker("restarted")
@@ -84,17 +88,24 @@ def test_a_failed_event_is_redriven_through_the_api_and_then_sent(api, db, catal
     [sent] = wait_for_statuses(db, "SENT")
     detail = api.get(f"/events/{sent['event_id']}", headers=ADMIN).json()
     assert [(a["attempt_number"], a["outcome"]) for a in detail["attempts"]] == [(1, "FAILED"), (2, "SENT")]
-    assert all(a["temporal_ui_url"].startswith("http://127.0.0.1:8233/namespaces/default/workflows/") for a in detail["attempts"])
+    assert all(
+        a["temporal_ui_url"].startswith("http://127.0.0.1:8233/namespaces/default/workflows/")
+        for a in detail["attempts"]
+    )
     assert [(r["requested_by"], r["retry_count_before"]) for r in detail["redrives"]] == [("api", 1)]
 
 
-def test_a_blocked_order_resumes_in_order_after_its_failed_event_is_redriven(api, db, catalog, sink, relay, monkeypatch, database_url):
+def test_a_blocked_order_resumes_in_order_after_its_failed_event_is_redriven(
+    api, db, catalog, sink, relay, monkeypatch, database_url
+):
     sink.set_faults(fail_next=[400])
     relay.start_worker()
     order = place(api, catalog)
     api.post(f"/orders/{order['order_id']}/confirm", json={"payment_id": "p", "amount": order["total"]})
-    wait_until(lambda: {r["sequence"]: r["status"] for r in event_rows(db)} == {1: "FAILED", 2: "PENDING"},
-               what="OrderCreated failed and OrderConfirmed held back")
+    wait_until(
+        lambda: {r["sequence"]: r["status"] for r in event_rows(db)} == {1: "FAILED", 2: "PENDING"},
+        what="OrderCreated failed and OrderConfirmed held back",
+    )
     monkeypatch.setenv("DATABASE_URL", database_url)
 
     assert sneaker_orders(["events", "redrive", "--order-id", str(order["order_id"]), "--dry-run"]) == 0

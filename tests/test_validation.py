@@ -53,7 +53,13 @@ def test_a_body_that_is_not_json_is_422(api, catalog, raw):
 
 @pytest.mark.parametrize(
     "body",
-    [{}, {"payment_id": "p"}, {"payment_id": "", "amount": 1}, {"payment_id": "p", "amount": -1}, {"payment_id": "p", "amount": "1"}],
+    [
+        {},
+        {"payment_id": "p"},
+        {"payment_id": "", "amount": 1},
+        {"payment_id": "p", "amount": -1},
+        {"payment_id": "p", "amount": "1"},
+    ],
 )
 def test_a_malformed_confirmation_is_422(api, catalog, body):
     response = api.post("/orders/1/confirm", json=body)

@@ -16,7 +16,9 @@ router = APIRouter(prefix="/products", tags=["catalog"])
 @router.get("", responses=problems(422, 503))
 async def get_products(
     engine: EngineDep,
-    sku: Annotated[str | None, Query(max_length=64, pattern=PRINTABLE, description="only the product with this SKU")] = None,
+    sku: Annotated[
+        str | None, Query(max_length=64, pattern=PRINTABLE, description="only the product with this SKU")
+    ] = None,
 ) -> list[ProductView]:
     """Every product, with its current stock."""
     return await list_products(engine, sku)

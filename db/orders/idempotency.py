@@ -12,7 +12,6 @@ from db.orders.view import OrderView
 from db.outbox.events import ORDER_AGGREGATE
 from db.tables import order_events, orders
 
-
 _ORDER_WITH_KEY = select(orders.c.id, orders.c.request_fingerprint).where(orders.c.idempotency_key == bindparam("key"))
 _FIRST_PAYLOAD = select(order_events.c.payload).where(
     order_events.c.aggregate_type == ORDER_AGGREGATE,

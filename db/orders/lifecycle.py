@@ -36,7 +36,9 @@ async def _confirm(connection: AsyncConnection, order_id: int, payment_id: str, 
         raise PaymentAmountMismatch(f"payment of {amount} KRW does not match the order total of {order.total} KRW")
     now = datetime.now(UTC)
     await connection.execute(
-        update(orders).where(orders.c.id == order_id).values(status="CONFIRMED", payment_id=payment_id, confirmed_at=now)
+        update(orders)
+        .where(orders.c.id == order_id)
+        .values(status="CONFIRMED", payment_id=payment_id, confirmed_at=now)
     )
     confirmed = order.model_copy(update={"status": "CONFIRMED", "payment_id": payment_id, "confirmed_at": now})
     await append_order_event(connection, confirmed, "OrderConfirmed", now)

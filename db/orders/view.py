@@ -55,7 +55,9 @@ _LINES = (
 
 async def load_order(connection: AsyncConnection, order_id: int, *, for_update: bool = False) -> OrderView:
     """Read one order with its lines; with `for_update`, lock the order row until the transaction ends."""
-    order = (await connection.execute(_ORDER_FOR_UPDATE if for_update else _ORDER, {"order_id": order_id})).one_or_none()
+    order = (
+        await connection.execute(_ORDER_FOR_UPDATE if for_update else _ORDER, {"order_id": order_id})
+    ).one_or_none()
     if order is None:
         raise OrderNotFound(f"order {order_id} does not exist")
     lines = await connection.execute(_LINES, {"order_id": order_id})

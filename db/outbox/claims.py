@@ -109,8 +109,7 @@ async def claim_due_events(engine: AsyncEngine, claim: Claim) -> tuple[str, list
             },
         )
         events = [
-            ClaimedEvent(row.id, str(row.event_id), row.aggregate_id, row.sequence, row.event_type)
-            for row in rows
+            ClaimedEvent(row.id, str(row.event_id), row.aggregate_id, row.sequence, row.event_type) for row in rows
         ]
     return str(lease_token), sorted(events, key=lambda event: event.id)
 

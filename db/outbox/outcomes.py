@@ -71,7 +71,9 @@ _RECORD = text(
 )
 
 
-async def record_attempts(engine: AsyncEngine, lease_token: str, attempts: list[AttemptOutcome], run: Run) -> dict[str, str]:
+async def record_attempts(
+    engine: AsyncEngine, lease_token: str, attempts: list[AttemptOutcome], run: Run
+) -> dict[str, str]:
     """Log `attempts` and apply their outcomes where the lease still holds: event id -> outcome as logged."""
     if not attempts:
         return {}

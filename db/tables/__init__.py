@@ -5,4 +5,13 @@ from db.tables.metadata import metadata
 from db.tables.orders import order_items, orders
 from db.tables.outbox import delivery_attempts, event_redrives, order_events
 
-__all__ = ["metadata", "products", "coupons", "orders", "order_items", "order_events", "delivery_attempts", "event_redrives"]
+__all__ = [
+    "metadata",
+    "products",
+    "coupons",
+    "orders",
+    "order_items",
+    "order_events",
+    "delivery_attempts",
+    "event_redrives",
+]
