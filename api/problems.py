@@ -12,23 +12,23 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.metrics import PROBLEMS
+from db.errors import DomainError
 from db.orders.errors import (
     IdempotencyKeyInFlight,
     IdempotencyKeyReused,
     InvalidOrderState,
     OrderContention,
-    OrderError,
     OrderNotFound,
     OrderRejected,
 )
-from db.outbox.operations import EventNotFailed, EventNotFound, OutboxError
+from db.outbox.operations import EventNotFailed, EventNotFound
 
 log = logging.getLogger(__name__)
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
 # Most specific first: the first class an error is an instance of decides its status.
-STATUS_OF_DOMAIN_ERRORS: list[tuple[type[Exception], int]] = [
+STATUS_OF_DOMAIN_ERRORS: list[tuple[type[DomainError], int]] = [
     (OrderRejected, 400),
     (OrderNotFound, 404),
     (InvalidOrderState, 409),
@@ -84,12 +84,12 @@ def problem_response(
     )
 
 
-def status_of(error: OrderError | OutboxError) -> int:
+def status_of(error: DomainError) -> int:
     """The HTTP status of a domain error."""
     return next(status for kind, status in STATUS_OF_DOMAIN_ERRORS if isinstance(error, kind))
 
 
-async def _domain_error(request: Request, error: OrderError | OutboxError) -> JSONResponse:
+async def _domain_error(request: Request, error: DomainError) -> JSONResponse:
     return problem_response(status_of(error), error.code, error.detail)
 
 
@@ -122,8 +122,7 @@ async def _unexpected(request: Request, error: Exception) -> JSONResponse:
 
 def install_problem_handlers(app: FastAPI) -> None:
     """Route every kind of error to its problem+json response."""
-    for domain_error in (OrderError, OutboxError):
-        app.add_exception_handler(domain_error, _domain_error)
+    app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(ApiProblem, _api_problem)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -1,14 +1,12 @@
 """Domain errors of orders, each with the stable code clients see; `api/` maps them to HTTP."""
 
+from db.errors import DomainError
 
-class OrderError(Exception):
+
+class OrderError(DomainError):
     """Base of every error the order domain raises on purpose."""
 
     code = "ORDER_ERROR"
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
 
 
 class OrderRejected(OrderError):

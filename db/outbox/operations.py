@@ -8,17 +8,14 @@ from sqlalchemy import bindparam, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db.engine import autocommit_connection
+from db.errors import DomainError
 from db.tables import delivery_attempts, event_redrives, order_events
 
 
-class OutboxError(Exception):
-    """Base of the errors operators get from the outbox, each with a stable code."""
+class OutboxError(DomainError):
+    """Base of the errors operators get from the outbox."""
 
     code = "OUTBOX_ERROR"
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
 
 
 class EventNotFound(OutboxError):
