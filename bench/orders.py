@@ -12,20 +12,18 @@ import argparse
 import json
 import os
 import platform
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import httpx
 import psutil
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.http_load import post_orders  # noqa: E402
+from bench.support import free_port, libpq_url, wait_for_http  # noqa: E402
 from db.migrate import upgrade_to_newest  # noqa: E402
 from sneaker_orders.local_postgres import start_embedded_postgres  # noqa: E402
 
@@ -128,7 +126,7 @@ def main() -> None:
 
 def _load_catalog(url: str, count: int) -> int:
     """`count` ordinary SKUs and one hot SKU, all with stock to spare; the hot SKU's id."""
-    with psycopg.connect(_libpq(url), autocommit=True) as connection:
+    with psycopg.connect(libpq_url(url), autocommit=True) as connection:
         connection.execute(
             "INSERT INTO products (sku, name, brand, size, price, stock)"
             " SELECT 'BENCH-' || n, 'Bench sneaker ' || n, 'Bench', '270', 139000, 1000000000"
@@ -148,7 +146,7 @@ def _pgbench(url: str, transaction: str, product_ids: list[int], args, scratch: 
     logs = Path(tempfile.mkdtemp(dir=scratch, prefix="pgbench-"))
     script = logs / "order.sql"
     script.write_text(f"\\set pid random({first}, {last})\n" + transaction)
-    params = psycopg.conninfo.conninfo_to_dict(_libpq(url))
+    params = psycopg.conninfo.conninfo_to_dict(libpq_url(url))
     command = [
         str(POSTGRES_BIN_PATH / "pgbench"),
         "-n",
@@ -183,7 +181,7 @@ def _pgbench(url: str, transaction: str, product_ids: list[int], args, scratch: 
 
 
 def _measure_api(url: str, mixes: dict[str, list[int]], args) -> dict:
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "DATABASE_URL": url, "DATABASE_POOL_SIZE": str(args.pool_size)}
     api = subprocess.Popen(
         [sys.executable, "-m", "sneaker_orders.cli", "api", "--port", str(port)],
@@ -193,7 +191,7 @@ def _measure_api(url: str, mixes: dict[str, list[int]], args) -> dict:
     )
     base_url = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(base_url)
+        wait_for_http(f"{base_url}/readyz")
         post_orders(base_url, mixes["low_contention"], connections=args.connections, seconds=2, customer_prefix="warm")
         results = {}
         for mix, ids in mixes.items():
@@ -225,28 +223,6 @@ def _cpu_seconds(api_pid: int, url: str) -> dict[str, float]:
         if process.info["name"] == "postgres" and process.info["cpu_times"]:
             postgres += process.info["cpu_times"].user + process.info["cpu_times"].system
     return {"api": api.user + api.system, "postgres": postgres}
-
-
-def _wait_ready(base_url: str) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base_url}/readyz").status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise SystemExit("the API did not become ready")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _libpq(url: str) -> str:
-    return url.replace("postgresql+psycopg://", "postgresql://", 1)
 
 
 def _percentile(sorted_values: list[float], percent: int) -> float:

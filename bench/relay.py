@@ -14,7 +14,6 @@ import asyncio
 import json
 import os
 import platform
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,7 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.support import free_port, libpq_url, wait_for_http  # noqa: E402
 from db.migrate import upgrade_to_newest  # noqa: E402
 from sneaker_orders.local_postgres import start_embedded_postgres  # noqa: E402
 from sneaker_orders.local_temporal import start_temporal_dev_server  # noqa: E402
@@ -45,7 +45,7 @@ def main() -> None:
         scratch_dir = Path(scratch)
         url = start_embedded_postgres(scratch_dir, delete_on_exit=True)
         upgrade_to_newest(url)
-        temporal_port, ui_port, sink_port, api_port = (_free_port() for _ in range(4))
+        temporal_port, ui_port, sink_port, api_port = (free_port() for _ in range(4))
         temporal = start_temporal_dev_server(scratch_dir / "temporal", port=temporal_port, ui_port=ui_port)
         env = {
             **os.environ,
@@ -56,7 +56,7 @@ def main() -> None:
         processes = [_start(["sink", "--port", str(sink_port)], env, scratch_dir / "sink.log")]
         sink = f"http://127.0.0.1:{sink_port}"
         try:
-            _wait_http(f"{sink}/stats")
+            wait_for_http(f"{sink}/stats")
             report = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version()}, "drain": {}}
             for transport in transports:
                 report["drain"][transport] = _drain(url, sink, env, transport, args.events, scratch_dir, processes)
@@ -73,7 +73,7 @@ def main() -> None:
 def _drain(url, sink, env, transport, count, scratch_dir, processes) -> dict:
     """Fill `count` PENDING events, start a worker, time until all are SENT."""
     _reset(url, sink)
-    with psycopg.connect(_libpq(url), autocommit=True) as connection:
+    with psycopg.connect(libpq_url(url), autocommit=True) as connection:
         connection.execute(
             "INSERT INTO order_events (event_id, aggregate_type, aggregate_id, sequence, event_type, payload)"
             " SELECT gen_random_uuid(), 'order', 'bench-' || n, 1, 'OrderCreated',"
@@ -106,7 +106,7 @@ def _drain(url, sink, env, transport, count, scratch_dir, processes) -> dict:
 def _steady(url, sink, env, args, api_port, scratch_dir, processes) -> dict:
     """Place orders at a steady rate through the API while the relay runs; latency as the platform saw it."""
     _reset(url, sink)
-    with psycopg.connect(_libpq(url), autocommit=True) as connection:
+    with psycopg.connect(libpq_url(url), autocommit=True) as connection:
         product = connection.execute(
             "INSERT INTO products (sku, name, brand, size, price, stock) VALUES"
             " ('BENCH-STEADY', 'Bench', 'Bench', '270', 139000, 1000000000) RETURNING id"
@@ -114,7 +114,7 @@ def _steady(url, sink, env, args, api_port, scratch_dir, processes) -> dict:
     processes.append(_start(["worker"], env, scratch_dir / "worker-steady.log"))
     processes.append(_start(["api", "--port", str(api_port)], env, scratch_dir / "api.log"))
     base = f"http://127.0.0.1:{api_port}"
-    _wait_http(f"{base}/readyz")
+    wait_for_http(f"{base}/readyz")
     asyncio.run(_place_at_rate(base, product, args.rate, args.warm_up, prefix="warm-up"))
     httpx.post(f"{sink}/reset").raise_for_status()  # from here on, steady state is measured
     placed = asyncio.run(_place_at_rate(base, product, args.rate, args.seconds))
@@ -165,7 +165,7 @@ async def _place_at_rate(base: str, product: int, rate: float, seconds: float, p
 
 
 def _reset(url: str, sink: str) -> None:
-    with psycopg.connect(_libpq(url), autocommit=True) as connection:
+    with psycopg.connect(libpq_url(url), autocommit=True) as connection:
         connection.execute("TRUNCATE order_events, delivery_attempts, event_redrives, order_items, orders CASCADE")
     httpx.post(f"{sink}/reset").raise_for_status()
 
@@ -185,32 +185,10 @@ def _stop(process: subprocess.Popen, processes: list) -> None:
     processes.remove(process)
 
 
-def _wait_http(url: str) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise SystemExit(f"{url} did not answer")
-
-
 def _epoch(iso: str) -> float:
     from datetime import datetime
 
     return datetime.fromisoformat(iso).timestamp()
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _libpq(url: str) -> str:
-    return url.replace("postgresql+psycopg://", "postgresql://", 1)
 
 
 if __name__ == "__main__":
