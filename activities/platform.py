@@ -29,8 +29,8 @@ class AttemptFacts:
 def create_http_client(*, transport: Transport, timeout_seconds: float, max_connections: int) -> httpx.AsyncClient:
     """The process's one HTTP client: a bounded pool with explicit timeouts.
 
-    The aiohttp transport keeps httpx's API and measured about 2.5x the requests per second of
-    httpx's own transport under concurrent load here (bench/relay.py --transport).
+    The aiohttp transport keeps httpx's API and is chosen by measurement: the relay drained 525
+    events/s on it against 92 on httpx's own transport (bench/relay.py --transport both).
     """
     limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
     timeout = httpx.Timeout(timeout_seconds)

@@ -37,8 +37,9 @@ def relay_schedule(settings: Settings) -> Schedule:
             ),
             id=f"{settings.relay_schedule_id}-run",
             task_queue=settings.temporal_task_queue,
-            # A run that hangs must not hold the schedule (overlap SKIP) for long.
-            run_timeout=timedelta(seconds=max(300, 20 * interval)),
+            # A run that hangs must not hold the schedule (overlap SKIP) for long; a healthy one
+            # lasts about one interval. What a timed-out run had claimed comes back on lease expiry.
+            run_timeout=timedelta(seconds=max(60, 10 * interval)),
         ),
         spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(seconds=interval))]),
         # After Temporal was down, one catch-up run is enough: each run drains what is due.

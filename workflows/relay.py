@@ -32,7 +32,7 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 @workflow.defn
 class OrderEventsRelay:
-    """Relays from its scheduled time until just before the next tick; the schedule starts the next run.
+    """Relays from its start until just before the schedule's next tick, when the schedule starts the next run.
 
     A run works in one lane (claim a batch, deliver it, again) and opens the other `lanes` as soon
     as a claim comes back full: parallel lanes pay off only on a backlog, while under a steady
