@@ -23,9 +23,9 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.http_load import post_orders  # noqa: E402
-from bench.support import free_port, libpq_url, wait_for_http  # noqa: E402
+from bench.support import free_port, wait_for_http  # noqa: E402
 from db.migrate import upgrade_to_newest  # noqa: E402
-from sneaker_orders.local_postgres import start_embedded_postgres  # noqa: E402
+from sneaker_orders.local_postgres import libpq_url, start_embedded_postgres  # noqa: E402
 
 PAYLOAD = json.dumps(
     {

@@ -1,4 +1,4 @@
-"""Small helpers the benchmarks share: free ports, libpq URLs, waiting for a server to answer."""
+"""Small helpers the benchmarks share: free ports and waiting for a server to answer."""
 
 import socket
 import time
@@ -11,11 +11,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-def libpq_url(sqlalchemy_url: str) -> str:
-    """The same database as a libpq URL, for psycopg and pgbench."""
-    return sqlalchemy_url.replace("postgresql+psycopg://", "postgresql://", 1)
 
 
 def wait_for_http(url: str, timeout: float = 60) -> None:

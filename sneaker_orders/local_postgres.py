@@ -6,6 +6,7 @@ from pathlib import Path
 
 import psycopg
 from psycopg import sql
+from sqlalchemy.engine import make_url
 
 log = logging.getLogger(__name__)
 
@@ -29,3 +30,8 @@ def start_embedded_postgres(data_dir: Path, *, database: str = DATABASE_NAME, de
             connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
     log.info("embedded PostgreSQL %s ready, socket in %s", pgdata, info.socket_dir)
     return f"postgresql+psycopg://postgres@/{database}?host={info.socket_dir}&port={info.port}"
+
+
+def libpq_url(sqlalchemy_url: str) -> str:
+    """The same database as a libpq URL, for psycopg used directly and for pgbench."""
+    return make_url(sqlalchemy_url).set(drivername="postgresql").render_as_string(hide_password=False)

@@ -7,7 +7,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
 from db.migrate import upgrade_to_newest
-from sneaker_orders.local_postgres import start_embedded_postgres
+from sneaker_orders.local_postgres import libpq_url, start_embedded_postgres
 from sneaker_orders.local_temporal import TEMPORAL_BINARY
 from sneaker_orders.settings import Settings
 from tests.background_loop import BackgroundLoop
@@ -30,11 +30,6 @@ def database_url(tmp_path_factory) -> str:
         connection.execute("SELECT pg_reload_conf()")
     upgrade_to_newest(url)
     return url
-
-
-def libpq_url(sqlalchemy_url: str) -> str:
-    """The same database as a libpq URL, for psycopg used directly by tests."""
-    return sqlalchemy_url.replace("postgresql+psycopg://", "postgresql://", 1)
 
 
 @pytest.fixture(scope="session")
