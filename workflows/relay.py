@@ -43,33 +43,29 @@ class OrderEventsRelay:
         self._report = RelayReport()
         self._slowest_delivery = FIRST_DELIVERY_ESTIMATE
         self._lanes: list[asyncio.Task] = []
-        self._open_lanes = 0
 
     @workflow.run
     async def run(self, run: RelayRun) -> RelayReport:
         stop_by = _stop_by(workflow.now(), timedelta(seconds=run.interval_seconds))
         self._open_lane(stop_by, run, release_expired=True)
-        await workflow.wait_condition(lambda: self._open_lanes == 0)
+        # Lanes may open while others run, so wait for all of them rather than gather the first few.
+        await workflow.wait_condition(lambda: all(lane.done() for lane in self._lanes))
         await asyncio.gather(*self._lanes)  # a lane that failed fails the run
         return self._report
 
     def _open_lane(self, stop_by: datetime, run: RelayRun, *, release_expired: bool) -> None:
-        self._open_lanes += 1
         self._lanes.append(asyncio.create_task(self._relay_until(stop_by, run, release_expired=release_expired)))
 
     async def _relay_until(self, stop_by: datetime, run: RelayRun, *, release_expired: bool) -> None:
         """One lane: claim a batch, deliver it, and again, until the run's time is up."""
-        try:
-            while (claim := self._claim(stop_by, run, release_expired=release_expired)) is not None:
-                release_expired = False
-                batch = await claim
-                if len(batch.events) == run.batch_size:  # a backlog: work on it at full width
-                    while len(self._lanes) < run.lanes:
-                        self._open_lane(stop_by, run, release_expired=False)
-                if batch.events:
-                    await self._deliver(batch)
-        finally:
-            self._open_lanes -= 1
+        while (claim := self._claim(stop_by, run, release_expired=release_expired)) is not None:
+            release_expired = False
+            batch = await claim
+            if len(batch.events) == run.batch_size:  # a backlog: work on it at full width
+                while len(self._lanes) < run.lanes:
+                    self._open_lane(stop_by, run, release_expired=False)
+            if batch.events:
+                await self._deliver(batch)
 
     def _claim(self, stop_by: datetime, run: RelayRun, *, release_expired: bool) -> ActivityHandle | None:
         """Start claiming a batch, if a delivery started now would still end before the tick."""
