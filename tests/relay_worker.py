@@ -8,7 +8,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sneaker_orders.local_temporal import TEMPORAL_BINARY
+from sneaker_orders.local_temporal import TEMPORAL_BINARY, search_attribute_limits_environment
 from tests.polling import wait_until
 
 # Short intervals so that a test sees several runs, retries and lease expiries in seconds.
@@ -43,6 +43,7 @@ class RelayConfig:
         return {
             **os.environ,
             **RELAY_TEST_SETTINGS,
+            **search_attribute_limits_environment(),
             "DATABASE_URL": self.database_url,
             "TEMPORAL_ADDRESS": self.temporal_address,
             "EXTERNAL_PLATFORM_URL": self.platform_url,

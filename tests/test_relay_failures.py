@@ -5,10 +5,10 @@ from collections import Counter
 
 from temporalio.testing import WorkflowEnvironment
 
-from sneaker_orders.local_temporal import TEMPORAL_BINARY
 from tests.concurrent_orders import place_concurrently
 from tests.outbox_views import attempts_of, event_rows, wait_for_statuses
 from tests.polling import wait_until
+from tests.temporal_server import start_dev_server
 
 
 def place_orders(api, catalog, count):
@@ -112,14 +112,7 @@ def test_orders_are_accepted_while_temporal_is_down_and_delivered_once_it_is_bac
     database = str(tmp_path / "temporal.db")
 
     def start_temporal() -> WorkflowEnvironment:
-        return background.run(
-            WorkflowEnvironment.start_local(
-                dev_server_existing_path=str(TEMPORAL_BINARY),
-                port=port,
-                dev_server_database_filename=database,
-                dev_server_log_level="error",
-            )
-        )
+        return start_dev_server(background, port=port, dev_server_database_filename=database)
 
     temporal = start_temporal()
     relay.config.temporal_address = f"127.0.0.1:{port}"

@@ -1,0 +1,64 @@
+"""The custom search attributes the scheduled workflows upsert, and the budget that keeps them within Temporal's limits.
+
+`temporal workflow list -q "OrderIds = '42'"` finds every run that did something for order 42;
+`EventIds` every run that made an attempt for an event; `DeliveryOutcomes` the runs whose attempts
+ended `SENT`, `RETRY` or `FAILED`. Temporal refuses (and fails the run) when one attribute's value
+or all of a run's attributes exceed the server's size limits, so a run asks the budget before it
+takes on more work and continues as new when the names would not fit: no name is ever dropped.
+
+Deterministic and free of I/O: workflows import it directly.
+"""
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from temporalio import workflow
+from temporalio.common import SearchAttributeKey
+
+ORDER_IDS = SearchAttributeKey.for_keyword_list("OrderIds")
+EVENT_IDS = SearchAttributeKey.for_keyword_list("EventIds")
+DELIVERY_OUTCOMES = SearchAttributeKey.for_keyword_list("DeliveryOutcomes")
+CUSTOM_SEARCH_ATTRIBUTES = (ORDER_IDS, EVENT_IDS, DELIVERY_OUTCOMES)
+
+# Room left for what Temporal counts beyond our values (the names, its own attributes).
+TOTAL_SIZE_MARGIN_BYTES = 1024
+
+
+def encoded_size(values: Iterable[str]) -> int:
+    """The bytes Temporal counts for a KeywordList value: its compact JSON."""
+    return len(json.dumps(sorted(values), separators=(",", ":")).encode())
+
+
+@dataclass
+class SearchAttributeBudget:
+    """What a run has upserted so far, and whether more names still fit the server's limits."""
+
+    value_limit_bytes: int
+    total_limit_bytes: int
+    values: dict[str, set[str]] = field(default_factory=dict)
+
+    def fits(self, additions: dict[SearchAttributeKey, Iterable[str]]) -> bool:
+        """Whether the run's attributes, with `additions`, stay within both limits."""
+        merged = self._merged(additions)
+        sizes = {name: encoded_size(values) for name, values in merged.items()}
+        total = sum(len(name) + size for name, size in sizes.items())
+        return (
+            all(size <= self.value_limit_bytes for size in sizes.values())
+            and total <= self.total_limit_bytes - TOTAL_SIZE_MARGIN_BYTES
+        )
+
+    def upsert(self, additions: dict[SearchAttributeKey, Iterable[str]]) -> None:
+        """Add `additions` to the run's attributes (only the attributes that change are sent)."""
+        merged = self._merged(additions)
+        changed = [key for key in additions if merged[key.name] != self.values.get(key.name, set())]
+        if not changed:
+            return
+        self.values = merged
+        workflow.upsert_search_attributes([key.value_set(sorted(merged[key.name])) for key in changed])
+
+    def _merged(self, additions: dict[SearchAttributeKey, Iterable[str]]) -> dict[str, set[str]]:
+        merged = {name: set(values) for name, values in self.values.items()}
+        for key, values in additions.items():
+            merged.setdefault(key.name, set()).update(values)
+        return merged
