@@ -1,10 +1,11 @@
 """Orders: place, read, confirm, cancel."""
 
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Response
 
-from api.deps import EngineDep
+from api.deps import EngineDep, SettingsDep
 from api.metrics import ORDERS_PLACED
 from api.openapi import problems
 from api.schemas import ConfirmOrderBody, OrderId, PlaceOrderBody
@@ -29,7 +30,11 @@ IdempotencyKey = Annotated[
 
 @router.post("", status_code=201, responses=problems(400, 409, 422, 503))
 async def create_order(
-    body: PlaceOrderBody, engine: EngineDep, response: Response, idempotency_key: IdempotencyKey = None
+    body: PlaceOrderBody,
+    engine: EngineDep,
+    settings: SettingsDep,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
 ) -> OrderView:
     """Place an order: stock, coupon use, order and its OrderCreated event commit together."""
     placed = await place_order(
@@ -39,6 +44,7 @@ async def create_order(
             lines=[OrderLine(line.product_id, line.quantity) for line in body.items],
             coupon_id=body.coupon_id,
             idempotency_key=idempotency_key,
+            payment_ttl=timedelta(seconds=settings.order_payment_ttl_seconds),
         ),
     )
     response.headers["Location"] = f"/orders/{placed.order.order_id}"

@@ -6,10 +6,8 @@ from functools import partial
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from db.orders.coupons import give_back_coupon_use
 from db.orders.errors import InvalidOrderState, PaymentAmountMismatch
-from db.orders.pricing import OrderLine
-from db.orders.stock import lock_products, return_stock
+from db.orders.release import release_holdings
 from db.orders.view import OrderView, load_order
 from db.outbox.events import append_order_event
 from db.tables import orders
@@ -49,11 +47,7 @@ async def _cancel(connection: AsyncConnection, order_id: int) -> OrderView:
     order = await load_order(connection, order_id, for_update=True)
     if order.status != "CREATED":
         raise InvalidOrderState(f"order {order_id} is {order.status}; only a CREATED order can be cancelled")
-    lines = [OrderLine(item.product_id, item.quantity) for item in order.items]
-    await lock_products(connection, [line.product_id for line in lines])
-    await return_stock(connection, lines)
-    if order.coupon_id is not None:
-        await give_back_coupon_use(connection, order.coupon_id)
+    await release_holdings(connection, order)
     now = datetime.now(UTC)
     await connection.execute(update(orders).where(orders.c.id == order_id).values(status="CANCELLED", cancelled_at=now))
     cancelled = order.model_copy(update={"status": "CANCELLED", "cancelled_at": now})

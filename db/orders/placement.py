@@ -14,7 +14,7 @@ for the few hundred microseconds PostgreSQL needs to run that statement.
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
@@ -42,6 +42,8 @@ class PlaceOrder:
     lines: list[OrderLine]
     coupon_id: int | None = None
     idempotency_key: str | None = None
+    # How long the order may stay unpaid before it expires (ORDER_PAYMENT_TTL_SECONDS).
+    payment_ttl: timedelta = timedelta(seconds=900)
 
 
 @dataclass(frozen=True)
@@ -83,9 +85,9 @@ _PLACE_IF_UNCHANGED = text(
         WHERE (SELECT holds FROM decision_holds) AND id = :coupon_id
     ), new_order AS (
         INSERT INTO orders (status, customer_id, coupon_id, subtotal, discount, total,
-                            idempotency_key, request_fingerprint, created_at)
+                            idempotency_key, request_fingerprint, created_at, expires_at)
         SELECT 'CREATED', :customer_id, :coupon_id, :subtotal, :discount, :total,
-               :idempotency_key, :request_fingerprint, :created_at
+               :idempotency_key, :request_fingerprint, :created_at, :expires_at
         WHERE (SELECT holds FROM decision_holds)
         RETURNING id
     ), lines AS (
@@ -150,6 +152,7 @@ async def _decide(
         total=subtotal - discount,
         items=[OrderItemView(**vars(line), line_total=line.line_total) for line in priced],
         created_at=now,
+        expires_at=now + request.payment_ttl,
     )
     return order, coupon
 
@@ -177,6 +180,7 @@ async def _place_if_unchanged(
             "idempotency_key": request.idempotency_key,
             "request_fingerprint": fingerprint,
             "created_at": order.created_at,
+            "expires_at": order.expires_at,
             "event_id": uuid.uuid4(),
             "aggregate_type": ORDER_AGGREGATE,
             "payload": json.dumps(order.model_dump(mode="json")),

@@ -1,7 +1,6 @@
 """The order as clients and event consumers see it, and how it is read back."""
 
 from datetime import datetime
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import bindparam, select
@@ -9,9 +8,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from db.engine import autocommit_connection
 from db.orders.errors import OrderNotFound
+from db.statuses import OrderStatus
 from db.tables import order_items, orders
-
-OrderStatus = Literal["CREATED", "CONFIRMED", "CANCELLED"]
 
 
 class OrderItemView(BaseModel):
@@ -39,9 +37,11 @@ class OrderView(BaseModel):
     total: int
     items: list[OrderItemView]
     created_at: datetime
+    expires_at: datetime
     payment_id: str | None = None
     confirmed_at: datetime | None = None
     cancelled_at: datetime | None = None
+    expired_at: datetime | None = None
 
 
 _ORDER = select(orders).where(orders.c.id == bindparam("order_id"))
@@ -71,9 +71,11 @@ async def load_order(connection: AsyncConnection, order_id: int, *, for_update: 
         total=order.total,
         items=[OrderItemView(**line._mapping) for line in lines],
         created_at=order.created_at,
+        expires_at=order.expires_at,
         payment_id=order.payment_id,
         confirmed_at=order.confirmed_at,
         cancelled_at=order.cancelled_at,
+        expired_at=order.expired_at,
     )
 
 

@@ -15,9 +15,12 @@ products = Table(
     Column("price", Integer, nullable=False),
     Column("stock", Integer, nullable=False),
     Column("active", Boolean, nullable=False, server_default=text("true")),
+    # Pairs of this product one customer may hold across CREATED and CONFIRMED orders; null: no limit.
+    Column("max_per_customer", Integer),
     # When the catalog entry last changed (catalog upserts), not when its stock moved.
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     CheckConstraint("price >= 0", name="price_not_negative"),
+    CheckConstraint("max_per_customer IS NULL OR max_per_customer >= 1", name="max_per_customer_positive"),
     # The last line of defence against overselling: no write can take stock below zero.
     CheckConstraint("stock >= 0", name="stock_not_negative"),
 )

@@ -11,8 +11,10 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
+from db.statuses import ORDER_STATUSES, sql_in
 from db.tables.metadata import metadata
 
 orders = Table(
@@ -27,14 +29,20 @@ orders = Table(
     Column("total", BigInteger, nullable=False),
     Column("idempotency_key", Text, unique=True),
     Column("request_fingerprint", Text),
-    Column("payment_id", Text),
+    # A payment pays at most one order.
+    Column("payment_id", Text, unique=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # An unpaid (CREATED) order is EXPIRED once this has passed: stock and coupon use go back.
+    Column("expires_at", DateTime(timezone=True), nullable=False),
     Column("confirmed_at", DateTime(timezone=True)),
     Column("cancelled_at", DateTime(timezone=True)),
-    CheckConstraint("status IN ('CREATED', 'CONFIRMED', 'CANCELLED')", name="status_known"),
+    Column("expired_at", DateTime(timezone=True)),
+    CheckConstraint(sql_in("status", ORDER_STATUSES), name="status_known"),
     CheckConstraint("subtotal >= 0 AND discount >= 0 AND discount <= subtotal", name="amounts_valid"),
     CheckConstraint("total = subtotal - discount", name="total_is_subtotal_minus_discount"),
     Index("ix_orders_customer_id_created_at", "customer_id", "created_at"),
+    # What the expiry schedule scans: unpaid orders by deadline.
+    Index("ix_orders_due_expiry", "expires_at", postgresql_where=text("status = 'CREATED'")),
 )
 
 order_items = Table(

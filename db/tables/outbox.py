@@ -17,6 +17,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
+from db.statuses import EVENT_STATUSES, sql_in
 from db.tables.metadata import metadata
 
 order_events = Table(
@@ -40,7 +41,7 @@ order_events = Table(
     Column("last_error", Text),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("sent_at", DateTime(timezone=True)),
-    CheckConstraint("status IN ('PENDING', 'PROCESSING', 'SENT', 'FAILED')", name="status_known"),
+    CheckConstraint(sql_in("status", EVENT_STATUSES), name="status_known"),
     CheckConstraint("sequence >= 1", name="sequence_positive"),
     UniqueConstraint("aggregate_type", "aggregate_id", "sequence", name="uq_order_events_aggregate_sequence"),
     # What the relay scans: due PENDING events, oldest first.
