@@ -37,6 +37,7 @@ class DeletedSentEvents:
     attempts: int = 0
     batches: int = 0
     largest_batch_rows: int = 0
+    longest_batch_seconds: float = 0.0
     done: bool = False
     paused: bool = False
 
@@ -83,7 +84,9 @@ class OutboxRetentionActivities:
             if await self._pause.is_paused(request.schedule_id):
                 deleted.paused = True
                 break
+            began = time.monotonic()
             rows = await delete_sent_events_past_retention(self._engine, batch)
+            deleted.longest_batch_seconds = max(deleted.longest_batch_seconds, time.monotonic() - began)
             if not rows.events:  # nothing more is past retention
                 deleted.done = True
                 break

@@ -36,6 +36,7 @@ class RetentionTotals:
     attempts_deleted: int = 0
     event_batches: int = 0
     largest_batch_rows: int = 0
+    longest_batch_seconds: float = 0.0
     idempotency_keys_purged: int = 0
     idempotency_purge_available: bool = True
 
@@ -92,6 +93,7 @@ class OutboxRetention:
             totals.attempts_deleted += deleted.attempts
             totals.event_batches += deleted.batches
             totals.largest_batch_rows = max(totals.largest_batch_rows, deleted.largest_batch_rows)
+            totals.longest_batch_seconds = max(totals.longest_batch_seconds, deleted.longest_batch_seconds)
             workflow.set_current_details(_in_words(run, totals, "deleting events"))
             if deleted.paused:
                 return _report(run, totals, SCHEDULE_PAUSED)
@@ -133,7 +135,7 @@ def _in_words(run: OutboxRetentionRun, totals: RetentionTotals, state: str) -> s
     events = (
         f"Deleted {totals.events_deleted:,} SENT events delivered more than {run.retention_days:g} days ago, "
         f"with {totals.attempts_deleted:,} attempt rows, in {totals.event_batches:,} batches "
-        f"(largest {totals.largest_batch_rows:,} rows)"
+        f"(largest {totals.largest_batch_rows:,} rows, longest {totals.longest_batch_seconds * 1000:.0f} ms)"
     )
     if not totals.idempotency_purge_available:
         keys = "idempotency keys: no purge in this build"

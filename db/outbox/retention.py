@@ -36,8 +36,9 @@ class DeletedBatch:
         return self.events + self.attempts
 
 
-# The oldest deliveries first (the partial index on sent_at), then as many of them as fit `max_rows`
-# with their attempts (always at least one, or a single event with many attempts would never go).
+# The oldest deliveries first, in the order of the partial index on sent_at (no sort), then as many of
+# them as fit `max_rows` with their attempts (always at least one, or an event with many attempts would
+# never go).
 _DELETE_BATCH = text(
     """
     WITH candidate AS (
@@ -49,9 +50,9 @@ _DELETE_BATCH = text(
           AND event.sent_at < now() - make_interval(secs => :older_than_seconds)
           AND NOT EXISTS (
               SELECT FROM orders
-              WHERE event.aggregate_type = 'order' AND orders.id = CAST(event.aggregate_id AS bigint)
+              WHERE orders.id = CASE WHEN event.aggregate_type = 'order' THEN CAST(event.aggregate_id AS bigint) END
                 AND orders.status = 'CREATED')
-        ORDER BY event.sent_at, event.id
+        ORDER BY event.sent_at
         LIMIT :max_events
         FOR UPDATE OF event SKIP LOCKED
     ), doomed AS (
