@@ -221,12 +221,26 @@ def test_replay_leaves_events_that_are_not_sent(api, db, catalog, cli):
 
 @pytest.mark.parametrize(
     "body",
-    [{}, {"until": "2030-01-01T00:00:00Z"}, {"order_id": "1"}, {"order_id": 1, "surprise": True}, {"since": "soon"}],
+    [
+        {},
+        {"until": "2030-01-01T00:00:00Z"},
+        {"order_id": "1"},
+        {"order_id": 1, "surprise": True},
+        {"since": "soon"},
+        {"since": 0},
+        {"order_id": 1, "dry_run": "yes"},
+    ],
 )
 def test_a_replay_that_selects_nothing_clearly_is_refused(api, catalog, body):
     answer = api.post("/events/replay", json=body, headers=ADMIN)
 
     assert (answer.status_code, answer.json()["code"]) == (422, "VALIDATION_ERROR")
+
+
+def test_a_body_that_cannot_be_read_is_a_400_problem(api, catalog):
+    answer = api.post("/events/replay", content=b"\xff\xfe{", headers=ADMIN | {"Content-Type": "application/json"})
+
+    assert answer.status_code == 400 and answer.headers["content-type"] == "application/problem+json"
 
 
 def test_redrives_are_recorded_as_operator_actions_and_still_listed_as_redrives(api, db, catalog, cli):

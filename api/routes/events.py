@@ -5,11 +5,12 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from api.auth import require_admin
 from api.deps import EngineDep, SettingsDep
 from api.openapi import problems
+from api.problems import Problem
 from api.schemas import OrderId
 from db.outbox.operations import EventDetail, EventSummary, event_detail, list_events
 from db.outbox.operator_actions import (
@@ -30,6 +31,18 @@ router = APIRouter(prefix="/events", tags=["operations"], dependencies=[Depends(
 REQUESTED_BY = "api"
 # A bulk action answers with at most this many of the event ids it acted on (oldest first).
 IDS_SHOWN = 1000
+# The routes that read a JSON body also answer 400 when the body is not JSON.
+NOT_JSON = {400: {"model": Problem, "description": "the body is not JSON"}}
+
+
+def _text(value):
+    if not isinstance(value, str):
+        raise ValueError("a time is an ISO 8601 string")
+    return value
+
+
+# An ISO 8601 time, given as a string (not a number of seconds).
+IsoTime = Annotated[datetime, BeforeValidator(_text)]
 
 
 class EventOut(BaseModel):
@@ -124,8 +137,8 @@ class ReplayBody(_Body):
     model_config = ConfigDict(extra="forbid", strict=False)
 
     order_id: Annotated[OrderId | None, Field(strict=True)] = None
-    since: datetime | None = Field(default=None, description="ISO 8601; without an offset, UTC")
-    until: datetime | None = Field(default=None, description="exclusive; only with `since`")
+    since: IsoTime | None = Field(default=None, description="ISO 8601; without an offset, UTC")
+    until: IsoTime | None = Field(default=None, description="exclusive; only with `since`")
 
     @model_validator(mode="after")
     def _selects_something(self) -> "ReplayBody":
@@ -180,21 +193,21 @@ async def get_events(
     return [_event(event) for event in await list_events(engine, status=status, order_id=order_id, limit=limit)]
 
 
-@router.post("/redrive", responses=problems(401, 422, 503))
+@router.post("/redrive", responses=NOT_JSON | problems(401, 422, 503))
 async def redrive_all(body: RedriveBody, engine: EngineDep) -> ActionResultOut:
     """Put every FAILED event (or every one of `order_id`) back to PENDING, due now, with a fresh budget."""
     redriven = await redrive_failed(engine, requested_by=REQUESTED_BY, order_id=body.order_id, dry_run=body.dry_run)
     return _result("REDRIVE", redriven, body.dry_run)
 
 
-@router.post("/retry-now", responses=problems(401, 422, 503))
+@router.post("/retry-now", responses=NOT_JSON | problems(401, 422, 503))
 async def retry_all_now(body: RetryNowBody, engine: EngineDep) -> ActionResultOut:
     """Make every PENDING event that waits out a backoff due now (its budget of attempts unchanged)."""
     pulled = await retry_now(engine, requested_by=REQUESTED_BY, dry_run=body.dry_run)
     return _result("RETRY_NOW", pulled, body.dry_run)
 
 
-@router.post("/replay", responses=problems(401, 422, 503))
+@router.post("/replay", responses=NOT_JSON | problems(401, 422, 503))
 async def replay(body: ReplayBody, engine: EngineDep) -> ActionResultOut:
     """Deliver SENT events that are still retained again, with the same event_id, in order per order.
 
@@ -206,7 +219,7 @@ async def replay(body: ReplayBody, engine: EngineDep) -> ActionResultOut:
     return _result("REPLAY", replayed, body.dry_run)
 
 
-@router.post("/discard", responses=problems(401, 422, 503))
+@router.post("/discard", responses=NOT_JSON | problems(401, 422, 503))
 async def discard_all(body: DiscardBody, engine: EngineDep) -> ActionResultOut:
     """Delete every FAILED event created more than `older_than_seconds` ago (each one recorded with its attempts).
 
