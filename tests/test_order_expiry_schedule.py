@@ -1,6 +1,7 @@
 """Unpaid orders expire through the Temporal schedule ORDER_EXPIRY_SCHEDULE_ID, run by real `sneaker-orders worker`s."""
 
 import json
+import socket
 import time
 import uuid
 
@@ -12,6 +13,7 @@ from tests.catalog import events_of, stock_of, used_count_of
 from tests.lifecycle_builders import pay, place_order
 from tests.polling import wait_until
 from tests.serving import serve
+from tests.temporal_server import start_dev_server
 
 PAYMENT_TTL_SECONDS = 2
 
@@ -155,3 +157,28 @@ def test_expiry_is_late_but_not_lost_while_the_worker_is_down(shop, db, catalog,
     relay.start_worker("after")
 
     wait_for_status(shop, order, "EXPIRED")
+
+
+def test_expiry_is_late_but_not_lost_while_temporal_is_down(shop, db, catalog, relay, background, tmp_path):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    database = str(tmp_path / "temporal.db")
+
+    def start_temporal():
+        return start_dev_server(background, port=port, dev_server_database_filename=database)
+
+    temporal = start_temporal()
+    relay.config.temporal_address = f"127.0.0.1:{port}"
+    relay.start_worker()
+    background.run(temporal.shutdown())
+    try:
+        order = place_order(shop, catalog)
+        stays(shop, [order], "CREATED", PAYMENT_TTL_SECONDS + 2)
+    finally:
+        temporal = start_temporal()
+    try:
+        wait_for_status(shop, order, "EXPIRED", timeout=90)
+    finally:
+        relay.stop_all()
+        background.run(temporal.shutdown())
