@@ -45,12 +45,13 @@ class AmbiguousEventId(OutboxError):
 
     code = "AMBIGUOUS_EVENT_ID"
 
-    def __init__(self, prefix: str, candidates: list[str]) -> None:
+    @classmethod
+    def of(cls, prefix: str, candidates: list[str]) -> "AmbiguousEventId":
+        """The error for `prefix`, naming (up to CANDIDATES_SHOWN of) the events it could mean."""
         many = len(candidates) > CANDIDATES_SHOWN
         count = f"more than {CANDIDATES_SHOWN}" if many else str(len(candidates))
         listed = "\n  ".join(candidates[:CANDIDATES_SHOWN]) + ("\n  ..." if many else "")
-        super().__init__(f"{count} events start with {prefix!r}; give more of the id:\n  {listed}")
-        self.candidates = candidates[:CANDIDATES_SHOWN]
+        return cls(f"{count} events start with {prefix!r}; give more of the id:\n  {listed}")
 
 
 # An ambiguous prefix names at most this many of the events it matches.
@@ -211,7 +212,7 @@ async def resolve_event_id(engine: AsyncEngine, id_or_prefix: str) -> uuid.UUID:
     if not found:
         raise EventNotFound(f"no event id starts with {id_or_prefix!r}")
     if len(found) > 1:
-        raise AmbiguousEventId(id_or_prefix, [str(event_id) for event_id in found])
+        raise AmbiguousEventId.of(id_or_prefix, [str(event_id) for event_id in found])
     return found[0]
 
 
