@@ -189,3 +189,27 @@ def test_a_paused_retention_schedule_deletes_nothing_and_says_so(db, catalog, si
     assert result["stopped_because"] == "the schedule is paused"
     assert result["totals"]["events_deleted"] == 0 and count_events(db, "SENT") == 10
     assert "Deleted 0 SENT events" in result["summary"]
+
+
+def test_pausing_the_schedule_stops_a_running_retention_within_two_seconds(
+    db, catalog, sink, relay, temporal, background
+):
+    insert_events(db, 60_000, status="SENT", age=OLD)
+    relay.start_worker()
+    schedule_id = relay.config.retention_schedule_id
+    before = describe(relay, schedule_id)["info"].get("recentActions", [])
+    relay.temporal("schedule", "trigger", "--schedule-id", schedule_id)
+    wait_until(lambda: count_events(db, "SENT") < 55_000, timeout=60, what="retention to be under way")
+
+    relay.temporal("schedule", "toggle", "--schedule-id", schedule_id, "--pause", "--reason", "incident")
+    time.sleep(2)  # the promise under test: within two seconds of the pause, nothing more changes
+    left = count_events(db, "SENT")
+    time.sleep(2)
+
+    assert count_events(db, "SENT") == left > 0
+    actions = wait_until(lambda: describe(relay, schedule_id)["info"].get("recentActions", []), timeout=10)
+    assert len(actions) > len(before)
+    handle = temporal.client.get_workflow_handle(actions[-1]["startWorkflowResult"]["workflowId"])
+    result = background.run(handle.result(), timeout=60)
+    assert result["stopped_because"] == "the schedule is paused"
+    assert result["totals"]["events_deleted"] == 60_000 - left
