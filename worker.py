@@ -12,12 +12,17 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.delivery_rules import RetryPolicy
+from activities.order_expiry import OrderExpiryActivities
+from activities.outbox_retention import OutboxRetentionActivities
 from activities.platform import PlatformClient, create_http_client
 from activities.relay import RelayActivities
+from activities.schedule_pause import SchedulePauseWatch
 from db.engine import create_engine
 from sneaker_orders.schedules import ensure_schedule, ensure_search_attributes
 from sneaker_orders.settings import Settings
 from sneaker_orders.system_schedules import system_schedules
+from workflows.order_expiry import OrderExpiry
+from workflows.outbox_retention import OutboxRetention
 from workflows.relay import OrderEventsRelay
 
 log = logging.getLogger("sneaker_orders.worker")
@@ -46,11 +51,20 @@ async def run_worker(settings: Settings) -> None:
         lease_seconds=settings.relay_lease_seconds,
         delivery_concurrency=settings.relay_delivery_concurrency,
     )
+    pause = SchedulePauseWatch(client)
+    expiry = OrderExpiryActivities(engine, pause)
+    retention = OutboxRetentionActivities(engine, pause)
     worker = Worker(
         client,
         task_queue=settings.temporal_task_queue,
-        workflows=[OrderEventsRelay],
-        activities=[activities.claim_due_events, activities.deliver_claimed_events],
+        workflows=[OrderEventsRelay, OrderExpiry, OutboxRetention],
+        activities=[
+            activities.claim_due_events,
+            activities.deliver_claimed_events,
+            expiry.expire_due_orders,
+            retention.delete_sent_events_past_retention,
+            retention.purge_expired_idempotency_keys,
+        ],
         # In-flight deliveries get this long to finish on SIGTERM/SIGINT; after that they are
         # cancelled, record what they learnt and hand their remaining claims back.
         graceful_shutdown_timeout=timedelta(seconds=settings.relay_shutdown_grace_seconds),

@@ -3,6 +3,7 @@
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from api.metrics import RequestTiming
 from api.openapi import install_openapi
@@ -33,7 +34,8 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             await app.state.engine.dispose()
 
-    app = FastAPI(title="sneaker-orders", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    # /docs (Swagger UI) and /redoc load their scripts and styles from this server, not from a CDN.
+    app = FastAPIOffline(title="sneaker-orders", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
     install_problem_handlers(app)
     install_openapi(app)

@@ -21,7 +21,7 @@ from db.orders.errors import (
     OrderNotFound,
     OrderRejected,
 )
-from db.outbox.operations import EventNotFailed, EventNotFound
+from db.outbox.operations import AmbiguousEventId, EventNotFailed, EventNotFound, EventNotPending
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,8 @@ STATUS_OF_DOMAIN_ERRORS: list[tuple[type[DomainError], int]] = [
     (OrderContention, 503),
     (EventNotFound, 404),
     (EventNotFailed, 409),
+    (EventNotPending, 409),
+    (AmbiguousEventId, 422),
 ]
 
 

@@ -166,7 +166,7 @@ async def _place_at_rate(base: str, product: int, rate: float, seconds: float, p
 
 def _reset(url: str, sink: str) -> None:
     with psycopg.connect(libpq_url(url), autocommit=True) as connection:
-        connection.execute("TRUNCATE order_events, delivery_attempts, event_redrives, order_items, orders CASCADE")
+        connection.execute("TRUNCATE order_events, delivery_attempts, operator_actions, order_items, orders CASCADE")
     httpx.post(f"{sink}/reset").raise_for_status()
 
 

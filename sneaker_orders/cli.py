@@ -21,6 +21,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _events(settings: Settings, args: argparse.Namespace) -> int:
+    # Operators read tables and ids here: only warnings and errors go to the log (no "PostgreSQL ready").
+    logging.getLogger().setLevel(logging.WARNING)
     return run_events_command(with_database(settings), args)
 
 

@@ -1,41 +1,85 @@
-"""`sneaker-orders events list|show|redrive`: the outbox for operators, straight from the database."""
+"""`sneaker-orders events list|show|redrive|retry-now|replay|discard`: the outbox for operators, from the database."""
 
 import argparse
 import asyncio
+import getpass
 import json
+import re
 import sys
 import uuid
 from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
 
 from db.engine import create_engine
-from db.outbox.operations import EventNotFound, event_detail, list_events, redrive_failed
+from db.outbox.operations import (
+    AmbiguousEventId,
+    EventDetail,
+    EventNotFound,
+    EventSummary,
+    event_detail,
+    list_events,
+    resolve_event_id,
+)
+from db.outbox.operator_actions import ReplaySelection, discard_failed, redrive_failed, replay_sent, retry_now
+from db.statuses import EVENT_STATUSES
 from sneaker_orders.settings import Settings
+
+# An attempt that did not deliver the event (STALE ones came too late to count either way).
+FAILED_OUTCOMES = ("RETRY", "FAILED", "LEASE_EXPIRED")
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
 
 
 def add_events_commands(commands, handler) -> None:
     """Register `events` and its subcommands, run by `handler(settings, args)`."""
-    events = commands.add_parser("events", help="list outbox events, show one with its attempts, redrive")
+    events = commands.add_parser(
+        "events", help="the outbox: list, show one with its attempts, redrive, retry-now, replay, discard"
+    )
     events.set_defaults(command=handler)
     actions = events.add_subparsers(required=True, metavar="ACTION")
 
-    listing = actions.add_parser("list", help="events, newest first")
-    listing.add_argument("--status", choices=["PENDING", "PROCESSING", "SENT", "FAILED"])
+    listing = actions.add_parser("list", help="events, newest first, with their age")
+    listing.add_argument("--status", choices=EVENT_STATUSES)
     listing.add_argument("--order-id", type=int)
     listing.add_argument("--limit", type=int, default=50)
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
     listing.set_defaults(events_action=_list)
 
-    show = actions.add_parser("show", help="one event with its payload, attempts and redrives")
-    show.add_argument("event_id", type=uuid.UUID)
+    show = actions.add_parser("show", help="one event with its payload, attempts and operator actions")
+    show.add_argument("event_id", metavar="EVENT_ID", help="the event id, or enough of its start to name one event")
     show.add_argument("--json", action="store_true")
     show.set_defaults(events_action=_show)
 
-    redrive = actions.add_parser("redrive", help="put FAILED events back to PENDING, due now")
-    redrive.add_argument("event_ids", nargs="*", type=uuid.UUID, metavar="EVENT_ID")
+    redrive = actions.add_parser("redrive", help="put FAILED events back to PENDING, due now, with a fresh budget")
+    redrive.add_argument("event_ids", nargs="*", metavar="EVENT_ID", help="ids or unambiguous prefixes")
     redrive.add_argument("--all-failed", action="store_true", help="every FAILED event (or of --order-id)")
     redrive.add_argument("--order-id", type=int, help="the FAILED events of this order")
     redrive.add_argument("--dry-run", action="store_true", help="show what would be redriven, change nothing")
     redrive.set_defaults(events_action=_redrive)
+
+    retry = actions.add_parser("retry-now", help="make PENDING events waiting out a backoff due now")
+    retry.add_argument("event_ids", nargs="*", metavar="EVENT_ID", help="ids or unambiguous prefixes")
+    retry.add_argument("--all", action="store_true", help="every PENDING event not yet due")
+    retry.add_argument("--dry-run", action="store_true", help="show which events, change nothing")
+    retry.set_defaults(events_action=_retry_now)
+
+    replay = actions.add_parser(
+        "replay", help="deliver SENT events (still retained) again, same event ids, in order per order"
+    )
+    replay.add_argument("--order-id", type=int, help="every retained SENT event of this order")
+    replay.add_argument(
+        "--since", type=_moment, help="events that occurred at or after: ISO 8601 (UTC if no offset) or an age (2h)"
+    )
+    replay.add_argument("--until", type=_moment, help="... and before this (same forms)")
+    replay.add_argument("--dry-run", action="store_true", help="show which events, change nothing")
+    replay.set_defaults(events_action=_replay)
+
+    discard = actions.add_parser("discard", help="delete FAILED events for good (each one recorded with its attempts)")
+    discard.add_argument("event_ids", nargs="*", metavar="EVENT_ID", help="ids or unambiguous prefixes")
+    discard.add_argument("--all-failed", action="store_true", help="every FAILED event older than --older-than")
+    discard.add_argument("--older-than", type=_duration, help="with --all-failed: created longer ago, e.g. 30d")
+    discard.add_argument("--dry-run", action="store_true", help="show which events, change nothing")
+    discard.set_defaults(events_action=_discard)
 
 
 def run_events_command(settings: Settings, args: argparse.Namespace) -> int:
@@ -45,65 +89,195 @@ def run_events_command(settings: Settings, args: argparse.Namespace) -> int:
         engine = create_engine(settings.database_url, pool_size=1, application_name="sneaker-orders-cli")
         try:
             return await args.events_action(engine, settings, args)
+        except (EventNotFound, AmbiguousEventId) as problem:
+            print(problem.detail, file=sys.stderr)
+            return 1
         finally:
             await engine.dispose()
 
     return asyncio.run(run())
 
 
+def _duration(text: str) -> timedelta:
+    """`30d`, `12h`, `90m`, `45s`."""
+    matched = _DURATION.match(text.strip())
+    if not matched:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration such as 30d, 12h, 90m or 45s")
+    return timedelta(seconds=float(matched.group(1)) * DURATION_UNITS[matched.group(2)])
+
+
+def _moment(text: str) -> datetime:
+    """An ISO 8601 time (UTC when it has no offset), or an age such as `2h` meaning that long ago."""
+    if _DURATION.match(text.strip()):
+        return datetime.now(UTC) - _duration(text)
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither an ISO 8601 time nor an age such as 2h") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _iso(moment: datetime | None) -> str:
+    return moment.isoformat(timespec="milliseconds") if moment else "-"
+
+
+def _age(since: datetime, now: datetime) -> str:
+    """A short age: 42s, 17m, 5h, 3d."""
+    seconds = max(0.0, (now - since).total_seconds())
+    for limit, unit, size in ((90, "s", 1), (90 * 60, "m", 60), (36 * 3600, "h", 3600)):
+        if seconds < limit:
+            return f"{seconds / size:.0f}{unit}"
+    return f"{seconds / 86400:.0f}d"
+
+
+def _json_default(value):
+    return value.isoformat() if isinstance(value, datetime) else str(value)
+
+
+def _requested_by() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+async def _event_ids(engine, given: list[str]) -> list[uuid.UUID]:
+    return [await resolve_event_id(engine, text) for text in given]
+
+
 async def _list(engine, settings: Settings, args: argparse.Namespace) -> int:
     events = await list_events(engine, status=args.status, order_id=args.order_id, limit=args.limit)
     if args.json:
         for event in events:
-            print(json.dumps(asdict(event), default=str))
+            print(json.dumps(asdict(event), default=_json_default))
         return 0
-    print(f"{'EVENT_ID':36}  {'TYPE':15} {'ORDER':>8} {'SEQ':>3}  {'STATUS':10} {'RETRIES':>7}  LAST_ERROR")
+    # Lines about the outbox as a whole (the relay's state) go above the table.
+    now = datetime.now(UTC)
+    print(f"{'EVENT_ID':36}  {'TYPE':15} {'ORDER':>8} {'SEQ':>3}  {'STATUS':10} {'AGE':>5} {'RETRIES':>7}  LAST_ERROR")
     for event in events:
         print(
             f"{event.event_id:36}  {event.event_type:15} {event.aggregate_id:>8} {event.sequence:>3}  "
-            f"{event.status:10} {event.retry_count:>7}  {event.last_error or ''}"
+            f"{event.status:10} {_age(event.created_at, now):>5} {event.retry_count:>7}  {event.last_error or ''}"
         )
     return 0
 
 
 async def _show(engine, settings: Settings, args: argparse.Namespace) -> int:
-    try:
-        detail = await event_detail(engine, args.event_id)
-    except EventNotFound as missing:
-        print(missing, file=sys.stderr)
-        return 1
+    detail = await event_detail(engine, await resolve_event_id(engine, args.event_id))
     if args.json:
-        print(json.dumps(asdict(detail), default=str, indent=2))
+        print(json.dumps(asdict(detail), default=_json_default, indent=2))
         return 0
+    for line in _describe(detail, settings):
+        print(line)
+    return 0
+
+
+def _describe(detail: EventDetail, settings: Settings) -> list[str]:
     event = detail.event
-    print(f"event      {event.event_id}  {event.event_type} #{event.sequence}")
-    print(f"of         {event.aggregate_type} {event.aggregate_id}")
-    print(f"status     {event.status}, {event.retry_count} failed attempts, next attempt at {event.next_attempt_at}")
-    print(f"created    {event.created_at}   sent {event.sent_at or '-'}")
+    failed = sum(attempt.outcome in FAILED_OUTCOMES for attempt in detail.attempts)
+    lines = [
+        f"event      {event.event_id}  {event.event_type} #{event.sequence}",
+        f"of         {event.aggregate_type} {event.aggregate_id}",
+        f"status     {_state(event, settings)}",
+        f"created    {_iso(event.created_at)}  ({_age(event.created_at, datetime.now(UTC))} ago)",
+        f"attempts   {len(detail.attempts)}, {failed} failed",
+    ]
     if event.last_error:
-        print(f"last error {event.last_error}")
-    print("attempts")
+        lines.append(f"last error {event.last_error}")
     for attempt in detail.attempts:
-        print(
-            f"  #{attempt.attempt_number} {attempt.attempted_at}  {attempt.outcome:13} "
+        lines.append(
+            f"  #{attempt.attempt_number} {_iso(attempt.attempted_at)}  {attempt.outcome:13} "
             f"{attempt.http_status or '-':>3}  {attempt.error or ''}"
         )
         if attempt.workflow_id and attempt.run_id:
-            print(f"      {settings.temporal_run_url(attempt.workflow_id, attempt.run_id)}")
-    for redrive in detail.redrives:
-        print(f"redriven   {redrive.redriven_at} by {redrive.requested_by} (had {redrive.retry_count_before} failures)")
-    return 0
+            lines.append(f"      {settings.temporal_run_url(attempt.workflow_id, attempt.run_id)}")
+    if detail.actions:
+        lines.append("operator actions")
+    for action in detail.actions:
+        was = f"was {action.status_before}, {action.retry_count_before} failed attempts in its budget"
+        lines.append(f"  {_iso(action.requested_at)}  {action.action:9} by {action.requested_by} ({was})")
+    lines.append("payload")
+    lines += ["  " + line for line in json.dumps(detail.payload, indent=2, sort_keys=True).splitlines()]
+    return lines
+
+
+def _state(event: EventSummary, settings: Settings) -> str:
+    """The status line: what the event is waiting for, only where that applies."""
+    if event.status == "SENT":
+        return f"SENT at {_iso(event.sent_at)}"
+    if event.status == "PENDING":
+        wait = (event.next_attempt_at - datetime.now(UTC)).total_seconds()
+        due = f"due in {wait:.1f}s" if wait > 0 else "due now"
+        return (
+            f"PENDING, next attempt at {_iso(event.next_attempt_at)} ({due}); "
+            f"{event.retry_count} of {settings.relay_max_attempts} attempts used"
+        )
+    if event.status == "PROCESSING":
+        return "PROCESSING: a relay is delivering it now"
+    return "FAILED: waits for an operator (redrive or discard)"
+
+
+async def _act(engine, verb: str, acted: list[str], named: list[uuid.UUID], dry_run: bool, refusal: str) -> int:
+    """Print what was done (or would be), and why any named event was not: exit 1 if one was not."""
+    shown = f"would {verb}" if dry_run else verb
+    for event_id in acted:
+        print(f"{shown} {event_id}")
+    print(f"{len(acted)} events: {shown}")
+    refused = [event_id for event_id in named if str(event_id) not in acted]
+    for event_id in refused:
+        try:
+            status = (await event_detail(engine, event_id)).event.status
+            print(f"{event_id} is {status}; {refusal}", file=sys.stderr)
+        except EventNotFound as missing:
+            print(missing.detail, file=sys.stderr)
+    return 1 if refused else 0
 
 
 async def _redrive(engine, settings: Settings, args: argparse.Namespace) -> int:
     if not (args.event_ids or args.all_failed or args.order_id):
         print("name EVENT_IDs, or use --all-failed or --order-id", file=sys.stderr)
         return 2
+    named = await _event_ids(engine, args.event_ids)
     redriven = await redrive_failed(
-        engine, requested_by="cli", event_ids=args.event_ids or None, order_id=args.order_id, dry_run=args.dry_run
+        engine, requested_by=_requested_by(), event_ids=named or None, order_id=args.order_id, dry_run=args.dry_run
     )
-    verb = "would redrive" if args.dry_run else "redriven"
-    for event_id in redriven:
-        print(f"{verb} {event_id}")
-    print(f"{len(redriven)} FAILED events {verb}")
-    return 0
+    return await _act(engine, "redrive", redriven, named, args.dry_run, "only a FAILED event can be redriven")
+
+
+async def _retry_now(engine, settings: Settings, args: argparse.Namespace) -> int:
+    if bool(args.event_ids) == args.all:
+        print("name EVENT_IDs, or use --all (not both)", file=sys.stderr)
+        return 2
+    named = await _event_ids(engine, args.event_ids)
+    pulled = await retry_now(engine, requested_by=_requested_by(), event_ids=named or None, dry_run=args.dry_run)
+    return await _act(engine, "retry now", pulled, named, args.dry_run, "only a PENDING event can be retried now")
+
+
+async def _replay(engine, settings: Settings, args: argparse.Namespace) -> int:
+    if args.order_id is None and args.since is None:
+        print("use --order-id N, or --since T (and optionally --until T)", file=sys.stderr)
+        return 2
+    if args.until is not None and args.since is None:
+        print("--until needs --since", file=sys.stderr)
+        return 2
+    selection = ReplaySelection(order_id=args.order_id, since=args.since, until=args.until)
+    replayed = await replay_sent(engine, selection, requested_by=_requested_by(), dry_run=args.dry_run)
+    return await _act(engine, "replay", replayed, [], args.dry_run, "")
+
+
+async def _discard(engine, settings: Settings, args: argparse.Namespace) -> int:
+    if bool(args.event_ids) == args.all_failed:
+        print("name EVENT_IDs, or use --all-failed --older-than AGE (not both)", file=sys.stderr)
+        return 2
+    if args.all_failed and args.older_than is None:
+        print("--all-failed needs --older-than (e.g. 30d; 0s for every FAILED event)", file=sys.stderr)
+        return 2
+    named = await _event_ids(engine, args.event_ids)
+    discarded = await discard_failed(
+        engine,
+        requested_by=_requested_by(),
+        event_ids=named or None,
+        older_than_seconds=args.older_than.total_seconds() if args.older_than is not None else None,
+        dry_run=args.dry_run,
+    )
+    return await _act(engine, "discard", discarded, named, args.dry_run, "only a FAILED event can be discarded")

@@ -2,7 +2,9 @@
 
 Embedded PostgreSQL unless DATABASE_URL is set, the Temporal dev server (Web UI on :8233) unless
 TEMPORAL_ADDRESS is set, the demo platform on :8081 unless EXTERNAL_PLATFORM_URL is set; then
-migrations, the demo catalog (once), the worker and the API on :8000.
+migrations, the demo catalog (once), the worker and the API on :8000. Secrets left unset
+(ADMIN_TOKEN, AUTH_JWT_SECRET, PAYMENT_WEBHOOK_SECRET) are generated once under the data directory
+and passed to the processes; the banner, printed once the API answers, says how to use them.
 """
 
 import asyncio
@@ -12,12 +14,16 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
+from pathlib import Path
 
+from sneaker_orders.dev_secrets import dev_secrets_path, secrets_environment, with_dev_secrets
 from sneaker_orders.settings import Settings
 
 log = logging.getLogger(__name__)
 
-API_PORT = 8000
+# How long the API may take to answer /healthz after its process started.
+API_START_TIMEOUT_SECONDS = 60
 
 
 def run_everything(settings: Settings) -> int:
@@ -27,7 +33,8 @@ def run_everything(settings: Settings) -> int:
     from sneaker_orders.cli import with_database
     from sneaker_orders.local_temporal import search_attribute_limits_environment, start_temporal_dev_server
 
-    settings = with_database(settings)
+    given = settings
+    settings = with_dev_secrets(with_database(settings))
     upgrade_to_newest(settings.database_url)
     seeded = asyncio.run(seed_catalog(settings.database_url, demo_catalog(), only_if_empty=True))
     if seeded:
@@ -45,10 +52,11 @@ def run_everything(settings: Settings) -> int:
             "DATABASE_URL": settings.database_url,
             "TEMPORAL_ADDRESS": settings.temporal_target,
             "EXTERNAL_PLATFORM_URL": settings.platform_url,
+            **secrets_environment(settings),
         }
         services = {
             "worker": ["worker"],
-            "api": ["api", "--port", str(API_PORT)],
+            "api": ["api", "--port", str(settings.api_port)],
         }
         if not settings.external_platform_url:
             services = {"sink": ["sink"], **services}
@@ -57,18 +65,63 @@ def run_everything(settings: Settings) -> int:
             started[name] = subprocess.Popen(
                 [sys.executable, "-m", "sneaker_orders.cli", *arguments], env=env, start_new_session=True
             )
-        _announce(settings)
+        try:
+            if not _wait_until_answering(f"{_api_url(settings)}/healthz", started):
+                return 1
+        except KeyboardInterrupt:
+            return 0
+        print(_banner(settings, generated_admin_token=given.admin_token is None), flush=True)
         return _supervise(started)
     finally:
         _stop(started)
 
 
-def _announce(settings: Settings) -> None:
-    log.info(
-        "sneaker-orders is up: API http://127.0.0.1:%d/docs | Temporal Web UI %s | platform %s | Ctrl-C stops it all",
-        API_PORT,
-        settings.temporal_ui_url,
-        settings.platform_url,
+def _api_url(settings: Settings) -> str:
+    return f"http://127.0.0.1:{settings.api_port}"
+
+
+def _wait_until_answering(url: str, processes: dict[str, subprocess.Popen]) -> bool:
+    """Poll `url` until it answers 200; False if a service exits or time runs out first."""
+    deadline = time.monotonic() + API_START_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        for name, process in processes.items():
+            if process.poll() is not None:
+                log.error("%s exited with %s before the API answered", name, process.returncode)
+                return False
+        try:
+            with urllib.request.urlopen(url, timeout=1) as answer:
+                if answer.status == 200:
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.2)
+    log.error("the API did not answer %s within %ss", url, API_START_TIMEOUT_SECONDS)
+    return False
+
+
+def _banner(settings: Settings, *, generated_admin_token: bool) -> str:
+    """What the user needs to start: where everything is, the admin token, how to get a customer token."""
+    api = _api_url(settings)
+    command = os.path.relpath(Path(sys.executable).parent / "sneaker-orders")
+    if generated_admin_token:
+        token = settings.admin_token.get_secret_value()
+        origin = f"generated, kept in {dev_secrets_path(settings)}"
+    else:
+        token, origin = "$ADMIN_TOKEN", "from the environment"
+    return "\n".join(
+        [
+            "",
+            "sneaker-orders is up",
+            f"  API              {api}   (docs: {api}/docs and {api}/redoc)",
+            f"  Temporal Web UI  {settings.temporal_ui_url}",
+            f"  platform         {settings.platform_url}",
+            f"  ADMIN_TOKEN      {token}   ({origin})",
+            f'                   curl -H "Authorization: Bearer {token}" {api}/events',
+            f"  customer token   {command} token --customer c-1",
+            f"  pay an order     {command} pay ORDER_ID",
+            "  Ctrl-C stops it all",
+            "",
+        ]
     )
 
 

@@ -45,6 +45,8 @@ class ScheduledWorkflow:
     run_timeout: timedelta
     # After Temporal was down, one catch-up run is enough: each run does all that is due.
     catchup_window: timedelta = timedelta(minutes=1)
+    # One line the Web UI shows for each run the schedule starts.
+    summary: str | None = None
 
     def schedule(self) -> Schedule:
         """The Temporal schedule as configured (paused state aside)."""
@@ -55,6 +57,7 @@ class ScheduledWorkflow:
                 id=f"{self.schedule_id}-run",
                 task_queue=self.task_queue,
                 run_timeout=self.run_timeout,
+                static_summary=self.summary,
             ),
             spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=self.every)]),
             policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP, catchup_window=self.catchup_window),

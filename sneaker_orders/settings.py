@@ -89,6 +89,7 @@ class Settings(BaseSettings):
         description="where the embedded PostgreSQL and Temporal keep their state",
     )
     sink_port: int = 8081
+    api_port: int = Field(default=8000, description="where `sneaker-orders run` serves the API")
     temporal_port: int = 7233
     temporal_ui_port: int = 8233
 

@@ -5,6 +5,8 @@ from datetime import timedelta
 from activities.payloads import RelayRun
 from sneaker_orders.schedules import ScheduledWorkflow
 from sneaker_orders.settings import Settings
+from workflows.order_expiry import OrderExpiry, OrderExpiryRun
+from workflows.outbox_retention import OutboxRetention, OutboxRetentionRun
 from workflows.relay import OrderEventsRelay
 
 
@@ -22,6 +24,42 @@ def relay_schedule(settings: Settings) -> ScheduledWorkflow:
     )
 
 
+def order_expiry_schedule(settings: Settings) -> ScheduledWorkflow:
+    """Order expiry: every ORDER_EXPIRY_INTERVAL_SECONDS, a run expires the unpaid orders past their deadline."""
+    interval = settings.order_expiry_interval_seconds
+    return ScheduledWorkflow(
+        schedule_id=settings.order_expiry_schedule_id,
+        workflow=OrderExpiry.run,
+        argument=OrderExpiryRun(
+            schedule_id=settings.order_expiry_schedule_id,
+            search_attribute_value_limit_bytes=settings.temporal_search_attribute_value_limit_bytes,
+            search_attributes_total_limit_bytes=settings.temporal_search_attributes_total_limit_bytes,
+        ),
+        every=timedelta(seconds=interval),
+        task_queue=settings.temporal_task_queue,
+        # A run lasts as long as its orders take (milliseconds each); a stuck one must not hold the schedule.
+        run_timeout=timedelta(seconds=max(60, 10 * interval)),
+        summary="Order expiry: unpaid orders past their payment deadline give back stock and coupon uses",
+    )
+
+
+def retention_schedule(settings: Settings) -> ScheduledWorkflow:
+    """Retention: every RETENTION_INTERVAL_SECONDS (hourly), old SENT events and expired idempotency keys go."""
+    return ScheduledWorkflow(
+        schedule_id=settings.retention_schedule_id,
+        workflow=OutboxRetention.run,
+        argument=OutboxRetentionRun(
+            schedule_id=settings.retention_schedule_id, retention_days=settings.outbox_retention_days
+        ),
+        every=timedelta(seconds=settings.retention_interval_seconds),
+        task_queue=settings.temporal_task_queue,
+        # A run continues as new every few minutes of work; each batch it finished stays done.
+        run_timeout=timedelta(hours=1),
+        summary=f"Outbox retention: SENT events older than {settings.outbox_retention_days:g} days, expired "
+        "idempotency keys",
+    )
+
+
 def system_schedules(settings: Settings) -> list[ScheduledWorkflow]:
     """Every schedule the worker creates or updates at start."""
-    return [relay_schedule(settings)]
+    return [relay_schedule(settings), order_expiry_schedule(settings), retention_schedule(settings)]

@@ -21,6 +21,7 @@ RELAY_TEST_SETTINGS = {
     "RELAY_HTTP_TIMEOUT_SECONDS": "2",
     "RELAY_LANES": "2",
     "DATABASE_POOL_SIZE": "4",
+    "ORDER_EXPIRY_INTERVAL_SECONDS": "1",
 }
 
 
@@ -39,6 +40,19 @@ class RelayConfig:
     def task_queue(self) -> str:
         return f"{self.schedule_id}-queue"
 
+    @property
+    def expiry_schedule_id(self) -> str:
+        return f"{self.schedule_id}-expiry"
+
+    @property
+    def retention_schedule_id(self) -> str:
+        return f"{self.schedule_id}-retention"
+
+    @property
+    def schedule_ids(self) -> tuple[str, ...]:
+        """The relay's, the expiry's and the retention's schedule: every one this test's workers keep."""
+        return (self.schedule_id, self.expiry_schedule_id, self.retention_schedule_id)
+
     def environment(self) -> dict[str, str]:
         return {
             **os.environ,
@@ -48,6 +62,8 @@ class RelayConfig:
             "TEMPORAL_ADDRESS": self.temporal_address,
             "EXTERNAL_PLATFORM_URL": self.platform_url,
             "RELAY_SCHEDULE_ID": self.schedule_id,
+            "ORDER_EXPIRY_SCHEDULE_ID": self.expiry_schedule_id,
+            "RETENTION_SCHEDULE_ID": self.retention_schedule_id,
             "TEMPORAL_TASK_QUEUE": self.task_queue,
             **self.extra,
         }
@@ -122,16 +138,17 @@ class Relay:
     def stop_all(self) -> None:
         for worker in self.workers:
             worker.stop()
-        subprocess.run(
-            [
-                str(TEMPORAL_BINARY),
-                "schedule",
-                "delete",
-                "--schedule-id",
-                self.config.schedule_id,
-                "--address",
-                self.config.temporal_address,
-            ],
-            capture_output=True,
-            timeout=60,
-        )
+        for schedule_id in self.config.schedule_ids:
+            subprocess.run(
+                [
+                    str(TEMPORAL_BINARY),
+                    "schedule",
+                    "delete",
+                    "--schedule-id",
+                    schedule_id,
+                    "--address",
+                    self.config.temporal_address,
+                ],
+                capture_output=True,
+                timeout=60,
+            )

@@ -1,22 +1,48 @@
-"""Operations on the outbox, behind ADMIN_TOKEN: list events, see one with its attempts, redrive it."""
+"""Operations on the outbox, behind ADMIN_TOKEN: list events, see one, redrive, retry now, replay, discard."""
 
 import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from api.auth import require_admin
 from api.deps import EngineDep, SettingsDep
 from api.openapi import problems
+from api.problems import Problem
 from api.schemas import OrderId
-from db.outbox.operations import EventDetail, EventSummary, event_detail, list_events, redrive_event
+from db.outbox.operations import EventDetail, EventSummary, event_detail, list_events
+from db.outbox.operator_actions import (
+    ReplaySelection,
+    discard_event,
+    discard_failed,
+    redrive_event,
+    redrive_failed,
+    replay_sent,
+    retry_event_now,
+    retry_now,
+)
+from db.statuses import EventStatus, OperatorAction
 from sneaker_orders.settings import Settings
 
 router = APIRouter(prefix="/events", tags=["operations"], dependencies=[Depends(require_admin)])
 
-EventStatus = Literal["PENDING", "PROCESSING", "SENT", "FAILED"]
+REQUESTED_BY = "api"
+# A bulk action answers with at most this many of the event ids it acted on (oldest first).
+IDS_SHOWN = 1000
+# The routes that read a JSON body also answer 400 when the body is not JSON.
+NOT_JSON = {400: {"model": Problem, "description": "the body is not JSON"}}
+
+
+def _text(value):
+    if not isinstance(value, str):
+        raise ValueError("a time is an ISO 8601 string")
+    return value
+
+
+# An ISO 8601 time, given as a string (not a number of seconds).
+IsoTime = Annotated[datetime, BeforeValidator(_text)]
 
 
 class EventOut(BaseModel):
@@ -58,12 +84,75 @@ class RedriveOut(BaseModel):
     last_error_before: str | None
 
 
+class OperatorActionOut(BaseModel):
+    """An operator's action on the event (redrive, retry-now, replay, discard) and what the event was before it."""
+
+    action: OperatorAction
+    requested_at: datetime
+    requested_by: str
+    status_before: EventStatus
+    retry_count_before: int
+    last_error_before: str | None
+    details: dict | None
+
+
 class EventDetailOut(EventOut):
-    """An event with its payload, every attempt and every redrive."""
+    """An event with its payload, every attempt and every operator action (`redrives`: the redrives among them)."""
 
     payload: dict
     attempts: list[AttemptOut]
     redrives: list[RedriveOut]
+    actions: list[OperatorActionOut]
+
+
+class ActionResultOut(BaseModel):
+    """What a bulk action did (or, as a dry run, would do)."""
+
+    action: OperatorAction
+    dry_run: bool
+    count: int = Field(description="events acted on")
+    event_ids: list[str] = Field(description=f"the first {IDS_SHOWN} of them, oldest first")
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    dry_run: bool = Field(default=False, strict=True, description="select the events, change nothing")
+
+
+class RedriveBody(_Body):
+    """Which FAILED events to redrive: every one, or those of one order."""
+
+    order_id: OrderId | None = None
+
+
+class RetryNowBody(_Body):
+    """Every PENDING event waiting out a backoff becomes due now."""
+
+
+class ReplayBody(_Body):
+    """Which retained SENT events to deliver again: one order's, and/or those that occurred in [since, until)."""
+
+    # Not strict as a whole: the times come as ISO 8601 strings.
+    model_config = ConfigDict(extra="forbid", strict=False)
+
+    order_id: Annotated[OrderId | None, Field(strict=True)] = None
+    since: IsoTime | None = Field(default=None, description="ISO 8601; without an offset, UTC")
+    until: IsoTime | None = Field(default=None, description="exclusive; only with `since`")
+
+    @model_validator(mode="after")
+    def _selects_something(self) -> "ReplayBody":
+        if self.order_id is None and self.since is None:
+            raise ValueError("name an order_id, or a since (and optionally until)")
+        if self.until is not None and self.since is None:
+            raise ValueError("until needs since")
+        return self
+
+
+class DiscardBody(_Body):
+    """Discard every FAILED event created more than `older_than_seconds` ago."""
+
+    older_than_seconds: Annotated[float, Field(ge=0, le=10 * 365 * 86400, description="e.g. 2592000 for 30 days")]
 
 
 def _event(summary: EventSummary) -> EventOut:
@@ -85,7 +174,12 @@ def _detail(detail: EventDetail, settings: Settings) -> EventDetailOut:
         payload=detail.payload,
         attempts=attempts,
         redrives=[RedriveOut(**vars(redrive)) for redrive in detail.redrives],
+        actions=[OperatorActionOut(**vars(action)) for action in detail.actions],
     )
+
+
+def _result(action: OperatorAction, event_ids: list[str], dry_run: bool) -> ActionResultOut:
+    return ActionResultOut(action=action, dry_run=dry_run, count=len(event_ids), event_ids=event_ids[:IDS_SHOWN])
 
 
 @router.get("", responses=problems(401, 422, 503))
@@ -99,13 +193,66 @@ async def get_events(
     return [_event(event) for event in await list_events(engine, status=status, order_id=order_id, limit=limit)]
 
 
+@router.post("/redrive", responses=NOT_JSON | problems(401, 422, 503))
+async def redrive_all(body: RedriveBody, engine: EngineDep) -> ActionResultOut:
+    """Put every FAILED event (or every one of `order_id`) back to PENDING, due now, with a fresh budget."""
+    redriven = await redrive_failed(engine, requested_by=REQUESTED_BY, order_id=body.order_id, dry_run=body.dry_run)
+    return _result("REDRIVE", redriven, body.dry_run)
+
+
+@router.post("/retry-now", responses=NOT_JSON | problems(401, 422, 503))
+async def retry_all_now(body: RetryNowBody, engine: EngineDep) -> ActionResultOut:
+    """Make every PENDING event that waits out a backoff due now (its budget of attempts unchanged)."""
+    pulled = await retry_now(engine, requested_by=REQUESTED_BY, dry_run=body.dry_run)
+    return _result("RETRY_NOW", pulled, body.dry_run)
+
+
+@router.post("/replay", responses=NOT_JSON | problems(401, 422, 503))
+async def replay(body: ReplayBody, engine: EngineDep) -> ActionResultOut:
+    """Deliver SENT events that are still retained again, with the same event_id, in order per order.
+
+    For a platform that lost data: the events go back to PENDING, due now, and the relay sends each
+    order's events in sequence again. Events already removed by retention cannot be replayed.
+    """
+    selection = ReplaySelection(order_id=body.order_id, since=body.since, until=body.until)
+    replayed = await replay_sent(engine, selection, requested_by=REQUESTED_BY, dry_run=body.dry_run)
+    return _result("REPLAY", replayed, body.dry_run)
+
+
+@router.post("/discard", responses=NOT_JSON | problems(401, 422, 503))
+async def discard_all(body: DiscardBody, engine: EngineDep) -> ActionResultOut:
+    """Delete every FAILED event created more than `older_than_seconds` ago (each one recorded with its attempts).
+
+    The later events of their orders are then delivered: the platform will see a gap in `sequence`.
+    """
+    discarded = await discard_failed(
+        engine, requested_by=REQUESTED_BY, older_than_seconds=body.older_than_seconds, dry_run=body.dry_run
+    )
+    return _result("DISCARD", discarded, body.dry_run)
+
+
 @router.get("/{event_id}", responses=problems(401, 404, 422, 503))
 async def get_event(event_id: uuid.UUID, engine: EngineDep, settings: SettingsDep) -> EventDetailOut:
-    """One event with its payload, every delivery attempt (linked to its Temporal run) and every redrive."""
+    """One event with its payload, every delivery attempt (linked to its Temporal run) and every operator action."""
     return _detail(await event_detail(engine, event_id), settings)
 
 
 @router.post("/{event_id}/redrive", responses=problems(401, 404, 409, 422, 503))
 async def redrive(event_id: uuid.UUID, engine: EngineDep, settings: SettingsDep) -> EventDetailOut:
     """Put a FAILED event back to PENDING, due now, with a fresh budget of attempts."""
-    return _detail(await redrive_event(engine, event_id, requested_by="api"), settings)
+    return _detail(await redrive_event(engine, event_id, requested_by=REQUESTED_BY), settings)
+
+
+@router.post("/{event_id}/retry-now", responses=problems(401, 404, 409, 422, 503))
+async def retry_event(event_id: uuid.UUID, engine: EngineDep, settings: SettingsDep) -> EventDetailOut:
+    """Make a PENDING event due now instead of after its backoff (`409 EVENT_NOT_PENDING` otherwise)."""
+    return _detail(await retry_event_now(engine, event_id, requested_by=REQUESTED_BY), settings)
+
+
+@router.post("/{event_id}/discard", responses=problems(401, 404, 409, 422, 503))
+async def discard(event_id: uuid.UUID, engine: EngineDep) -> ActionResultOut:
+    """Delete a FAILED event, recorded with its attempts (`409 EVENT_NOT_FAILED` otherwise).
+
+    The later events of its order are then delivered: the platform will see a gap in `sequence`.
+    """
+    return _result("DISCARD", [await discard_event(engine, event_id, requested_by=REQUESTED_BY)], dry_run=False)

@@ -1,5 +1,9 @@
-"""What operators do with the outbox: list events, look at one with its attempts, redrive FAILED ones."""
+"""What operators read of the outbox: list events, look at one with its attempts and the actions taken on it.
 
+The actions themselves (redrive, retry-now, replay, discard) are in `db/outbox/operator_actions.py`.
+"""
+
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -9,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db.engine import autocommit_connection
 from db.errors import DomainError
-from db.tables import delivery_attempts, event_redrives, order_events
+from db.tables import delivery_attempts, operator_actions, order_events
 
 
 class OutboxError(DomainError):
@@ -25,9 +29,33 @@ class EventNotFound(OutboxError):
 
 
 class EventNotFailed(OutboxError):
-    """Only a FAILED event can be redriven."""
+    """Only a FAILED event can be redriven or discarded."""
 
     code = "EVENT_NOT_FAILED"
+
+
+class EventNotPending(OutboxError):
+    """Only a PENDING event can have its next attempt pulled to now."""
+
+    code = "EVENT_NOT_PENDING"
+
+
+class AmbiguousEventId(OutboxError):
+    """An event-id prefix that more than one event starts with."""
+
+    code = "AMBIGUOUS_EVENT_ID"
+
+    @classmethod
+    def of(cls, prefix: str, candidates: list[str]) -> "AmbiguousEventId":
+        """The error for `prefix`, naming (up to CANDIDATES_SHOWN of) the events it could mean."""
+        many = len(candidates) > CANDIDATES_SHOWN
+        count = f"more than {CANDIDATES_SHOWN}" if many else str(len(candidates))
+        listed = "\n  ".join(candidates[:CANDIDATES_SHOWN]) + ("\n  ..." if many else "")
+        return cls(f"{count} events start with {prefix!r}; give more of the id:\n  {listed}")
+
+
+# An ambiguous prefix names at most this many of the events it matches.
+CANDIDATES_SHOWN = 10
 
 
 @dataclass(frozen=True)
@@ -62,8 +90,21 @@ class Attempt:
 
 
 @dataclass(frozen=True)
+class OperatorAction:
+    """An operator's action on the event, and what the event was before it."""
+
+    action: str
+    requested_at: datetime
+    requested_by: str
+    status_before: str
+    retry_count_before: int
+    last_error_before: str | None
+    details: dict | None
+
+
+@dataclass(frozen=True)
 class Redrive:
-    """An operator's redrive of the event."""
+    """An operator's redrive of the event (the REDRIVE actions, as `redrives` has always shown them)."""
 
     redriven_at: datetime
     requested_by: str
@@ -73,12 +114,20 @@ class Redrive:
 
 @dataclass(frozen=True)
 class EventDetail:
-    """One event with its payload, every attempt and every redrive."""
+    """One event with its payload, every attempt and every operator action."""
 
     event: EventSummary
     payload: dict
     attempts: list[Attempt]
-    redrives: list[Redrive]
+    actions: list[OperatorAction]
+
+    @property
+    def redrives(self) -> list[Redrive]:
+        return [
+            Redrive(action.requested_at, action.requested_by, action.retry_count_before, action.last_error_before)
+            for action in self.actions
+            if action.action == "REDRIVE"
+        ]
 
 
 _SUMMARY_COLUMNS = [order_events.c[field] for field in EventSummary.__dataclass_fields__]
@@ -87,31 +136,25 @@ _ATTEMPTS = (
     .where(delivery_attempts.c.event_id == bindparam("event_id"))
     .order_by(delivery_attempts.c.attempt_number, delivery_attempts.c.id)
 )
-_REDRIVES = (
-    select(*(event_redrives.c[field] for field in Redrive.__dataclass_fields__))
-    .where(event_redrives.c.event_id == bindparam("event_id"))
-    .order_by(event_redrives.c.id)
+_ACTIONS = (
+    select(*(operator_actions.c[field] for field in OperatorAction.__dataclass_fields__))
+    .where(operator_actions.c.event_id == bindparam("event_id"))
+    .order_by(operator_actions.c.id)
 )
-
-# FAILED -> PENDING, due now, with a fresh budget of attempts; the redrive itself is recorded.
-_REDRIVE = text(
-    """
-    WITH failed AS (
-        SELECT id, event_id, retry_count, last_error FROM order_events
-        WHERE status = 'FAILED' AND (CAST(:event_ids AS uuid[]) IS NULL OR event_id = ANY(CAST(:event_ids AS uuid[])))
-          AND (CAST(:order_id AS text) IS NULL OR (aggregate_type = 'order' AND aggregate_id = :order_id))
-        FOR UPDATE
-    ), redriven AS (
-        UPDATE order_events AS event
-        SET status = 'PENDING', retry_count = 0, next_attempt_at = now(), lease_token = NULL, lease_expires_at = NULL
-        FROM failed WHERE event.id = failed.id AND NOT :dry_run
-    ), recorded AS (
-        INSERT INTO event_redrives (event_id, requested_by, retry_count_before, last_error_before)
-        SELECT event_id, :requested_by, retry_count, last_error FROM failed WHERE NOT :dry_run
-    )
-    SELECT event_id FROM failed ORDER BY id
-    """
+_DISCARDED = (
+    select(operator_actions.c.requested_at, operator_actions.c.requested_by)
+    .where(operator_actions.c.event_id == bindparam("event_id"), operator_actions.c.action == "DISCARD")
+    .order_by(operator_actions.c.id.desc())
+    .limit(1)
 )
+# Event ids sort as their hex digits do, so the events starting with a prefix are one index range.
+_STARTING_WITH = (
+    select(order_events.c.event_id)
+    .where(order_events.c.event_id.between(bindparam("lowest"), bindparam("highest")))
+    .order_by(order_events.c.event_id)
+    .limit(CANDIDATES_SHOWN + 1)
+)
+_HEX_DIGITS = re.compile(r"^[0-9a-f]{1,32}$")
 
 
 def _summary(row) -> EventSummary:
@@ -133,7 +176,7 @@ async def list_events(
 
 
 async def event_detail(engine: AsyncEngine, event_id: uuid.UUID) -> EventDetail:
-    """One event with its payload, attempts and redrives."""
+    """One event with its payload, attempts and operator actions; raises EventNotFound (saying so if discarded)."""
     async with autocommit_connection(engine) as connection:
         row = (
             await connection.execute(
@@ -141,40 +184,36 @@ async def event_detail(engine: AsyncEngine, event_id: uuid.UUID) -> EventDetail:
             )
         ).one_or_none()
         if row is None:
+            discarded = (await connection.execute(_DISCARDED, {"event_id": event_id})).one_or_none()
+            if discarded is not None:
+                when, who = discarded.requested_at.isoformat(), discarded.requested_by
+                raise EventNotFound(f"event {event_id} was discarded at {when} by {who}")
             raise EventNotFound(f"event {event_id} does not exist")
         attempts = [Attempt(**a._mapping) for a in await connection.execute(_ATTEMPTS, {"event_id": event_id})]
-        redrives = [Redrive(**r._mapping) for r in await connection.execute(_REDRIVES, {"event_id": event_id})]
-    return EventDetail(_summary(row), row.payload, attempts, redrives)
+        actions = [OperatorAction(**a._mapping) for a in await connection.execute(_ACTIONS, {"event_id": event_id})]
+    return EventDetail(_summary(row), row.payload, attempts, actions)
 
 
-async def redrive_failed(
-    engine: AsyncEngine,
-    *,
-    requested_by: str,
-    event_ids: list[uuid.UUID] | None = None,
-    order_id: int | None = None,
-    dry_run: bool = False,
-) -> list[str]:
-    """Put FAILED events back to PENDING, due now (all of them, or those named / of one order); their ids."""
+async def resolve_event_id(engine: AsyncEngine, id_or_prefix: str) -> uuid.UUID:
+    """The event id that `id_or_prefix` names: a whole id, or the start of exactly one event's id."""
+    digits = id_or_prefix.strip().lower().replace("-", "")
+    if not _HEX_DIGITS.match(digits):
+        raise EventNotFound(f"{id_or_prefix!r} is neither an event id nor the start of one (hex digits and dashes)")
+    if len(digits) == 32:
+        return uuid.UUID(digits)
     async with autocommit_connection(engine) as connection:
-        rows = await connection.execute(
-            _REDRIVE,
-            {
-                "event_ids": event_ids,
-                "order_id": None if order_id is None else str(order_id),
-                "requested_by": requested_by,
-                "dry_run": dry_run,
-            },
-        )
-        return [str(row.event_id) for row in rows]
-
-
-async def redrive_event(engine: AsyncEngine, event_id: uuid.UUID, *, requested_by: str) -> EventDetail:
-    """Redrive one FAILED event; raises EventNotFound or EventNotFailed."""
-    if not await redrive_failed(engine, requested_by=requested_by, event_ids=[event_id]):
-        detail = await event_detail(engine, event_id)  # raises EventNotFound
-        raise EventNotFailed(f"event {event_id} is {detail.event.status}; only a FAILED event can be redriven")
-    return await event_detail(engine, event_id)
+        found = [
+            row.event_id
+            for row in await connection.execute(
+                _STARTING_WITH,
+                {"lowest": uuid.UUID(digits.ljust(32, "0")), "highest": uuid.UUID(digits.ljust(32, "f"))},
+            )
+        ]
+    if not found:
+        raise EventNotFound(f"no event id starts with {id_or_prefix!r}")
+    if len(found) > 1:
+        raise AmbiguousEventId.of(id_or_prefix, [str(event_id) for event_id in found])
+    return found[0]
 
 
 @dataclass(frozen=True)

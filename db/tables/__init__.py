@@ -3,7 +3,7 @@
 from db.tables.catalog import coupons, products
 from db.tables.metadata import metadata
 from db.tables.orders import order_items, orders
-from db.tables.outbox import delivery_attempts, event_redrives, order_events
+from db.tables.outbox import delivery_attempts, operator_actions, order_events
 
 __all__ = [
     "metadata",
@@ -13,5 +13,5 @@ __all__ = [
     "order_items",
     "order_events",
     "delivery_attempts",
-    "event_redrives",
+    "operator_actions",
 ]

@@ -17,7 +17,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
-from db.statuses import EVENT_STATUSES, sql_in
+from db.statuses import EVENT_STATUSES, OPERATOR_ACTIONS, sql_in
 from db.tables.metadata import metadata
 
 order_events = Table(
@@ -49,6 +49,8 @@ order_events = Table(
     # Expired leases to give back.
     Index("ix_order_events_leases", "lease_expires_at", postgresql_where=text("status = 'PROCESSING'")),
     Index("ix_order_events_status_id", "status", "id"),
+    # What retention scans: SENT events by the time they were delivered, oldest first.
+    Index("ix_order_events_retention", "sent_at", postgresql_where=text("status = 'SENT'")),
 )
 
 delivery_attempts = Table(
@@ -68,14 +70,21 @@ delivery_attempts = Table(
     Index("ix_delivery_attempts_event_id", "event_id", "attempt_number"),
 )
 
-event_redrives = Table(
-    "event_redrives",
+# Every operator action on an event (redrive, retry-now, replay, discard), kept after the event itself
+# is discarded or removed by retention: hence no foreign key. What the event was before the action is
+# recorded; `details` holds what the action alone knows (a discarded event's whole row and attempts).
+operator_actions = Table(
+    "operator_actions",
     metadata,
     Column("id", BigInteger, primary_key=True),
-    Column("event_id", UUID(as_uuid=True), ForeignKey("order_events.event_id", ondelete="CASCADE"), nullable=False),
-    Column("redriven_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("event_id", UUID(as_uuid=True), nullable=False),
+    Column("action", Text, nullable=False),
+    Column("requested_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("requested_by", Text, nullable=False),
+    Column("status_before", Text, nullable=False),
     Column("retry_count_before", Integer, nullable=False),
     Column("last_error_before", Text),
-    Index("ix_event_redrives_event_id", "event_id"),
+    Column("details", JSONB),
+    CheckConstraint(sql_in("action", OPERATOR_ACTIONS), name="action_known"),
+    Index("ix_operator_actions_event_id", "event_id", "id"),
 )

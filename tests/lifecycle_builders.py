@@ -1,0 +1,83 @@
+"""Builders the lifecycle tests share: placing and paying orders, and putting outbox events into a given state."""
+
+from datetime import timedelta
+
+import psycopg
+
+from tests.conftest import ADMIN_TOKEN
+
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+def place_order(api, catalog, product: str = "af1", quantity: int = 1, customer: str = "c-1", coupon=None) -> dict:
+    """Place an order through the API (201 expected); the order as answered."""
+    body = {"customer_id": customer, "items": [{"product_id": catalog.products[product], "quantity": quantity}]}
+    if coupon:
+        body["coupon_id"] = catalog.coupons[coupon]
+    response = api.post("/orders", json=body)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def pay(api, order: dict, payment_id: str = "pay-1"):
+    """The payment provider's confirmation of `order` for its total."""
+    return api.post(f"/orders/{order['order_id']}/confirm", json={"payment_id": payment_id, "amount": order["total"]})
+
+
+def event_ids_of(db: psycopg.Connection, order_id: int) -> list[str]:
+    """The event ids of one order, in sequence."""
+    rows = db.execute(
+        "SELECT event_id FROM order_events WHERE aggregate_id = %s ORDER BY sequence", (str(order_id),)
+    ).fetchall()
+    return [str(row[0]) for row in rows]
+
+
+def log_attempt(db: psycopg.Connection, event_id: str, outcome: str, http_status: int | None, ago: timedelta) -> None:
+    """Add a delivery attempt to the log, as a relay would have."""
+    db.execute(
+        "INSERT INTO delivery_attempts (event_id, attempt_number, attempted_at, outcome, http_status, error)"
+        " SELECT %s, coalesce(max(attempt_number), 0) + 1, now() - %s, %s, %s, %s"
+        " FROM delivery_attempts WHERE event_id = %s",
+        (event_id, ago, outcome, http_status, None if outcome == "SENT" else f"HTTP {http_status}", event_id),
+    )
+
+
+def make_failed(db: psycopg.Connection, event_id: str, *, created_ago: timedelta = timedelta(0)) -> None:
+    """The event failed: a 503 retried, then a 422 refused."""
+    log_attempt(db, event_id, "RETRY", 503, timedelta(seconds=2))
+    log_attempt(db, event_id, "FAILED", 422, timedelta(seconds=1))
+    db.execute(
+        "UPDATE order_events SET status = 'FAILED', retry_count = 2, last_error = 'HTTP 422',"
+        " created_at = now() - %s WHERE event_id = %s",
+        (created_ago, event_id),
+    )
+
+
+def make_sent(db: psycopg.Connection, event_id: str, *, sent_ago: timedelta = timedelta(0)) -> None:
+    """The event was delivered at the first attempt, `sent_ago`."""
+    log_attempt(db, event_id, "SENT", 201, sent_ago)
+    db.execute(
+        "UPDATE order_events SET status = 'SENT', sent_at = now() - %s WHERE event_id = %s", (sent_ago, event_id)
+    )
+
+
+def make_backing_off(db: psycopg.Connection, event_id: str, *, due_in: timedelta) -> None:
+    """The event's first attempt got a 503: PENDING, due again in `due_in`."""
+    log_attempt(db, event_id, "RETRY", 503, timedelta(0))
+    db.execute(
+        "UPDATE order_events SET retry_count = 1, last_error = 'HTTP 503', next_attempt_at = now() + %s"
+        " WHERE event_id = %s",
+        (due_in, event_id),
+    )
+
+
+def status_of(db: psycopg.Connection, event_id: str) -> str | None:
+    row = db.execute("SELECT status FROM order_events WHERE event_id = %s", (event_id,)).fetchone()
+    return row[0] if row else None
+
+
+def actions_of(db: psycopg.Connection, event_id: str) -> list[tuple]:
+    """(action, requested_by, status_before) of every operator action on the event, oldest first."""
+    return db.execute(
+        "SELECT action, requested_by, status_before FROM operator_actions WHERE event_id = %s ORDER BY id", (event_id,)
+    ).fetchall()

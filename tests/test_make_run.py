@@ -1,0 +1,132 @@
+"""What `make run` runs (`sneaker-orders run`): generated secrets, and a banner only once the API answers."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import uuid
+
+import httpx
+import psycopg
+import pytest
+
+from sneaker_orders.local_postgres import libpq_url
+from sneaker_orders.local_temporal import TEMPORAL_BINARY
+from tests.polling import wait_until
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def scratch_database_url(database_url) -> str:
+    with psycopg.connect(libpq_url(database_url), autocommit=True) as connection:
+        connection.execute("DROP DATABASE IF EXISTS make_run")
+        connection.execute("CREATE DATABASE make_run")
+    return database_url.replace("/sneaker_orders?", "/make_run?")
+
+
+@pytest.fixture
+def start_run(scratch_database_url, temporal_address, sink_url, tmp_path):
+    """Starts `sneaker-orders run` with this suite's PostgreSQL, Temporal and platform, the API on a free port.
+
+    Returns (process, its output file, the API's URL, the data directory); stops it afterwards.
+    """
+    port, name = free_port(), f"run-{uuid.uuid4().hex[:8]}"
+    schedules = [f"{name}-relay", f"{name}-expiry", f"{name}-retention"]
+    environment = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("ADMIN_TOKEN", "AUTH_JWT_SECRET", "PAYMENT_WEBHOOK_SECRET")
+    } | {
+        "SNEAKER_ORDERS_DATA_DIR": str(tmp_path / "data"),
+        "DATABASE_URL": scratch_database_url,
+        "TEMPORAL_ADDRESS": temporal_address,
+        "EXTERNAL_PLATFORM_URL": sink_url,
+        "API_PORT": str(port),
+        "TEMPORAL_TASK_QUEUE": f"{name}-queue",
+        "RELAY_SCHEDULE_ID": schedules[0],
+        "ORDER_EXPIRY_SCHEDULE_ID": schedules[1],
+        "RETENTION_SCHEDULE_ID": schedules[2],
+        "WORKER_METRICS_PORT": "0",
+    }
+    output = tmp_path / "run.log"
+    started = []
+
+    def start():
+        with output.open("w") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "sneaker_orders.cli", "run"],
+                env=environment,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        started.append(process)
+        return process, output, f"http://127.0.0.1:{port}", tmp_path / "data"
+
+    try:
+        yield start
+    finally:
+        for process in started:
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+                process.wait(timeout=60)
+        for schedule_id in schedules:
+            subprocess.run(
+                [
+                    str(TEMPORAL_BINARY),
+                    "schedule",
+                    "delete",
+                    "--schedule-id",
+                    schedule_id,
+                    "--address",
+                    temporal_address,
+                ],
+                capture_output=True,
+                timeout=60,
+            )
+
+
+def test_make_run_generates_the_secrets_and_prints_the_banner_once_the_api_answers(start_run):
+    process, output, api_url, data_dir = start_run()
+
+    def banner() -> str | None:
+        assert process.poll() is None, output.read_text()
+        text = output.read_text()
+        return text if "sneaker-orders is up" in text else None
+
+    text = wait_until(banner, timeout=120, interval=0.05, what="the banner")
+    answered = httpx.get(f"{api_url}/healthz", timeout=5)
+
+    assert answered.status_code == 200, "the banner came before the API listened"
+    secrets_file = data_dir / "secrets.json"
+    secrets = json.loads(secrets_file.read_text())
+    assert secrets_file.stat().st_mode & 0o777 == 0o600
+    assert set(secrets) == {"admin_token", "auth_jwt_secret", "payment_webhook_secret"}
+    assert secrets["admin_token"] in text
+    assert "token --customer c-1" in text and f"{api_url}/docs" in text
+    events = httpx.get(f"{api_url}/events", headers={"Authorization": f"Bearer {secrets['admin_token']}"})
+    assert events.status_code == 200
+
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=60) == 0
+
+
+def test_make_run_reuses_the_secrets_kept_in_the_data_directory(start_run, tmp_path):
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (data_dir / "secrets.json").write_text(
+        json.dumps(
+            {"admin_token": "a" * 40, "auth_jwt_secret": "b" * 40, "payment_webhook_secret": "whsec_" + "c" * 40}
+        )
+    )
+    process, output, api_url, _ = start_run()
+
+    wait_until(lambda: "sneaker-orders is up" in output.read_text(), timeout=120, what="the banner")
+
+    assert httpx.get(f"{api_url}/events", headers={"Authorization": f"Bearer {'a' * 40}"}).status_code == 200
