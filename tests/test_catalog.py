@@ -7,10 +7,11 @@ import pytest
 from db.catalog.seeding import demo_catalog
 from sneaker_orders.cli import main
 from tests.catalog import reset_database, snapshot
+from tests.support.ordering import placed
 
 
 def test_products_are_listed_with_their_current_stock(api, catalog):
-    api.post("/orders", json={"customer_id": "c", "items": [{"product_id": catalog.products["af1"], "quantity": 2}]})
+    placed(api, (catalog.products["af1"], 2))
 
     products = api.get("/products").json()
 
