@@ -23,6 +23,8 @@ from sneaker_orders.settings import Settings
 CLOCK_SKEW_SECONDS = 30
 ASYMMETRIC_ALGORITHMS = ("RS256", "ES256")
 CUSTOMER_ID_MAX_LENGTH = 64
+# RFC 7518: an HS256 key at least as long as the hash.
+HS256_SECRET_MIN_BYTES = 32
 
 _bearer = HTTPBearer(
     scheme_name="CustomerToken",
@@ -68,6 +70,8 @@ class CustomerTokens:
     def from_settings(cls, settings: Settings) -> "CustomerTokens":
         """The verifier of `settings`; raises CustomerAuthNotConfigured when no key is configured."""
         secret = settings.auth_jwt_secret.get_secret_value() if settings.auth_jwt_secret else None
+        if secret is not None and len(secret.encode()) < HS256_SECRET_MIN_BYTES:
+            raise CustomerAuthNotConfigured(f"AUTH_JWT_SECRET must be at least {HS256_SECRET_MIN_BYTES} bytes long")
         public_key = _load_public_key(settings.auth_public_key) if settings.auth_public_key else None
         jwks = jwt.PyJWKClient(settings.auth_jwks_url, timeout=5) if settings.auth_jwks_url else None
         if not (secret or public_key or jwks):

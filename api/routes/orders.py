@@ -11,8 +11,8 @@ from api.deps import EngineDep, SettingsDep
 from api.metrics import ORDERS_PLACED
 from api.openapi import BODY_GUARD_STATUSES, problems
 from api.order_cursor import CURSOR_PATTERN, decode_cursor, encode_cursor
-from api.payment_webhook import WebhookIdDep
-from api.schemas import ConfirmOrderBody, OrderIdInPath, PlaceOrderBody
+from api.payment_webhook import CONFIRMATION_BODY, SignedConfirmationDep
+from api.schemas import OrderIdInPath, PlaceOrderBody
 from api.write_slots import WriteSlotsDep
 from db.orders.lifecycle import cancel_order
 from db.orders.listing import list_orders
@@ -114,21 +114,26 @@ async def get_order(order_id: OrderIdPath, customer: CustomerDep, engine: Engine
     return await read_order(engine, order_id, customer_id=customer)
 
 
-@router.post("/{order_id}/confirm", responses=problems(400, 401, 404, 409, 422, 503, *BODY_GUARD_STATUSES))
+@router.post(
+    "/{order_id}/confirm",
+    responses=problems(400, 401, 404, 409, 422, 503, *BODY_GUARD_STATUSES),
+    openapi_extra=CONFIRMATION_BODY,
+)
 async def confirm(
-    order_id: OrderIdPath,
-    body: ConfirmOrderBody,
-    webhook_id: WebhookIdDep,
-    engine: EngineDep,
-    write_slots: WriteSlotsDep,
+    order_id: OrderIdPath, confirmation: SignedConfirmationDep, engine: EngineDep, write_slots: WriteSlotsDep
 ) -> OrderView:
     """The payment provider's webhook: payment completed, the order becomes CONFIRMED, OrderConfirmed is written.
 
-    Signed per Standard Webhooks with PAYMENT_WEBHOOK_SECRET; a repeated webhook-id gets the first answer again.
-    Past the order's expires_at the payment is refused with 409 ORDER_EXPIRED (and the order expires).
+    Body `{"payment_id": str, "amount": int}`, signed per Standard Webhooks with PAYMENT_WEBHOOK_SECRET
+    (headers webhook-id, webhook-timestamp, webhook-signature; 5 minutes of tolerance), checked before the
+    body is parsed. A repeated webhook-id gets the first answer again and changes nothing. Past the order's
+    expires_at the payment is refused with 409 ORDER_EXPIRED (and the order expires).
     """
     async with write_slots.hold():
-        return await confirm_payment(engine, PaymentWebhook(webhook_id, order_id, body.payment_id, body.amount))
+        return await confirm_payment(
+            engine,
+            PaymentWebhook(confirmation.webhook_id, order_id, confirmation.body.payment_id, confirmation.body.amount),
+        )
 
 
 @router.post("/{order_id}/cancel", responses=problems(401, 404, 409, 422, 503, *BODY_GUARD_STATUSES))
