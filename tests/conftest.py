@@ -1,5 +1,7 @@
 """The suite's own real services: an embedded PostgreSQL and the API served by uvicorn on loopback."""
 
+from contextlib import ExitStack
+
 import httpx
 import psycopg
 import pytest
@@ -49,6 +51,13 @@ def api_url(settings):
     """The API of `settings`, served by a real uvicorn on a free loopback port."""
     with serve(create_app(settings)) as url:
         yield url
+
+
+@pytest.fixture
+def api_with(settings):
+    """Serve the API with some settings changed: `api_with(database_lock_timeout_ms=...)` is its base URL."""
+    with ExitStack() as servers:
+        yield lambda **changes: servers.enter_context(serve(create_app(settings.model_copy(update=changes))))
 
 
 @pytest.fixture

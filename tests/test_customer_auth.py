@@ -5,15 +5,12 @@ import hashlib
 import hmac
 import json
 import time
-from contextlib import ExitStack
 
 import httpx
 import jwt
 import pytest
 
-from api.app import create_app
 from tests.catalog import count_rows, snapshot
-from tests.serving import serve
 from tests.support.customers import JWT_SECRET, customer_headers, token_for
 from tests.support.jwks import ec_key, jwk_of, public_pem, rsa_key, serve_jwks, signed_token
 from tests.support.ordering import order_body, placed
@@ -55,13 +52,6 @@ def assert_unauthorized(response: httpx.Response) -> None:
     assert response.headers["content-type"] == "application/problem+json"
     assert response.headers["www-authenticate"].startswith("Bearer")
     assert response.json()["code"] == "UNAUTHORIZED"
-
-
-@pytest.fixture
-def app_of(settings):
-    """Serve the API with some settings changed; yields a function returning its base URL."""
-    with ExitStack() as servers:
-        yield lambda **changes: servers.enter_context(serve(create_app(settings.model_copy(update=changes))))
 
 
 @pytest.mark.parametrize(
@@ -156,9 +146,9 @@ def test_a_cursor_the_api_did_not_give_is_422(api, catalog, cursor):
     assert (response.status_code, response.json()["code"]) == (422, "VALIDATION_ERROR")
 
 
-def test_rs256_tokens_verified_with_a_public_key(app_of, catalog):
+def test_rs256_tokens_verified_with_a_public_key(api_with, catalog):
     key = rsa_key()
-    url = app_of(auth_jwt_secret=None, auth_public_key=public_pem(key))
+    url = api_with(auth_jwt_secret=None, auth_public_key=public_pem(key))
     body = order_body((catalog.products["af1"], 1))
 
     good = httpx.post(f"{url}/orders", json=body, headers=bearer(signed_token(key, "RS256")))
@@ -172,9 +162,9 @@ def test_rs256_tokens_verified_with_a_public_key(app_of, catalog):
         assert_unauthorized(refused)
 
 
-def test_with_both_an_hs256_secret_and_a_public_key_each_algorithm_has_its_own_key(app_of, catalog):
+def test_with_both_an_hs256_secret_and_a_public_key_each_algorithm_has_its_own_key(api_with, catalog):
     key = rsa_key()
-    url = app_of(auth_public_key=public_pem(key))
+    url = api_with(auth_public_key=public_pem(key))
     body = order_body((catalog.products["af1"], 1))
     hs256_with_public_key = hs256_token_keyed_with(public_pem(key).encode())
 
@@ -183,9 +173,9 @@ def test_with_both_an_hs256_secret_and_a_public_key_each_algorithm_has_its_own_k
     assert_unauthorized(httpx.post(f"{url}/orders", json=body, headers=bearer(hs256_with_public_key)))
 
 
-def test_es256_tokens_verified_with_a_public_key(app_of, catalog):
+def test_es256_tokens_verified_with_a_public_key(api_with, catalog):
     key = ec_key()
-    url = app_of(auth_jwt_secret=None, auth_public_key=public_pem(key))
+    url = api_with(auth_jwt_secret=None, auth_public_key=public_pem(key))
 
     response = httpx.post(
         f"{url}/orders", json=order_body((catalog.products["af1"], 1)), headers=bearer(signed_token(key, "ES256"))
@@ -194,11 +184,11 @@ def test_es256_tokens_verified_with_a_public_key(app_of, catalog):
     assert response.status_code == 201
 
 
-def test_tokens_verified_with_the_keys_of_a_jwks_endpoint(app_of, catalog):
+def test_tokens_verified_with_the_keys_of_a_jwks_endpoint(api_with, catalog):
     rsa_signer, ec_signer = rsa_key(), ec_key()
     keys = [jwk_of(rsa_signer, "rsa-1", "RS256"), jwk_of(ec_signer, "ec-1", "ES256")]
     with serve_jwks(keys) as jwks_url:
-        url = app_of(auth_jwt_secret=None, auth_jwks_url=jwks_url)
+        url = api_with(auth_jwt_secret=None, auth_jwks_url=jwks_url)
         body = order_body((catalog.products["af1"], 1))
 
         rs256 = httpx.post(f"{url}/orders", json=body, headers=bearer(signed_token(rsa_signer, "RS256", kid="rsa-1")))
@@ -211,8 +201,8 @@ def test_tokens_verified_with_the_keys_of_a_jwks_endpoint(app_of, catalog):
     assert_unauthorized(wrong_key_for_kid)
 
 
-def test_issuer_and_audience_are_checked_when_configured(app_of, catalog):
-    url = app_of(auth_issuer="https://id.example", auth_audience="sneaker-orders")
+def test_issuer_and_audience_are_checked_when_configured(api_with, catalog):
+    url = api_with(auth_issuer="https://id.example", auth_audience="sneaker-orders")
     body = order_body((catalog.products["af1"], 1))
 
     def post(**claims):
