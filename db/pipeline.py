@@ -31,7 +31,10 @@ async def run_pipelined(connection: AsyncConnection, statements: Sequence[Statem
                 cursors.append(cursor)
         return [await cursor.fetchall() if cursor.description else [] for cursor in cursors]
     except psycopg.Error as error:
-        if driver.closed:
-            await connection.invalidate()
+        # After an aborted pipeline psycopg's record of prepared statements can be wrong: a statement
+        # it prepares on its fifth run is marked prepared even when the pipeline was aborted before
+        # its Parse ran ("prepared statement _pg3_N does not exist" on the next run). The connection
+        # is dropped instead of reused. Pipelines fail only on timeouts and faults, never on a refused order.
+        await connection.invalidate()
         # The same exceptions as statements run through SQLAlchemy, so callers and the API handle one kind.
         raise DBAPIError.instance(None, None, error, psycopg.Error) from error

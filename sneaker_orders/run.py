@@ -25,9 +25,11 @@ def run_everything(settings: Settings) -> int:
     from db.catalog.seeding import demo_catalog, seed_catalog
     from db.migrate import upgrade_to_newest
     from sneaker_orders.cli import with_database
+    from sneaker_orders.dev_secrets import secrets_environment, with_dev_secrets
     from sneaker_orders.local_temporal import search_attribute_limits_environment, start_temporal_dev_server
 
-    settings = with_database(settings)
+    # Every service gets the development secrets of the data directory for what the environment leaves unset.
+    settings = with_dev_secrets(with_database(settings))
     upgrade_to_newest(settings.database_url)
     seeded = asyncio.run(seed_catalog(settings.database_url, demo_catalog(), only_if_empty=True))
     if seeded:
@@ -45,6 +47,7 @@ def run_everything(settings: Settings) -> int:
             "DATABASE_URL": settings.database_url,
             "TEMPORAL_ADDRESS": settings.temporal_target,
             "EXTERNAL_PLATFORM_URL": settings.platform_url,
+            **secrets_environment(settings),
         }
         services = {
             "worker": ["worker"],
