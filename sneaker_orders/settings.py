@@ -16,7 +16,8 @@ ADMIN_TOKEN_MIN_LENGTH = 32
 class Settings(BaseSettings):
     """Configuration of every process; read once at start and passed down."""
 
-    model_config = SettingsConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+    # An empty variable (as docker compose passes an unset ${VAR:-}) counts as unset.
+    model_config = SettingsConfigDict(extra="ignore", frozen=True, populate_by_name=True, env_ignore_empty=True)
 
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL (postgresql+psycopg://...); unset: embedded PostgreSQL"
