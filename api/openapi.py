@@ -30,9 +30,17 @@ _HEADERS = {
 BODY_GUARD_STATUSES = (408, 413)
 
 
-def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """The `responses=` of a route whose errors are these statuses."""
-    return {status: {"model": Problem, "description": _DESCRIPTIONS[status], **_headers(status)} for status in statuses}
+def problems(*statuses: int, codes: dict[int, str] | None = None) -> dict[int | str, dict[str, Any]]:
+    """The `responses=` of a route whose errors are these statuses; `codes` names a status's codes on this route."""
+    codes = codes or {}
+    return {
+        status: {
+            "model": Problem,
+            "description": _DESCRIPTIONS[status] + (f"; code {codes[status]}" if status in codes else ""),
+            **_headers(status),
+        }
+        for status in statuses
+    }
 
 
 def _headers(status: int) -> dict[str, Any]:

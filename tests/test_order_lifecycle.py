@@ -113,3 +113,24 @@ def test_an_unknown_order_is_404(api, catalog):
         assert response.status_code == 404
         assert response.headers["content-type"] == "application/problem+json"
         assert response.json()["code"] == "ORDER_NOT_FOUND"
+
+
+def test_the_next_event_takes_the_next_sequence_after_retention_deleted_the_earlier_ones(api, db, catalog):
+    order = place(api, catalog)
+    db.execute("DELETE FROM order_events WHERE aggregate_id = %s", (str(order["order_id"]),))
+
+    pay(api, order)
+
+    [event] = events_of(db, order["order_id"])
+    assert (event["event_type"], event["sequence"]) == ("OrderConfirmed", 2)
+
+
+def test_every_event_is_serialised_the_same_way(api, db, catalog):
+    order = place(api, catalog)
+    confirmed = pay(api, order).json()
+
+    created, confirmation = events_of(db, order["order_id"])
+
+    assert created["payload"] == order  # the placement's response, byte for byte the same serialisation
+    assert confirmation["payload"] == confirmed
+    assert created["payload"]["expires_at"] == confirmation["payload"]["expires_at"] == order["expires_at"]

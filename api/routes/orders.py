@@ -57,7 +57,22 @@ class OrderPage(BaseModel):
     status_code=201,
     responses={
         201: {"description": "the order placed (or, replayed, the first response)", "headers": _PLACED_HEADERS},
-        **problems(400, 401, 409, 422, 429, 503, *BODY_GUARD_STATUSES),
+        **problems(
+            400,
+            401,
+            409,
+            422,
+            429,
+            503,
+            *BODY_GUARD_STATUSES,
+            codes={
+                400: "PRODUCT_NOT_FOUND, PRODUCT_UNAVAILABLE, INSUFFICIENT_STOCK, PURCHASE_LIMIT_EXCEEDED,"
+                " COUPON_NOT_FOUND, COUPON_NOT_ACTIVE, COUPON_MIN_AMOUNT_NOT_MET or COUPON_EXHAUSTED",
+                409: "IDEMPOTENCY_KEY_IN_FLIGHT",
+                422: "VALIDATION_ERROR or IDEMPOTENCY_KEY_REUSED",
+                503: "DATABASE_UNAVAILABLE, ORDER_CONTENTION or AUTH_UNAVAILABLE",
+            },
+        ),
     },
 )
 async def create_order(
@@ -89,7 +104,7 @@ async def create_order(
     return placed.order
 
 
-@router.get("", responses=problems(401, 422, 503))
+@router.get("", responses=problems(401, 422, 503, codes={503: "DATABASE_UNAVAILABLE or AUTH_UNAVAILABLE"}))
 async def get_orders(
     customer: CustomerDep,
     engine: EngineDep,
@@ -108,7 +123,7 @@ async def get_orders(
     )
 
 
-@router.get("/{order_id}", responses=problems(401, 404, 422, 503))
+@router.get("/{order_id}", responses=problems(401, 404, 422, 503, codes={404: "ORDER_NOT_FOUND"}))
 async def get_order(order_id: OrderIdPath, customer: CustomerDep, engine: EngineDep) -> OrderView:
     """The caller's order as it is now; another customer's order is 404."""
     return await read_order(engine, order_id, customer_id=customer)
@@ -116,7 +131,22 @@ async def get_order(order_id: OrderIdPath, customer: CustomerDep, engine: Engine
 
 @router.post(
     "/{order_id}/confirm",
-    responses=problems(400, 401, 404, 409, 422, 503, *BODY_GUARD_STATUSES),
+    responses=problems(
+        400,
+        401,
+        404,
+        409,
+        422,
+        503,
+        *BODY_GUARD_STATUSES,
+        codes={
+            400: "PAYMENT_AMOUNT_MISMATCH",
+            404: "ORDER_NOT_FOUND",
+            409: "INVALID_ORDER_STATE (cancelled, paid by another payment, or the payment paid another order)"
+            " or ORDER_EXPIRED (past expires_at: refund the payment)",
+            503: "DATABASE_UNAVAILABLE or ORDER_CONTENTION",
+        },
+    ),
     openapi_extra=CONFIRMATION_BODY,
 )
 async def confirm(
@@ -136,7 +166,18 @@ async def confirm(
         )
 
 
-@router.post("/{order_id}/cancel", responses=problems(401, 404, 409, 422, 503, *BODY_GUARD_STATUSES))
+@router.post(
+    "/{order_id}/cancel",
+    responses=problems(
+        401,
+        404,
+        409,
+        422,
+        503,
+        *BODY_GUARD_STATUSES,
+        codes={404: "ORDER_NOT_FOUND", 409: "INVALID_ORDER_STATE (only a CREATED order can be cancelled)"},
+    ),
+)
 async def cancel(
     order_id: OrderIdPath, customer: CustomerDep, engine: EngineDep, write_slots: WriteSlotsDep
 ) -> OrderView:
