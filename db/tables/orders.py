@@ -43,6 +43,8 @@ orders = Table(
     CheckConstraint("total = subtotal - discount", name="total_is_subtotal_minus_discount"),
     CheckConstraint("last_event_sequence >= 0", name="last_event_sequence_not_negative"),
     Index("ix_orders_customer_id_created_at", "customer_id", "created_at"),
+    # What a placement counts under the customer's lock: the customer's unpaid orders (a handful at most).
+    Index("ix_orders_unpaid_by_customer", "customer_id", "expires_at", postgresql_where=text("status = 'CREATED'")),
     # What the expiry schedule scans: unpaid orders by deadline.
     Index("ix_orders_due_expiry", "expires_at", postgresql_where=text("status = 'CREATED'")),
 )

@@ -42,6 +42,12 @@ def upgrade() -> None:
     )
     op.create_index("ix_payment_webhooks_processed_at", "payment_webhooks", ["processed_at"], unique=False)
 
+    op.create_index(
+        "ix_orders_unpaid_by_customer",
+        "orders",
+        ["customer_id", "expires_at"],
+        postgresql_where=sa.text("status = 'CREATED'"),
+    )
     op.add_column("orders", sa.Column("last_event_sequence", sa.Integer(), server_default=sa.text("0"), nullable=False))
     op.create_check_constraint(
         op.f("ck_orders_last_event_sequence_not_negative"), "orders", "last_event_sequence >= 0"
@@ -84,6 +90,7 @@ def downgrade() -> None:
     )
     op.create_unique_constraint(op.f("uq_orders_idempotency_key"), "orders", ["idempotency_key"])
     op.drop_constraint(op.f("ck_orders_last_event_sequence_not_negative"), "orders", type_="check")
+    op.drop_index("ix_orders_unpaid_by_customer", table_name="orders", postgresql_where=sa.text("status = 'CREATED'"))
     op.drop_column("orders", "last_event_sequence")
     op.drop_index("ix_payment_webhooks_processed_at", table_name="payment_webhooks")
     op.drop_table("payment_webhooks")
