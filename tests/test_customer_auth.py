@@ -67,7 +67,7 @@ def assert_unauthorized(response: httpx.Response) -> None:
         bearer(jwt.encode({"sub": "customer-1"}, JWT_SECRET, algorithm="HS256")),  # no exp
         bearer(jwt.encode({"exp": int(time.time()) + 60}, JWT_SECRET, algorithm="HS256")),  # no sub
         bearer(token_for()[:-2]),  # signature cut
-        bearer(jwt.encode({"sub": "c", "exp": int(time.time()) + 60}, JWT_SECRET, algorithm="HS384")),
+        bearer(jwt.encode({"sub": "c", "exp": int(time.time()) + 60}, JWT_SECRET * 2, algorithm="HS384")),
     ],
     ids=["none", "empty", "garbage", "basic", "expired", "forged", "alg-none", "no-exp", "no-sub", "cut", "hs384"],
 )

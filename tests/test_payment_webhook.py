@@ -3,10 +3,13 @@
 import asyncio
 import json
 import time
+from datetime import timedelta
 
 import httpx
 import pytest
 
+from db.engine import create_engine
+from db.orders.payments import purge_answered_webhooks
 from tests.catalog import count_rows, events_of, snapshot
 from tests.support.customers import customer_headers
 from tests.support.ordering import placed
@@ -155,3 +158,20 @@ def test_one_payment_sent_for_two_orders_at_once_pays_one(api_url, api, db, cata
     assert sorted(response.status_code for response in responses) == [200, 409]
     assert count_rows(db, "orders") == 2
     assert db.execute("SELECT count(*) FROM orders WHERE payment_id = 'pay-shared'").fetchone() == (1,)
+
+
+def test_old_webhook_answers_are_purged_in_bounded_batches(anonymous, db, api, catalog, database_url):
+    for number in range(3):
+        pay(anonymous, placed(api, (catalog.products["af1"], 1), customer=f"c-{number}"), payment_id=f"pay-{number}")
+    db.execute("UPDATE payment_webhooks SET processed_at = now() - interval '8 days'")
+    pay(anonymous, placed(api, (catalog.products["dunk"], 1)), payment_id="pay-recent")
+
+    async def purge():
+        engine = create_engine(database_url, pool_size=1)
+        try:
+            return await purge_answered_webhooks(engine, older_than=timedelta(days=7), limit=2)
+        finally:
+            await engine.dispose()
+
+    assert [asyncio.run(purge()) for _ in range(3)] == [2, 1, 0]
+    assert db.execute("SELECT payment_id FROM payment_webhooks").fetchall() == [("pay-recent",)]

@@ -9,13 +9,14 @@ row lock, so exactly one of them wins.
 """
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 
 from sqlalchemy import bindparam, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from db.advisory_locks import advisory_lock_id
+from db.engine import autocommit_connection
 from db.orders.contention import timeouts_as_contention
 from db.orders.errors import InvalidOrderState, OrderError, OrderExpired, OrderNotFound, PaymentAmountMismatch
 from db.orders.expiry import expire_locked_order
@@ -38,6 +39,14 @@ _ANSWER = select(payment_webhooks.c.outcome, payment_webhooks.c.response).where(
 )
 _PAID_ELSEWHERE = select(orders.c.id).where(
     orders.c.payment_id == bindparam("payment_id"), orders.c.id != bindparam("order_id")
+)
+_PURGE_ANSWERED = text(
+    """
+    DELETE FROM payment_webhooks WHERE webhook_id IN (
+        SELECT webhook_id FROM payment_webhooks WHERE processed_at < now() - CAST(:older_than AS interval)
+        ORDER BY processed_at LIMIT :limit FOR UPDATE SKIP LOCKED
+    )
+    """
 )
 
 
@@ -116,6 +125,12 @@ async def _confirm(connection: AsyncConnection, webhook: PaymentWebhook, now: da
     confirmed = order.model_copy(update={"status": "CONFIRMED", "payment_id": webhook.payment_id, "confirmed_at": now})
     await append_order_event(connection, confirmed, "OrderConfirmed", now)
     return confirmed
+
+
+async def purge_answered_webhooks(engine: AsyncEngine, *, older_than: timedelta, limit: int) -> int:
+    """Forget up to `limit` webhook answers older than `older_than` (longer than the provider retries); how many."""
+    async with autocommit_connection(engine) as connection:
+        return (await connection.execute(_PURGE_ANSWERED, {"older_than": older_than, "limit": limit})).rowcount
 
 
 def _replay(outcome: str, response: dict) -> OrderView | OrderError:
