@@ -14,7 +14,7 @@ from temporalio.worker import Worker
 from activities.delivery_rules import RetryPolicy
 from activities.platform import PlatformClient, create_http_client
 from activities.relay import RelayActivities
-from db.engine import create_engine
+from db.engine import create_engine_from_settings
 from sneaker_orders.schedules import ensure_schedule, ensure_search_attributes
 from sneaker_orders.settings import Settings
 from sneaker_orders.system_schedules import system_schedules
@@ -29,9 +29,7 @@ async def run_worker(settings: Settings) -> None:
     await ensure_search_attributes(client, settings.temporal_namespace)
     for scheduled in system_schedules(settings):
         await ensure_schedule(client, scheduled)
-    engine = create_engine(
-        settings.database_url, pool_size=settings.database_pool_size, application_name="sneaker-orders-worker"
-    )
+    engine = create_engine_from_settings(settings, application_name="sneaker-orders-worker")
     http = create_http_client(
         transport=settings.relay_http_transport,
         timeout_seconds=settings.relay_http_timeout_seconds,
