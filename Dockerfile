@@ -1,5 +1,5 @@
 # One image for every process of sneaker-orders: the command picks the part (api, worker, sink, migrate, seed).
-FROM python:3.12-slim
+FROM python:3.12.11-slim-bookworm
 WORKDIR /app
 COPY pyproject.toml constraints.txt README.md ./
 COPY worker.py ./

@@ -17,7 +17,7 @@ from activities.outbox_retention import OutboxRetentionActivities
 from activities.platform import PlatformClient, create_http_client
 from activities.relay import RelayActivities
 from activities.schedule_pause import SchedulePauseWatch
-from db.engine import create_engine
+from db.engine import create_engine_from_settings
 from sneaker_orders.schedules import ensure_schedule, ensure_search_attributes
 from sneaker_orders.settings import Settings
 from sneaker_orders.system_schedules import system_schedules
@@ -34,9 +34,7 @@ async def run_worker(settings: Settings) -> None:
     await ensure_search_attributes(client, settings.temporal_namespace)
     for scheduled in system_schedules(settings):
         await ensure_schedule(client, scheduled)
-    engine = create_engine(
-        settings.database_url, pool_size=settings.database_pool_size, application_name="sneaker-orders-worker"
-    )
+    engine = create_engine_from_settings(settings, application_name="sneaker-orders-worker")
     http = create_http_client(
         transport=settings.relay_http_transport,
         timeout_seconds=settings.relay_http_timeout_seconds,
@@ -63,7 +61,7 @@ async def run_worker(settings: Settings) -> None:
             activities.deliver_claimed_events,
             expiry.expire_due_orders,
             retention.delete_sent_events_past_retention,
-            retention.purge_expired_idempotency_keys,
+            retention.purge_expired_replay_records,
         ],
         # In-flight deliveries get this long to finish on SIGTERM/SIGINT; after that they are
         # cancelled, record what they learnt and hand their remaining claims back.

@@ -1,21 +1,20 @@
-"""The retention's activities: delete SENT events past retention and purge expired idempotency keys, batch by batch.
+"""The retention's activities: delete SENT events past retention, then purge expired replay records, batch by batch.
 
 Each activity works through short batches (each its own transaction) for a few seconds, looking at
 the schedule's pause state before every batch, then reports back so the run's history shows progress.
 """
 
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
+from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
-from activities.idempotency_keys import purge_expired_idempotency_keys
 from activities.schedule_pause import SchedulePauseWatch
+from db.orders.idempotency import purge_expired_idempotency_keys
+from db.orders.payments import purge_answered_webhooks
 from db.outbox.retention import RetentionBatch, delete_sent_events_past_retention
-
-KeyPurge = Callable[..., Awaitable[int | None]]
 
 
 @dataclass
@@ -43,34 +42,33 @@ class DeletedSentEvents:
 
 
 @dataclass
-class PurgeIdempotencyKeys:
-    """Purge expired idempotency keys, `keys_per_batch` at a time, for about `work_seconds`."""
+class PurgeReplayRecords:
+    """Purge idempotency keys past their TTL and payment-webhook answers past `webhook_answers_kept_seconds`,
+    `rows_per_batch` at a time, for about `work_seconds`."""
 
-    keys_per_batch: int
+    rows_per_batch: int
+    webhook_answers_kept_seconds: float
     schedule_id: str | None = None
     work_seconds: float = 10.0
 
 
 @dataclass
-class PurgedIdempotencyKeys:
-    """What one activity purged; `available` is False where this build cannot purge keys."""
+class PurgedReplayRecords:
+    """What one activity purged; `done` once nothing more is expired."""
 
     keys: int = 0
+    webhook_answers: int = 0
     batches: int = 0
     done: bool = False
     paused: bool = False
-    available: bool = True
 
 
 class OutboxRetentionActivities:
-    """Activities bound to the worker's engine, its view of the schedules' pause state, and the key purge."""
+    """Activities bound to the worker's engine and its view of the schedules' pause state."""
 
-    def __init__(
-        self, engine: AsyncEngine, pause: SchedulePauseWatch, purge_keys: KeyPurge = purge_expired_idempotency_keys
-    ) -> None:
+    def __init__(self, engine: AsyncEngine, pause: SchedulePauseWatch) -> None:
         self._engine = engine
         self._pause = pause
-        self._purge_keys = purge_keys
 
     @activity.defn
     async def delete_sent_events_past_retention(self, request: DeleteSentEvents) -> DeletedSentEvents:
@@ -98,22 +96,25 @@ class OutboxRetentionActivities:
         return deleted
 
     @activity.defn
-    async def purge_expired_idempotency_keys(self, request: PurgeIdempotencyKeys) -> PurgedIdempotencyKeys:
-        """Purge batches of expired idempotency keys until none is left, time is up, or a pause."""
+    async def purge_expired_replay_records(self, request: PurgeReplayRecords) -> PurgedReplayRecords:
+        """Purge batches of expired keys and old webhook answers until none is left, time is up, or a pause."""
         details = activity.info().heartbeat_details
-        purged = PurgedIdempotencyKeys(**details[0]) if details else PurgedIdempotencyKeys()
+        purged = PurgedReplayRecords(**details[0]) if details else PurgedReplayRecords()
+        webhook_answers_kept = timedelta(seconds=request.webhook_answers_kept_seconds)
         stop_at = time.monotonic() + request.work_seconds
         while time.monotonic() < stop_at:
             if await self._pause.is_paused(request.schedule_id):
                 purged.paused = True
                 break
-            keys = await self._purge_keys(self._engine, limit=request.keys_per_batch)
-            if keys is None:
-                return PurgedIdempotencyKeys(done=True, available=False)
-            if not keys:
+            keys = await purge_expired_idempotency_keys(self._engine, limit=request.rows_per_batch)
+            answers = await purge_answered_webhooks(
+                self._engine, older_than=webhook_answers_kept, limit=request.rows_per_batch
+            )
+            if not keys and not answers:
                 purged.done = True
                 break
             purged.keys += keys
+            purged.webhook_answers += answers
             purged.batches += 1
             activity.heartbeat(asdict(purged))
         return purged

@@ -5,30 +5,37 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
+from api.customer_auth import CustomerTokens
 from api.metrics import RequestTiming
 from api.openapi import install_openapi
+from api.payment_webhook import payment_webhook_verifier
 from api.problems import install_problem_handlers
+from api.request_guard import RequestBodyGuard
 from api.routes import events, health, orders, products
-from db.engine import create_engine
+from api.write_slots import WriteSlots
+from db.engine import create_engine_from_settings
 from sneaker_orders.settings import Settings
 
 DESCRIPTION = """
-Orders are placed before payment. Placing one checks products, stock and coupon, takes the stock,
-saves the order as CREATED and writes an OrderCreated event to the outbox, in one transaction.
+Orders are placed before payment. Placing one checks products, stock, the customer's limits and
+the coupon, takes the stock, saves the order as CREATED and writes an OrderCreated event to the
+outbox, in one transaction. Customers authenticate with a bearer JWT (`sub` is the customer) and
+see only their own orders; payments are confirmed by the payment provider's signed webhook.
 Errors are `application/problem+json` with a stable `code`.
 """
 
 
 def create_app(settings: Settings) -> FastAPI:
-    """The API for `settings`; its engine opens at start-up and closes at shutdown."""
+    """The API for `settings`; its engine opens at start-up and closes at shutdown.
+
+    Raises ValueError (saying what to set) when the settings cannot verify customers or payments.
+    """
     if not settings.database_url:
         raise ValueError("create_app needs settings with a database_url")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        app.state.engine = create_engine(
-            settings.database_url, pool_size=settings.database_pool_size, application_name="sneaker-orders-api"
-        )
+        app.state.engine = create_engine_from_settings(settings, application_name="sneaker-orders-api")
         try:
             yield
         finally:
@@ -37,8 +44,16 @@ def create_app(settings: Settings) -> FastAPI:
     # /docs (Swagger UI) and /redoc load their scripts and styles from this server, not from a CDN.
     app = FastAPIOffline(title="sneaker-orders", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
+    app.state.customer_tokens = CustomerTokens.from_settings(settings)
+    app.state.payment_webhook = payment_webhook_verifier(settings)
+    app.state.write_slots = WriteSlots.for_pool(
+        settings.database_pool_size, settings.database_pool_max_overflow, settings.database_pool_timeout_seconds
+    )
     install_problem_handlers(app)
     install_openapi(app)
+    app.add_middleware(
+        RequestBodyGuard, max_bytes=settings.max_request_bytes, timeout_seconds=settings.request_body_timeout_seconds
+    )
     app.add_middleware(RequestTiming)
     for router in (orders.router, products.router, events.router, health.router):
         app.include_router(router)

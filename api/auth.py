@@ -9,7 +9,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from api.deps import SettingsDep
 from api.problems import ApiProblem
 
-_bearer = HTTPBearer(auto_error=False, description="ADMIN_TOKEN of the server")
+_bearer = HTTPBearer(scheme_name="AdminToken", auto_error=False, description="ADMIN_TOKEN of the server")
 
 
 async def require_admin(

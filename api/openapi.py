@@ -1,4 +1,4 @@
-"""OpenAPI details FastAPI does not infer: error responses documented as application/problem+json."""
+"""OpenAPI details FastAPI does not infer: error responses as application/problem+json, with their headers."""
 
 from typing import Any
 
@@ -9,17 +9,42 @@ from api.problems import PROBLEM_MEDIA_TYPE, Problem
 
 _DESCRIPTIONS = {
     400: "a business rule refused the order; nothing was written",
-    401: "missing or wrong bearer token",
-    404: "no such resource",
+    401: "missing, expired or invalid credentials (code UNAUTHORIZED)",
+    404: "no such resource (or not one of the caller's)",
+    408: "the request body was sent too slowly (code REQUEST_TIMEOUT)",
     409: "the resource is in a state that does not allow this, or the request is already in flight",
+    413: "the request body is larger than MAX_REQUEST_BYTES (code REQUEST_TOO_LARGE); it was not read",
     422: "the request is malformed",
-    503: "the database cannot be reached; nothing was written",
+    429: "too many unpaid orders (code TOO_MANY_UNPAID_ORDERS); retry after Retry-After seconds",
+    503: "the database cannot be reached, or the order's rows stayed locked; nothing was written",
 }
 
+_RETRY_AFTER = {"description": "seconds after which trying again makes sense", "schema": {"type": "integer"}}
+_HEADERS = {
+    401: {"WWW-Authenticate": {"description": "the authentication scheme expected", "schema": {"type": "string"}}},
+    429: {"Retry-After": _RETRY_AFTER},
+    503: {"Retry-After": _RETRY_AFTER},
+}
 
-def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """The `responses=` of a route whose errors are these statuses."""
-    return {status: {"model": Problem, "description": _DESCRIPTIONS[status]} for status in statuses}
+# Every request with a body may meet the guard of api/request_guard.py.
+BODY_GUARD_STATUSES = (408, 413)
+
+
+def problems(*statuses: int, codes: dict[int, str] | None = None) -> dict[int | str, dict[str, Any]]:
+    """The `responses=` of a route whose errors are these statuses; `codes` names a status's codes on this route."""
+    codes = codes or {}
+    return {
+        status: {
+            "model": Problem,
+            "description": _DESCRIPTIONS[status] + (f"; code {codes[status]}" if status in codes else ""),
+            **_headers(status),
+        }
+        for status in statuses
+    }
+
+
+def _headers(status: int) -> dict[str, Any]:
+    return {"headers": _HEADERS[status]} if status in _HEADERS else {}
 
 
 def install_openapi(app: FastAPI) -> None:

@@ -3,6 +3,7 @@
 import logging
 from http import HTTPStatus
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -18,8 +19,10 @@ from db.orders.errors import (
     IdempotencyKeyReused,
     InvalidOrderState,
     OrderContention,
+    OrderExpired,
     OrderNotFound,
     OrderRejected,
+    TooManyUnpaidOrders,
 )
 from db.outbox.operations import AmbiguousEventId, EventNotFailed, EventNotFound, EventNotPending
 
@@ -32,6 +35,8 @@ STATUS_OF_DOMAIN_ERRORS: list[tuple[type[DomainError], int]] = [
     (OrderRejected, 400),
     (OrderNotFound, 404),
     (InvalidOrderState, 409),
+    (OrderExpired, 409),
+    (TooManyUnpaidOrders, 429),
     (IdempotencyKeyInFlight, 409),
     (IdempotencyKeyReused, 422),
     (OrderContention, 503),
@@ -92,7 +97,8 @@ def status_of(error: DomainError) -> int:
 
 
 async def _domain_error(request: Request, error: DomainError) -> JSONResponse:
-    return problem_response(status_of(error), error.code, error.detail)
+    retry_after = None if error.retry_after_seconds is None else {"Retry-After": str(error.retry_after_seconds)}
+    return problem_response(status_of(error), error.code, error.detail, headers=retry_after)
 
 
 async def _api_problem(request: Request, error: ApiProblem) -> JSONResponse:
@@ -128,6 +134,6 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiProblem, _api_problem)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    for unavailable in (OperationalError, InterfaceError, PoolTimeoutError):
+    for unavailable in (OperationalError, InterfaceError, PoolTimeoutError, psycopg.OperationalError):
         app.add_exception_handler(unavailable, _database_unavailable)
     app.add_exception_handler(Exception, _unexpected)

@@ -1,8 +1,9 @@
-"""Request bodies of the API, validated strictly: a malformed body is a 422, never a 500."""
+"""Request bodies and path ids of the API, validated strictly: a malformed request is a 422, never a 500."""
 
+import re
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 INT32_MAX = 2**31 - 1
 BIGINT_MAX = 2**63 - 1
@@ -10,9 +11,22 @@ BIGINT_MAX = 2**63 - 1
 # Printable text only: PostgreSQL refuses NUL bytes, and control characters have no business in ids.
 PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
 
+_DECIMAL_DIGITS = re.compile(r"[0-9]+")
+
+
+def _plain_decimal(value: object) -> object:
+    """A path id is decimal digits only: no sign, space, fraction, exponent or digit separator."""
+    if isinstance(value, str) and not _DECIMAL_DIGITS.fullmatch(value):
+        raise ValueError("an id is plain decimal digits")
+    return value
+
+
 ProductId = Annotated[int, Field(ge=1, le=INT32_MAX)]
 CouponId = Annotated[int, Field(ge=1, le=INT32_MAX)]
 OrderId = Annotated[int, Field(ge=1, le=BIGINT_MAX)]
+# Ids taken from a path (strings until validated): `/orders/+1`, `/orders/1.0`, `/orders/1_0` are 422.
+ProductIdInPath = Annotated[ProductId, BeforeValidator(_plain_decimal)]
+OrderIdInPath = Annotated[OrderId, BeforeValidator(_plain_decimal)]
 
 
 class _StrictBody(BaseModel):
@@ -27,9 +41,8 @@ class OrderLineBody(_StrictBody):
 
 
 class PlaceOrderBody(_StrictBody):
-    """`POST /orders`: what the customer wants; prices, stock and discount are decided by the server."""
+    """`POST /orders`: what the customer wants; the customer is the token's, prices and discount the server's."""
 
-    customer_id: Annotated[str, Field(min_length=1, max_length=64, pattern=PRINTABLE)]
     items: Annotated[
         list[OrderLineBody],
         Field(min_length=1, max_length=100, description="lines naming the same product twice are merged"),

@@ -30,25 +30,30 @@ class LoadResult:
 
 
 def post_orders(
-    base_url: str, product_ids: list[int], *, connections: int, seconds: float, customer_prefix: str
+    base_url: str, product_ids: list[int], *, connections: int, seconds: float, tokens: list[str]
 ) -> LoadResult:
-    """POST one-line orders for a random product of `product_ids` from `connections` clients for `seconds`."""
+    """POST one-line orders for a random product of `product_ids` from `connections` clients for `seconds`.
+
+    The orders go round the customers of `tokens` (bearer JWTs), one customer per order in turn.
+    """
     if shutil.which("wrk"):
-        return _with_wrk(base_url, product_ids, connections, seconds, customer_prefix)
+        return _with_wrk(base_url, product_ids, connections, seconds, tokens)
     with multiprocessing.get_context("spawn").Pool(1) as pool:
-        return pool.apply(_with_aiohttp, (base_url, product_ids, connections, seconds, customer_prefix))
+        return pool.apply(_with_aiohttp, (base_url, product_ids, connections, seconds, tokens))
 
 
 _WRK_SCRIPT = """
 local products = {%(products)s}
+local tokens = {%(tokens)s}
 local n = 0
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 request = function()
   n = n + 1
   local product = products[math.random(#products)]
-  local body = '{"customer_id":"%(prefix)s-' .. n .. '","items":[{"product_id":' .. product .. ',"quantity":1}]}'
-  return wrk.format(nil, "/orders", nil, body)
+  local body = '{"items":[{"product_id":' .. product .. ',"quantity":1}]}'
+  local headers = {["Authorization"] = "Bearer " .. tokens[n %% #tokens + 1]}
+  return wrk.format(nil, "/orders", headers, body)
 end
 done = function(summary, latency, requests)
   io.write(string.format("RESULT %%d %%f %%f %%f %%d\\n", summary.requests, summary.duration / 1e6,
@@ -57,10 +62,13 @@ end
 """
 
 
-def _with_wrk(base_url, product_ids, connections, seconds, customer_prefix) -> LoadResult:
+def _with_wrk(base_url, product_ids, connections, seconds, tokens) -> LoadResult:
     with tempfile.TemporaryDirectory() as scratch:
         script = Path(scratch) / "orders.lua"
-        script.write_text(_WRK_SCRIPT % {"products": ",".join(map(str, product_ids)), "prefix": customer_prefix})
+        script.write_text(
+            _WRK_SCRIPT
+            % {"products": ",".join(map(str, product_ids)), "tokens": ",".join(f'"{token}"' for token in tokens)}
+        )
         output = subprocess.run(
             ["wrk", "-t2", f"-c{connections}", f"-d{max(1, round(seconds))}s", "-s", str(script), base_url],
             check=True,
@@ -72,7 +80,7 @@ def _with_wrk(base_url, product_ids, connections, seconds, customer_prefix) -> L
     return LoadResult("wrk", int(requests), float(duration), float(p50), float(p99), statuses)
 
 
-def _with_aiohttp(base_url, product_ids, connections, seconds, customer_prefix) -> LoadResult:
+def _with_aiohttp(base_url, product_ids, connections, seconds, tokens) -> LoadResult:
     import aiohttp
 
     async def run() -> LoadResult:
@@ -86,14 +94,13 @@ def _with_aiohttp(base_url, product_ids, connections, seconds, customer_prefix) 
                 sent = 0
                 while time.perf_counter() < deadline:
                     sent += 1
-                    body = {
-                        "customer_id": f"{customer_prefix}-{number}-{sent}",
-                        "items": [{"product_id": random.choice(product_ids), "quantity": 1}],
+                    body = {"items": [{"product_id": random.choice(product_ids), "quantity": 1}]}
+                    headers = {
+                        "Content-Type": "application/json",
+                        "Authorization": f"Bearer {tokens[(number + sent * connections) % len(tokens)]}",
                     }
                     started = time.perf_counter()
-                    async with session.post(
-                        "/orders", data=json.dumps(body), headers={"Content-Type": "application/json"}
-                    ) as response:
+                    async with session.post("/orders", data=json.dumps(body), headers=headers) as response:
                         await response.read()
                     latencies.append(time.perf_counter() - started)
                     key = f"{response.status // 100}xx"

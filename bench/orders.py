@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -23,7 +24,7 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.http_load import post_orders  # noqa: E402
-from bench.support import free_port, wait_for_http  # noqa: E402
+from bench.support import BENCH_API_ENVIRONMENT, customer_tokens, free_port, wait_for_http  # noqa: E402
 from db.migrate import upgrade_to_newest  # noqa: E402
 from sneaker_orders.local_postgres import libpq_url, start_embedded_postgres  # noqa: E402
 
@@ -36,54 +37,86 @@ PAYLOAD = json.dumps(
         "subtotal": 139000,
         "discount": 0,
         "total": 139000,
+        "items": [{"product_id": 1, "quantity": 1, "unit_price": 139000, "line_total": 139000}],
         "created_at": "2026-11-25T00:00:00Z",
+        "expires_at": "2026-11-25T00:15:00Z",
         "payment_id": None,
         "confirmed_at": None,
         "cancelled_at": None,
-        "items": [{"product_id": 1, "quantity": 1, "unit_price": 139000, "line_total": 139000}],
+        "expired_at": None,
     }
 )
+
+# What the service binds, as pgbench expressions, for a one-line order without coupon or key by a new customer.
+SERVICE_PARAMETERS = {
+    "customer_id": "('bench-' || :cust)",
+    "product_ids": "ARRAY[CAST(:pid AS integer)]",
+    "allocate_order_id": "true",
+    "key_lock": "NULL",
+    "customer_lock": "hashtextextended('bench-' || :cust, 0)",
+    "quantities": "ARRAY[1]",
+    "unit_prices": "ARRAY[139000]",
+    "max_per_customer": "ARRAY[NULL]",
+    "held_pairs": "ARRAY[0]",
+    "unpaid_orders": "0",
+    "coupon_id": "NULL",
+    "coupon_terms_at": "NULL",
+    "order_id": ":order_id",
+    "subtotal": "139000",
+    "discount": "0",
+    "total": "139000",
+    "created_at": "now()",
+    "expires_at": "now() + interval '15 minutes'",
+    "idempotency_key": "NULL",
+    "request_fingerprint": "'fingerprint'",
+    "response": f"'{PAYLOAD}'",
+    "key_expires_at": "now()",
+    "event_id": "gen_random_uuid()",
+    "aggregate_type": "'order'",
+    "event_type": "'OrderCreated'",
+    "payload": f"'{PAYLOAD}'",
+    "occurred_at": "now()",
+}
+
+
+def _bind(sql: str) -> str:
+    """`sql` (psycopg's %(name)s parameters) with the benchmark's values; a parameter it does not know stops the run."""
+
+    def value(match: re.Match) -> str:
+        if match.group(1) not in SERVICE_PARAMETERS:
+            raise SystemExit(f"the order statements changed: %({match.group(1)})s is new; update bench/orders.py")
+        return SERVICE_PARAMETERS[match.group(1)]
+
+    return re.sub(r"%\((\w+)\)s", value, sql).strip()
 
 
 def service_statements() -> str:
     """What db/orders/placement.py sends for a one-line order without coupon or key, as a pgbench script.
 
-    The write statement is the service's own text with its parameters filled in; a change to it that
-    these substitutions no longer fit stops the benchmark instead of measuring something else.
+    The read of the decision's facts (which allocates the order id), then the write as the service
+    sends it: the locks, the guarded write and the OrderCreated append pipelined in one implicit
+    transaction. The statements are the service's own text with its parameters filled in.
     """
-    from db.orders.placement import _PLACE_IF_UNCHANGED
+    from db.orders.decision_facts import _READ
+    from db.orders.placement import _LOCK, _WRITE_IF_UNCHANGED
+    from db.outbox.events import APPEND_ORDER_EVENT
 
-    write = _PLACE_IF_UNCHANGED.text
-    for parameter, value in {
-        "CAST(:product_ids AS integer[])": "ARRAY[CAST(:pid AS integer)]",
-        "CAST(:quantities AS integer[])": "ARRAY[1]",
-        "CAST(:unit_prices AS integer[])": "ARRAY[139000]",
-        ":idempotency_key": "NULL",
-        ":coupon_terms_at": "NULL",
-        ":coupon_id": "NULL",
-        ":customer_id": "'bench'",
-        ":subtotal": "139000",
-        ":discount": "0",
-        ":total": "139000",
-        ":request_fingerprint": "'fingerprint'",
-        ":created_at": "now()",
-        ":event_id": "gen_random_uuid()",
-        ":aggregate_type": "'order'",
-        ":payload": f"'{PAYLOAD}'",
-    }.items():
-        if parameter not in write:
-            raise SystemExit(f"the order statement changed: {parameter} is gone; update bench/orders.py")
-        write = write.replace(parameter, value)
-    read = "SELECT id, price, stock, active FROM products WHERE id = ANY(ARRAY[CAST(:pid AS integer)]);"
-    return read + "\n" + write.strip() + ";\n"
+    pipelined = "\n".join(_bind(statement) + ";" for statement in (_LOCK, _WRITE_IF_UNCHANGED, APPEND_ORDER_EVENT))
+    return (
+        "\\set cust random(1, 2000000000)\n"
+        + _bind(_READ)
+        + " \\gset\n\\startpipeline\n"
+        + pipelined
+        + "\n\\endpipeline\n"
+    )
 
 
 # The order transaction as the contract words it, written plainly: the reference ceiling.
 PLAIN_TRANSACTION = f"""
 BEGIN;
 UPDATE products SET stock = stock - 1 WHERE id = CAST(:pid AS integer) AND stock >= 1 AND active RETURNING price;
-INSERT INTO orders (status, customer_id, subtotal, discount, total, request_fingerprint, created_at)
-VALUES ('CREATED', 'bench', 139000, 0, 139000, 'fingerprint', now()) RETURNING id AS order_id \\gset
+INSERT INTO orders (status, customer_id, subtotal, discount, total, created_at, expires_at)
+VALUES ('CREATED', 'bench', 139000, 0, 139000, now(), now() + interval '15 minutes') RETURNING id AS order_id \\gset
 INSERT INTO order_items (order_id, product_id, quantity, unit_price, line_total)
 VALUES (CAST(:order_id AS bigint), CAST(:pid AS integer), 1, 139000, 139000);
 INSERT INTO order_events (event_id, aggregate_type, aggregate_id, sequence, event_type, payload, created_at)
@@ -182,7 +215,7 @@ def _pgbench(url: str, transaction: str, product_ids: list[int], args, scratch: 
 
 def _measure_api(url: str, mixes: dict[str, list[int]], args) -> dict:
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": url, "DATABASE_POOL_SIZE": str(args.pool_size)}
+    env = {**os.environ, **BENCH_API_ENVIRONMENT, "DATABASE_URL": url, "DATABASE_POOL_SIZE": str(args.pool_size)}
     api = subprocess.Popen(
         [sys.executable, "-m", "sneaker_orders.cli", "api", "--port", str(port)],
         env=env,
@@ -192,11 +225,13 @@ def _measure_api(url: str, mixes: dict[str, list[int]], args) -> dict:
     base_url = f"http://127.0.0.1:{port}"
     try:
         wait_for_http(f"{base_url}/readyz")
-        post_orders(base_url, mixes["low_contention"], connections=args.connections, seconds=2, customer_prefix="warm")
+        warm = customer_tokens("warm", 256)
+        post_orders(base_url, mixes["low_contention"], connections=args.connections, seconds=2, tokens=warm)
         results = {}
         for mix, ids in mixes.items():
+            tokens = customer_tokens(mix, 4096)
             before = _cpu_seconds(api.pid, url)
-            load = post_orders(base_url, ids, connections=args.connections, seconds=args.seconds, customer_prefix=mix)
+            load = post_orders(base_url, ids, connections=args.connections, seconds=args.seconds, tokens=tokens)
             after = _cpu_seconds(api.pid, url)
             if load.status_counts.get("2xx", 0) != load.requests:
                 raise SystemExit(f"{mix}: not every order was placed: {load.status_counts}")

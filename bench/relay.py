@@ -25,7 +25,7 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.support import free_port, wait_for_http  # noqa: E402
+from bench.support import BENCH_API_ENVIRONMENT, customer_tokens, free_port, wait_for_http  # noqa: E402
 from db.migrate import upgrade_to_newest  # noqa: E402
 from sneaker_orders.local_postgres import libpq_url, start_embedded_postgres  # noqa: E402
 from sneaker_orders.local_temporal import start_temporal_dev_server  # noqa: E402
@@ -52,6 +52,7 @@ def main() -> None:
             "DATABASE_URL": url,
             "TEMPORAL_ADDRESS": f"127.0.0.1:{temporal_port}",
             "EXTERNAL_PLATFORM_URL": f"http://127.0.0.1:{sink_port}",
+            **BENCH_API_ENVIRONMENT,
         }
         processes = [_start(["sink", "--port", str(sink_port)], env, scratch_dir / "sink.log")]
         sink = f"http://127.0.0.1:{sink_port}"
@@ -149,11 +150,13 @@ async def _place_at_rate(base: str, product: int, rate: float, seconds: float, p
     import aiohttp
 
     interval = 1 / rate
+    tokens = customer_tokens(prefix, int(rate * seconds))
     async with aiohttp.ClientSession(base) as client:
 
         async def place(number: int) -> bool:
-            body = {"customer_id": f"{prefix}-{number}", "items": [{"product_id": product, "quantity": 1}]}
-            async with client.post("/orders", json=body) as response:
+            body = {"items": [{"product_id": product, "quantity": 1}]}
+            headers = {"Authorization": f"Bearer {tokens[number]}"}
+            async with client.post("/orders", json=body, headers=headers) as response:
                 return response.status == 201
 
         tasks = []

@@ -13,11 +13,18 @@ T = TypeVar("T")
 
 # serialization_failure and deadlock_detected: the transaction did nothing and may simply run again.
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
+# lock_not_available (lock_timeout) and query_canceled (statement_timeout): the statement waited too long.
+TIMED_OUT_SQLSTATES = frozenset({"55P03", "57014"})
 
 
 def is_retryable(error: DBAPIError) -> bool:
     """True when PostgreSQL rolled the transaction back and asks the client to run it again."""
     return getattr(error.orig, "sqlstate", None) in RETRYABLE_SQLSTATES
+
+
+def timed_out(error: DBAPIError) -> bool:
+    """True when PostgreSQL gave up on a statement after DATABASE_LOCK_TIMEOUT_MS or DATABASE_STATEMENT_TIMEOUT_MS."""
+    return getattr(error.orig, "sqlstate", None) in TIMED_OUT_SQLSTATES
 
 
 async def in_transaction(

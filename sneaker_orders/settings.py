@@ -16,12 +16,25 @@ ADMIN_TOKEN_MIN_LENGTH = 32
 class Settings(BaseSettings):
     """Configuration of every process; read once at start and passed down."""
 
-    model_config = SettingsConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+    # An empty variable (as docker compose passes an unset ${VAR:-}) counts as unset.
+    model_config = SettingsConfigDict(extra="ignore", frozen=True, populate_by_name=True, env_ignore_empty=True)
 
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL (postgresql+psycopg://...); unset: embedded PostgreSQL"
     )
     database_pool_size: int = Field(default=10, ge=1, description="connections per API or worker process")
+    database_pool_max_overflow: int = Field(
+        default=10, ge=0, description="connections opened beyond the pool's size under load, closed when returned"
+    )
+    database_pool_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="how long a request waits for a pooled connection before a 503"
+    )
+    database_lock_timeout_ms: int = Field(
+        default=2000, ge=1, description="lock_timeout of every transaction: a held row lock fails only its waiters"
+    )
+    database_statement_timeout_ms: int = Field(
+        default=10000, ge=1, description="statement_timeout of every transaction"
+    )
 
     temporal_address: str | None = Field(default=None, description="host:port; unset: embedded dev server")
     temporal_namespace: str = "default"
@@ -68,7 +81,17 @@ class Settings(BaseSettings):
     idempotency_key_ttl_hours: float = Field(default=24.0, gt=0)
 
     max_unpaid_orders_per_customer: int = Field(default=3, ge=1)
-    max_request_bytes: int = Field(default=65536, ge=1024)
+    max_request_bytes: int = Field(default=65536, ge=1024, description="larger request bodies get 413")
+    max_request_header_bytes: int = Field(
+        default=16384, ge=1024, description="request line and headers larger than this: 431, connection closed"
+    )
+    max_request_headers: int = Field(default=100, ge=8, description="more header lines than this: 431")
+    request_header_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="a client slower than this to send its request line and headers is cut off"
+    )
+    request_body_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="a client slower than this to send its body gets 408"
+    )
 
     admin_token: SecretStr | None = Field(default=None, description="bearer token of the ops endpoints")
     auth_jwt_secret: SecretStr | None = Field(default=None, description="HS256 key of customer tokens (development)")

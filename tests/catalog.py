@@ -5,7 +5,17 @@ from dataclasses import dataclass
 import psycopg
 from psycopg.rows import dict_row
 
-TABLES = ("products", "coupons", "orders", "order_items", "order_events", "delivery_attempts", "operator_actions")
+TABLES = (
+    "products",
+    "coupons",
+    "orders",
+    "order_items",
+    "order_events",
+    "delivery_attempts",
+    "operator_actions",
+    "idempotency_keys",
+    "payment_webhooks",
+)
 
 PRODUCTS = {
     # name: (sku, price, stock, active)

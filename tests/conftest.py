@@ -1,5 +1,7 @@
 """The suite's own real services: an embedded PostgreSQL and the API served by uvicorn on loopback."""
 
+from contextlib import ExitStack
+
 import httpx
 import psycopg
 import pytest
@@ -13,6 +15,8 @@ from tests.catalog import SeededCatalog, reset_database
 from tests.relay_worker import Relay, RelayConfig
 from tests.serving import serve
 from tests.sink_control import Sink, serve_sink
+from tests.support.customers import JWT_SECRET, customer_headers
+from tests.support.payments import WEBHOOK_SECRET
 from tests.temporal_server import start_dev_server
 
 ADMIN_TOKEN = "test-admin-token-of-at-least-32-characters"
@@ -33,7 +37,13 @@ def database_url(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="session")
 def settings(database_url) -> Settings:
-    return Settings(database_url=database_url, admin_token=ADMIN_TOKEN, database_pool_size=10)
+    return Settings(
+        database_url=database_url,
+        admin_token=ADMIN_TOKEN,
+        auth_jwt_secret=JWT_SECRET,
+        payment_webhook_secret=WEBHOOK_SECRET,
+        database_pool_size=10,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -44,7 +54,22 @@ def api_url(settings):
 
 
 @pytest.fixture
+def api_with(settings):
+    """Serve the API with some settings changed: `api_with(database_lock_timeout_ms=...)` is its base URL."""
+    with ExitStack() as servers:
+        yield lambda **changes: servers.enter_context(serve(create_app(settings.model_copy(update=changes))))
+
+
+@pytest.fixture
 def api(api_url):
+    """A client of the API, acting as customer-1 unless a request says otherwise."""
+    with httpx.Client(base_url=api_url, timeout=30, headers=customer_headers()) as client:
+        yield client
+
+
+@pytest.fixture
+def anonymous(api_url):
+    """A client of the API without any credentials."""
     with httpx.Client(base_url=api_url, timeout=30) as client:
         yield client
 

@@ -5,23 +5,21 @@ from datetime import timedelta
 import psycopg
 
 from tests.conftest import ADMIN_TOKEN
+from tests.support import payments
+from tests.support.ordering import placed
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 def place_order(api, catalog, product: str = "af1", quantity: int = 1, customer: str = "c-1", coupon=None) -> dict:
-    """Place an order through the API (201 expected); the order as answered."""
-    body = {"customer_id": customer, "items": [{"product_id": catalog.products[product], "quantity": quantity}]}
-    if coupon:
-        body["coupon_id"] = catalog.coupons[coupon]
-    response = api.post("/orders", json=body)
-    assert response.status_code == 201, response.text
-    return response.json()
+    """Place an order through the API as `customer` (201 expected); the order as answered."""
+    coupon_id = catalog.coupons[coupon] if coupon else None
+    return placed(api, (catalog.products[product], quantity), coupon_id=coupon_id, customer=customer)
 
 
 def pay(api, order: dict, payment_id: str = "pay-1"):
-    """The payment provider's confirmation of `order` for its total."""
-    return api.post(f"/orders/{order['order_id']}/confirm", json={"payment_id": payment_id, "amount": order["total"]})
+    """The payment provider's signed confirmation of `order` for its total."""
+    return payments.pay(api, order, payment_id=payment_id)
 
 
 def event_ids_of(db: psycopg.Connection, order_id: int) -> list[str]:

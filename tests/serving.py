@@ -6,13 +6,14 @@ from contextlib import contextmanager
 
 import uvicorn
 
+from api.http_server import uvicorn_config
 from tests.polling import wait_until
 
 
 @contextmanager
 def serve(app) -> Iterator[str]:
-    """Run `app` in a background thread; yields its base URL and stops it afterwards."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    """Run `app` (the API, as `sneaker-orders api` serves it) in a background thread; yields its base URL."""
+    server = uvicorn.Server(uvicorn_config(app, host="127.0.0.1", port=0, log_level="warning"))
     thread = threading.Thread(target=server.run, name="server-under-test", daemon=True)
     thread.start()
     wait_until(lambda: server.started or not thread.is_alive(), timeout=20, what="the server to start")

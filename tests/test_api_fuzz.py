@@ -12,12 +12,23 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from tests.conftest import ADMIN_TOKEN
+from tests.support.customers import token_for
 
 
 @pytest.fixture
 def api_schema(api_url, catalog):
-    # The token as the schema's own HTTPBearer scheme, so negative cases without it are still generated.
-    config = schemathesis.Config.from_dict({"auth": {"openapi": {"HTTPBearer": {"bearer": ADMIN_TOKEN}}}})
+    # The tokens as the schema's own security schemes, so negative cases without them are still generated.
+    # The payment webhook's signature covers each body: generated requests to confirm get 401 (never a 5xx).
+    config = schemathesis.Config.from_dict(
+        {
+            "auth": {
+                "openapi": {
+                    "AdminToken": {"bearer": ADMIN_TOKEN},
+                    "CustomerToken": {"bearer": token_for("fuzzer", ttl_seconds=3600)},
+                }
+            }
+        }
+    )
     return schemathesis.openapi.from_url(f"{api_url}/openapi.json", config=config)
 
 

@@ -7,10 +7,11 @@ import pytest
 from db.catalog.seeding import demo_catalog
 from sneaker_orders.cli import main
 from tests.catalog import reset_database, snapshot
+from tests.support.ordering import placed
 
 
 def test_products_are_listed_with_their_current_stock(api, catalog):
-    api.post("/orders", json={"customer_id": "c", "items": [{"product_id": catalog.products["af1"], "quantity": 2}]})
+    placed(api, (catalog.products["af1"], 2))
 
     products = api.get("/products").json()
 
@@ -152,6 +153,14 @@ def test_a_catalog_file_upserts_by_sku_and_code(cli_database, db, tmp_path):
             "more than once",
         ),
         ("not json", "json"),
+        (
+            {
+                "products": [
+                    {"sku": "A", "name": "n", "brand": "b", "size": "1", "price": 1, "stock": 1, "max_per_customer": 0}
+                ]
+            },
+            "max_per_customer",
+        ),
     ],
 )
 def test_a_catalog_file_that_does_not_fit_is_refused_whole(cli_database, db, tmp_path, capsys, content, reason):
@@ -204,3 +213,20 @@ def test_seeding_if_empty_leaves_an_existing_catalog_alone(cli_database, db):
     assert main(["seed", "--if-empty"]) == 0
 
     assert snapshot(db) == before
+
+
+def test_a_catalog_file_may_limit_the_pairs_per_customer(cli_database, db, tmp_path):
+    catalog_file = tmp_path / "catalog.json"
+    line = {"sku": "DROP-1", "name": "Drop", "brand": "b", "size": "270", "price": 1000, "stock": 3}
+    catalog_file.write_text(json.dumps({"products": [{**line, "max_per_customer": 2}, {**line, "sku": "FREE-1"}]}))
+
+    assert main(["seed", str(catalog_file)]) == 0
+
+    limits = dict(db.execute("SELECT sku, max_per_customer FROM products").fetchall())
+    assert limits == {"DROP-1": 2, "FREE-1": None}
+
+
+def test_the_demo_catalogs_limited_drop_is_one_pair_per_customer():
+    [drop] = [product for product in demo_catalog().products if product.sku == "AJ1-HI-OG-CHICAGO-270"]
+
+    assert (drop.stock, drop.max_per_customer) == (3, 1)

@@ -1,20 +1,31 @@
-"""Idempotency-Key on POST /orders: a retry gets the first response, never a second order."""
+"""Idempotency-Key on POST /orders: per customer, a retry gets the first response, never a second order."""
 
+import asyncio
 import threading
 
 import httpx
 
+from db.engine import create_engine
+from db.orders.idempotency import purge_expired_idempotency_keys
 from tests.catalog import count_rows, stock_of
 from tests.polling import wait_until
+from tests.support.customers import customer_headers
+from tests.support.ordering import order_body
+from tests.support.payments import pay
 
 
 def body(catalog, quantity=1):
-    return {"customer_id": "customer-1", "items": [{"product_id": catalog.products["af1"], "quantity": quantity}]}
+    return order_body((catalog.products["af1"], quantity))
+
+
+def post(api, catalog, key, quantity=1, customer="customer-1"):
+    headers = {**customer_headers(customer), "Idempotency-Key": key}
+    return api.post("/orders", json=body(catalog, quantity), headers=headers)
 
 
 def test_a_retry_with_the_same_key_and_body_gets_the_first_response(api, db, catalog):
-    first = api.post("/orders", json=body(catalog), headers={"Idempotency-Key": "key-1"})
-    again = api.post("/orders", json=body(catalog), headers={"Idempotency-Key": "key-1"})
+    first = post(api, catalog, "key-1")
+    again = post(api, catalog, "key-1")
 
     assert (first.status_code, again.status_code) == (201, 201)
     assert again.json() == first.json()
@@ -26,22 +37,74 @@ def test_a_retry_with_the_same_key_and_body_gets_the_first_response(api, db, cat
 
 
 def test_a_retry_shows_the_order_as_first_answered_even_after_it_changed(api, catalog):
-    first = api.post("/orders", json=body(catalog), headers={"Idempotency-Key": "key-1"}).json()
-    api.post(f"/orders/{first['order_id']}/confirm", json={"payment_id": "pay-1", "amount": first["total"]})
+    first = post(api, catalog, "key-1").json()
+    pay(api, first)
 
-    again = api.post("/orders", json=body(catalog), headers={"Idempotency-Key": "key-1"})
+    again = post(api, catalog, "key-1")
 
     assert again.json() == first
 
 
-def test_the_same_key_with_another_body_is_refused(api, db, catalog):
-    api.post("/orders", json=body(catalog), headers={"Idempotency-Key": "key-1"})
+def test_a_retry_is_answered_after_the_orders_events_were_deleted(api, db, catalog):
+    first = post(api, catalog, "key-1").json()
+    db.execute("DELETE FROM order_events")  # as retention does once they are SENT and old
 
-    response = api.post("/orders", json=body(catalog, quantity=2), headers={"Idempotency-Key": "key-1"})
+    again = post(api, catalog, "key-1")
+
+    assert (again.status_code, again.json()) == (201, first)
+    assert count_rows(db, "orders") == 1
+
+
+def test_the_same_key_with_another_body_is_refused(api, db, catalog):
+    post(api, catalog, "key-1")
+
+    response = post(api, catalog, "key-1", quantity=2)
 
     assert response.status_code == 422
     assert response.json()["code"] == "IDEMPOTENCY_KEY_REUSED"
     assert count_rows(db, "orders") == 1
+
+
+def test_keys_belong_to_their_customer(api, db, catalog):
+    mine = post(api, catalog, "key-1", customer="customer-a").json()
+
+    same_body = post(api, catalog, "key-1", customer="customer-b")
+    other_body = post(api, catalog, "key-1", quantity=2, customer="customer-b")
+
+    assert same_body.status_code == 201 and "idempotent-replayed" not in same_body.headers
+    assert same_body.json()["order_id"] != mine["order_id"]
+    assert same_body.json()["customer_id"] == "customer-b"
+    assert (other_body.status_code, other_body.json()["code"]) == (422, "IDEMPOTENCY_KEY_REUSED")
+    assert count_rows(db, "orders") == 2
+
+
+def test_a_key_past_its_ttl_is_free_again(api, db, catalog):
+    first = post(api, catalog, "key-1").json()
+    db.execute("UPDATE idempotency_keys SET expires_at = now() - interval '1 second'")
+
+    again = post(api, catalog, "key-1")
+
+    assert again.status_code == 201 and "idempotent-replayed" not in again.headers
+    assert again.json()["order_id"] != first["order_id"]
+    assert db.execute("SELECT order_id FROM idempotency_keys").fetchall() == [(again.json()["order_id"],)]
+    assert post(api, catalog, "key-1").json() == again.json()
+
+
+def test_expired_keys_are_purged_in_bounded_batches(api, db, catalog, database_url):
+    for number in range(3):
+        post(api, catalog, f"key-{number}", customer=f"customer-{number}")
+    live = post(api, catalog, "key-live").json()
+    db.execute("UPDATE idempotency_keys SET expires_at = now() - interval '1 second' WHERE key <> 'key-live'")
+
+    async def purge(limit):
+        engine = create_engine(database_url, pool_size=1)
+        try:
+            return await purge_expired_idempotency_keys(engine, limit=limit)
+        finally:
+            await engine.dispose()
+
+    assert [asyncio.run(purge(2)), asyncio.run(purge(2)), asyncio.run(purge(2))] == [2, 1, 0]
+    assert db.execute("SELECT key, order_id FROM idempotency_keys").fetchall() == [("key-live", live["order_id"])]
 
 
 def test_the_same_key_while_the_first_request_is_in_flight_gets_409(api, api_url, db, catalog):
@@ -55,7 +118,12 @@ def test_the_same_key_while_the_first_request_is_in_flight_gets_409(api, api_url
         first: list[httpx.Response] = []
         sender = threading.Thread(
             target=lambda: first.append(
-                httpx.post(f"{api_url}/orders", json=body(catalog), headers={"Idempotency-Key": "key-1"}, timeout=30)
+                httpx.post(
+                    f"{api_url}/orders",
+                    json=body(catalog),
+                    headers={**customer_headers(), "Idempotency-Key": "key-1"},
+                    timeout=30,
+                )
             )
         )
         sender.start()
@@ -64,7 +132,7 @@ def test_the_same_key_while_the_first_request_is_in_flight_gets_409(api, api_url
             what="the first request to hold its key",
         )
 
-        second = api.post("/orders", json=body(catalog), headers={"Idempotency-Key": "key-1"})
+        second = post(api, catalog, "key-1")
 
         sender.join(timeout=30)
         assert second.status_code == 409
@@ -77,7 +145,7 @@ def test_the_same_key_while_the_first_request_is_in_flight_gets_409(api, api_url
 
 
 def test_different_keys_place_different_orders(api, db, catalog):
-    api.post("/orders", json=body(catalog), headers={"Idempotency-Key": "key-1"})
-    api.post("/orders", json=body(catalog), headers={"Idempotency-Key": "key-2"})
+    post(api, catalog, "key-1")
+    post(api, catalog, "key-2")
 
     assert count_rows(db, "orders") == 2

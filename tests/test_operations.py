@@ -3,8 +3,9 @@
 import httpx
 
 from api.app import create_app
-from sneaker_orders.settings import Settings
 from tests.serving import serve
+from tests.support.customers import customer_headers
+from tests.support.ordering import place
 
 
 def test_healthz_and_readyz_answer_when_all_is_up(api):
@@ -22,22 +23,24 @@ def test_metrics_count_placed_orders_and_problems(api, catalog):
     placed = sample("sneaker_orders_orders_placed_total")
     short = sample('sneaker_orders_problems_total{code="INSUFFICIENT_STOCK",status="400"}')
 
-    api.post("/orders", json={"customer_id": "c", "items": [{"product_id": catalog.products["af1"], "quantity": 1}]})
-    api.post("/orders", json={"customer_id": "c", "items": [{"product_id": catalog.products["af1"], "quantity": 999}]})
+    place(api, (catalog.products["af1"], 1))
+    place(api, (catalog.products["af1"], 999))
 
     assert sample("sneaker_orders_orders_placed_total") == placed + 1
     assert sample('sneaker_orders_problems_total{code="INSUFFICIENT_STOCK",status="400"}') == short + 1
     assert 'route="/orders"' in api.get("/metrics").text
 
 
-def test_a_database_that_cannot_be_reached_gives_503_not_500(tmp_path):
-    unreachable = Settings(database_url=f"postgresql+psycopg://postgres@/shop?host={tmp_path}/no-such-socket-dir")
-    with serve(create_app(unreachable)) as url, httpx.Client(base_url=url) as client:
+def test_a_database_that_cannot_be_reached_gives_503_not_500(settings, tmp_path):
+    unreachable = settings.model_copy(
+        update={"database_url": f"postgresql+psycopg://postgres@/shop?host={tmp_path}/no-such-socket-dir"}
+    )
+    with serve(create_app(unreachable)) as url, httpx.Client(base_url=url, headers=customer_headers()) as client:
         assert client.get("/healthz").status_code == 200
         for response in (
             client.get("/readyz"),
             client.get("/orders/1"),
-            client.post("/orders", json={"customer_id": "c", "items": [{"product_id": 1, "quantity": 1}]}),
+            client.post("/orders", json={"items": [{"product_id": 1, "quantity": 1}]}),
         ):
             assert response.status_code == 503
             assert response.headers["content-type"] == "application/problem+json"

@@ -8,15 +8,14 @@ import pytest
 from api.app import create_app
 from tests.conftest import ADMIN_TOKEN
 from tests.serving import serve
+from tests.support.ordering import placed
+from tests.support.payments import pay
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 def place(api, catalog, quantity=1):
-    response = api.post(
-        "/orders", json={"customer_id": "c", "items": [{"product_id": catalog.products["af1"], "quantity": quantity}]}
-    )
-    return response.json()
+    return placed(api, (catalog.products["af1"], quantity))
 
 
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {ADMIN_TOKEN}"}])
@@ -43,7 +42,7 @@ def test_without_an_admin_token_configured_the_ops_endpoints_refuse_everyone(set
 def test_events_are_listed_newest_first_and_filtered(api, catalog):
     first = place(api, catalog)
     second = place(api, catalog)
-    api.post(f"/orders/{second['order_id']}/confirm", json={"payment_id": "p", "amount": second["total"]})
+    pay(api, second, payment_id="p")
 
     events = api.get("/events", headers=ADMIN).json()
     mine = api.get("/events", params={"order_id": first["order_id"]}, headers=ADMIN).json()

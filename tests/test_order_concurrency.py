@@ -3,14 +3,14 @@
 from collections import Counter
 
 from tests.catalog import count_rows, stock_of, used_count_of
-from tests.concurrent_orders import place_concurrently
+from tests.support.ordering import order_body, place_concurrently
 
 
 def test_fifty_buyers_of_ten_pairs_get_exactly_ten_orders(api_url, db, catalog):
     limited = catalog.products["limited"]
-    bodies = [{"customer_id": f"buyer-{n}", "items": [{"product_id": limited, "quantity": 1}]} for n in range(50)]
+    orders = [(f"buyer-{n}", order_body((limited, 1))) for n in range(50)]
 
-    responses = place_concurrently(api_url, bodies)
+    responses = place_concurrently(api_url, orders)
 
     statuses = Counter(response.status_code for response in responses)
     assert statuses == {201: 10, 400: 40}
@@ -22,16 +22,9 @@ def test_fifty_buyers_of_ten_pairs_get_exactly_ten_orders(api_url, db, catalog):
 
 def test_a_coupon_limited_to_five_uses_is_used_five_times_by_twenty_orders(api_url, db, catalog):
     coupon = catalog.coupons["five_uses"]
-    bodies = [
-        {
-            "customer_id": f"buyer-{n}",
-            "items": [{"product_id": catalog.products["af1"], "quantity": 1}],
-            "coupon_id": coupon,
-        }
-        for n in range(20)
-    ]
+    orders = [(f"buyer-{n}", order_body((catalog.products["af1"], 1), coupon_id=coupon)) for n in range(20)]
 
-    responses = place_concurrently(api_url, bodies)
+    responses = place_concurrently(api_url, orders)
 
     assert Counter(response.status_code for response in responses) == {201: 5, 400: 15}
     assert {r.json()["code"] for r in responses if r.status_code == 400} == {"COUPON_EXHAUSTED"}
@@ -42,11 +35,9 @@ def test_a_coupon_limited_to_five_uses_is_used_five_times_by_twenty_orders(api_u
 def test_multi_item_orders_naming_products_in_opposite_orders_all_succeed(api_url, db, catalog):
     a, b, c = (catalog.products[name] for name in ("af1", "dunk", "samba"))
     forwards = [{"product_id": a, "quantity": 1}, {"product_id": b, "quantity": 1}, {"product_id": c, "quantity": 1}]
-    bodies = [
-        {"customer_id": f"buyer-{n}", "items": forwards if n % 2 else list(reversed(forwards))} for n in range(20)
-    ]
+    orders = [(f"buyer-{n}", {"items": forwards if n % 2 else list(reversed(forwards))}) for n in range(20)]
 
-    responses = place_concurrently(api_url, bodies)
+    responses = place_concurrently(api_url, orders)
 
     assert [response.status_code for response in responses] == [201] * 20
     assert [stock_of(db, product) for product in (a, b, c)] == [0, 0, 0]

@@ -5,6 +5,7 @@ import asyncio
 from db.engine import create_engine
 from db.orders.expiry import expire_due_orders
 from tests.catalog import events_of, stock_of, used_count_of
+from tests.support.payments import pay
 from tests.test_order_lifecycle import place
 
 
@@ -42,7 +43,7 @@ def test_an_order_past_its_deadline_expires_and_gives_back_what_it_held(api, db,
 def test_orders_within_their_deadline_and_paid_orders_never_expire(api, db, catalog, database_url):
     unpaid = place(api, catalog)
     paid = place(api, catalog)
-    confirmed = api.post(f"/orders/{paid['order_id']}/confirm", json={"payment_id": "p-1", "amount": paid["total"]})
+    confirmed = pay(api, paid, payment_id="p-1")
     assert confirmed.status_code == 200
     past_deadline(db, paid)
 

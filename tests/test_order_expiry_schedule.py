@@ -13,6 +13,7 @@ from tests.catalog import events_of, stock_of, used_count_of
 from tests.lifecycle_builders import pay, place_order
 from tests.polling import wait_until
 from tests.serving import serve
+from tests.support.customers import customer_headers
 from tests.temporal_server import start_dev_server
 
 PAYMENT_TTL_SECONDS = 2
@@ -27,7 +28,7 @@ def short_ttl_api_url(settings):
 
 @pytest.fixture
 def shop(short_ttl_api_url):
-    with httpx.Client(base_url=short_ttl_api_url, timeout=30) as client:
+    with httpx.Client(base_url=short_ttl_api_url, timeout=30, headers=customer_headers("c-1")) as client:
         yield client
 
 

@@ -1,14 +1,15 @@
 """POST /orders: one transaction takes stock and coupon use, saves the order and its PENDING event."""
 
 import uuid
+from datetime import datetime, timedelta
 
 import pytest
 
 from tests.catalog import count_rows, events_of, reset_database, snapshot, stock_of, used_count_of
 
 
-def place(api, items, coupon_id=None, customer_id="customer-1", **kwargs):
-    return api.post("/orders", json={"customer_id": customer_id, "items": items, "coupon_id": coupon_id}, **kwargs)
+def place(api, items, coupon_id=None, **kwargs):
+    return api.post("/orders", json={"items": items, "coupon_id": coupon_id}, **kwargs)
 
 
 def test_a_placed_order_is_created_with_its_stock_taken_and_a_pending_event(api, db, catalog):
@@ -19,7 +20,7 @@ def test_a_placed_order_is_created_with_its_stock_taken_and_a_pending_event(api,
     assert response.status_code == 201
     order = response.json()
     assert response.headers["location"] == f"/orders/{order['order_id']}"
-    assert order["status"] == "CREATED"
+    assert (order["status"], order["customer_id"]) == ("CREATED", "customer-1")
     assert order["items"] == [
         {"product_id": af1, "quantity": 2, "unit_price": 139000, "line_total": 278000},
         {"product_id": dunk, "quantity": 1, "unit_price": 129000, "line_total": 129000},
@@ -153,8 +154,25 @@ def test_a_failure_inside_the_transaction_rolls_everything_back(api, db, catalog
 def test_amounts_are_decided_by_the_server_not_the_client(api, db, catalog):
     response = api.post(
         "/orders",
-        json={"customer_id": "c", "items": [{"product_id": catalog.products["af1"], "quantity": 1, "unit_price": 1}]},
+        json={"items": [{"product_id": catalog.products["af1"], "quantity": 1, "unit_price": 1}]},
     )
 
     assert response.status_code == 422
     assert count_rows(db, "orders") == 0
+
+
+def test_the_customer_is_the_tokens_not_the_bodys(api, db, catalog):
+    response = api.post(
+        "/orders",
+        json={"customer_id": "someone-else", "items": [{"product_id": catalog.products["af1"], "quantity": 1}]},
+    )
+
+    assert response.status_code == 422
+    assert count_rows(db, "orders") == 0
+
+
+def test_the_order_is_due_for_payment_within_its_ttl(api, catalog):
+    order = place(api, [{"product_id": catalog.products["af1"], "quantity": 1}]).json()
+
+    created, expires = (datetime.fromisoformat(order[name]) for name in ("created_at", "expires_at"))
+    assert expires - created == timedelta(seconds=900)

@@ -15,6 +15,7 @@ from db.outbox.retention import RetentionBatch, delete_sent_events_past_retentio
 from tests.lifecycle_builders import event_ids_of, make_sent, pay, place_order, status_of
 from tests.outbox_fill import SYNTHETIC_ORDER_IDS, count_events, insert_events
 from tests.polling import wait_until
+from tests.support.customers import customer_headers
 
 log = logging.getLogger(__name__)
 
@@ -110,9 +111,11 @@ class OrderTraffic:
         number = 0
         while not self._stop.is_set():
             number += 1
-            body = {"customer_id": f"traffic-{number}", "items": [{"product_id": self._product_id, "quantity": 1}]}
+            # A customer per order: the unpaid-orders limit is not under test here.
+            headers = customer_headers(f"traffic-{number}")
+            body = {"items": [{"product_id": self._product_id, "quantity": 1}]}
             began = time.monotonic()
-            status = self._client.post("/orders", json=body).status_code
+            status = self._client.post("/orders", json=body, headers=headers).status_code
             self.timings.append((began, time.monotonic() - began, status))
 
     def __enter__(self) -> "OrderTraffic":

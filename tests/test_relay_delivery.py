@@ -4,15 +4,12 @@ import uuid
 from datetime import datetime
 
 from tests.outbox_views import attempts_of, event_rows, wait_for_statuses
+from tests.support.ordering import placed
+from tests.support.payments import pay
 
 
 def place(api, catalog, product="af1", quantity=1):
-    response = api.post(
-        "/orders",
-        json={"customer_id": "customer-1", "items": [{"product_id": catalog.products[product], "quantity": quantity}]},
-    )
-    assert response.status_code == 201
-    return response.json()
+    return placed(api, (catalog.products[product], quantity))
 
 
 def test_a_placed_order_reaches_the_platform_once_with_its_key_and_body(api, db, catalog, sink, relay):
@@ -112,7 +109,7 @@ def test_events_of_one_order_arrive_in_order_even_when_the_first_delivery_failed
     sink.set_faults(fail_next=[503, 503])
     relay.start_worker()
     order = place(api, catalog)
-    confirmed = api.post(f"/orders/{order['order_id']}/confirm", json={"payment_id": "pay-1", "amount": order["total"]})
+    confirmed = pay(api, order)
     assert confirmed.status_code == 200
 
     wait_for_statuses(db, "SENT")

@@ -5,9 +5,9 @@ from collections import Counter
 
 from temporalio.testing import WorkflowEnvironment
 
-from tests.concurrent_orders import place_concurrently
 from tests.outbox_views import attempts_of, event_rows, wait_for_statuses
 from tests.polling import wait_until
+from tests.support.ordering import order_body, place_concurrently, placed
 from tests.temporal_server import start_dev_server
 
 
@@ -16,10 +16,7 @@ def place_orders(api, catalog, count):
     products = [catalog.products[name] for name in ("af1", "dunk", "samba")]
     orders = []
     for number in range(count):
-        line = {"product_id": products[number % len(products)], "quantity": 1}
-        response = api.post("/orders", json={"customer_id": f"c-{number}", "items": [line]})
-        assert response.status_code == 201
-        orders.append(response.json())
+        orders.append(placed(api, (products[number % len(products)], 1), customer=f"c-{number}"))
     return orders
 
 
@@ -94,8 +91,8 @@ def test_two_workers_and_an_extra_relay_never_deliver_an_attempt_twice(api_url, 
 
     # Forty orders at once, delivered in batches of five and answered slowly: the relays claim side by side.
     products = [catalog.products[name] for name in ("af1", "dunk", "samba")]
-    bodies = [{"customer_id": f"c-{n}", "items": [{"product_id": products[n % 3], "quantity": 1}]} for n in range(40)]
-    assert {response.status_code for response in place_concurrently(api_url, bodies)} == {201}
+    orders = [(f"c-{n}", order_body((products[n % 3], 1))) for n in range(40)]
+    assert {response.status_code for response in place_concurrently(api_url, orders)} == {201}
     rows = wait_for_statuses(db, "SENT", timeout=60)
 
     assert len(rows) == 40

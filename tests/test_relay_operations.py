@@ -7,16 +7,14 @@ from sneaker_orders.cli import main as sneaker_orders
 from tests.conftest import ADMIN_TOKEN
 from tests.outbox_views import attempts_of, event_rows, wait_for_statuses
 from tests.polling import wait_until
+from tests.support.ordering import placed
+from tests.support.payments import pay
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 def place(api, catalog):
-    response = api.post(
-        "/orders", json={"customer_id": "c", "items": [{"product_id": catalog.products["af1"], "quantity": 1}]}
-    )
-    assert response.status_code == 201
-    return response.json()
+    return placed(api, (catalog.products["af1"], 1))
 
 
 def describe_schedule(relay) -> dict:
@@ -101,7 +99,7 @@ def test_a_blocked_order_resumes_in_order_after_its_failed_event_is_redriven(
     sink.set_faults(fail_next=[400])
     relay.start_worker()
     order = place(api, catalog)
-    api.post(f"/orders/{order['order_id']}/confirm", json={"payment_id": "p", "amount": order["total"]})
+    pay(api, order, payment_id="p")
     wait_until(
         lambda: {r["sequence"]: r["status"] for r in event_rows(db)} == {1: "FAILED", 2: "PENDING"},
         what="OrderCreated failed and OrderConfirmed held back",

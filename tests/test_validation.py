@@ -1,8 +1,11 @@
 """Malformed requests get 422 problem+json, never a 500; unknown routes get problem+json too."""
 
+import json
+
 import pytest
 
 from tests.catalog import count_rows
+from tests.support.payments import signed
 
 GOOD_LINE = {"product_id": 1, "quantity": 1}
 
@@ -10,25 +13,22 @@ GOOD_LINE = {"product_id": 1, "quantity": 1}
 @pytest.mark.parametrize(
     "body",
     [
-        {"customer_id": "c", "items": []},
-        {"customer_id": "c"},
-        {"items": [GOOD_LINE]},
-        {"customer_id": "", "items": [GOOD_LINE]},
-        {"customer_id": "c\x00", "items": [GOOD_LINE]},
-        {"customer_id": "c", "items": [{"product_id": 1, "quantity": 0}]},
-        {"customer_id": "c", "items": [{"product_id": 1, "quantity": -1}]},
-        {"customer_id": "c", "items": [{"product_id": 1, "quantity": 1001}]},
-        {"customer_id": "c", "items": [{"product_id": 1, "quantity": "1"}]},
-        {"customer_id": "c", "items": [{"product_id": 1, "quantity": True}]},
-        {"customer_id": "c", "items": [{"product_id": 1, "quantity": 1.5}]},
-        {"customer_id": "c", "items": [{"product_id": 2**63, "quantity": 1}]},
-        {"customer_id": "c", "items": [{"product_id": 1}]},
-        {"customer_id": "c", "items": [GOOD_LINE], "coupon_id": "WELCOME5000"},
-        {"customer_id": "c", "items": [GOOD_LINE], "coupon_id": 0},
-        {"customer_id": "c", "items": [GOOD_LINE], "total": 1},
-        {"customer_id": "c", "items": [{"product_id": 1, "quantity": 1, "price": 1}]},
-        {"customer_id": 7, "items": [GOOD_LINE]},
-        {"customer_id": "c", "items": [GOOD_LINE] * 101},
+        {"items": []},
+        {},
+        {"customer_id": "c", "items": [GOOD_LINE]},
+        {"items": [{"product_id": 1, "quantity": 0}]},
+        {"items": [{"product_id": 1, "quantity": -1}]},
+        {"items": [{"product_id": 1, "quantity": 1001}]},
+        {"items": [{"product_id": 1, "quantity": "1"}]},
+        {"items": [{"product_id": 1, "quantity": True}]},
+        {"items": [{"product_id": 1, "quantity": 1.5}]},
+        {"items": [{"product_id": 2**63, "quantity": 1}]},
+        {"items": [{"product_id": 1}]},
+        {"items": [GOOD_LINE], "coupon_id": "WELCOME5000"},
+        {"items": [GOOD_LINE], "coupon_id": 0},
+        {"items": [GOOD_LINE], "total": 1},
+        {"items": [{"product_id": 1, "quantity": 1, "price": 1}]},
+        {"items": [GOOD_LINE] * 101},
         [GOOD_LINE],
     ],
 )
@@ -43,7 +43,7 @@ def test_a_malformed_order_body_is_422_and_writes_nothing(api, db, catalog, body
     assert count_rows(db, "orders") == 0
 
 
-@pytest.mark.parametrize("raw", [b"", b"{", b"not json", b'{"customer_id": "c", "items": [}'])
+@pytest.mark.parametrize("raw", [b"", b"{", b"not json", b'{"items": [}'])
 def test_a_body_that_is_not_json_is_422(api, catalog, raw):
     response = api.post("/orders", content=raw, headers={"content-type": "application/json"})
 
@@ -59,18 +59,41 @@ def test_a_body_that_is_not_json_is_422(api, catalog, raw):
         {"payment_id": "", "amount": 1},
         {"payment_id": "p", "amount": -1},
         {"payment_id": "p", "amount": "1"},
+        {"payment_id": "p", "amount": 1, "order_id": 1},
     ],
 )
 def test_a_malformed_confirmation_is_422(api, catalog, body):
-    response = api.post("/orders/1/confirm", json=body)
+    content = json.dumps(body).encode()
+
+    response = api.post("/orders/1/confirm", content=content, headers=signed(content))
 
     assert response.status_code == 422
     assert response.json()["code"] == "VALIDATION_ERROR"
 
 
-@pytest.mark.parametrize("path", ["/orders/abc", "/orders/0", f"/orders/{2**63}", "/products/-1"])
-def test_an_impossible_id_is_422(api, catalog, path):
-    response = api.get(path)
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/orders/abc",
+        "/orders/0",
+        f"/orders/{2**63}",
+        "/orders/+1",
+        "/orders/%201",
+        "/orders/1%20",
+        "/orders/1.0",
+        "/orders/1_0",
+        "/orders/1e0",
+        "/orders/0x1",
+        "/orders/%EF%BC%91",  # a fullwidth digit one
+        "/orders/+1/cancel",
+        "/products/-1",
+        "/products/+1",
+        "/products/1.0",
+        "/products/1_0",
+    ],
+)
+def test_an_id_that_is_not_plain_decimal_digits_is_422(api, catalog, path):
+    response = api.post(path) if path.endswith("/cancel") else api.get(path)
 
     assert response.status_code == 422
     assert response.json()["code"] == "VALIDATION_ERROR"
@@ -94,7 +117,7 @@ def test_a_wrong_method_is_a_405_problem(api):
 def test_an_overlong_idempotency_key_is_422(api, catalog):
     response = api.post(
         "/orders",
-        json={"customer_id": "c", "items": [{"product_id": catalog.products["af1"], "quantity": 1}]},
+        json={"items": [{"product_id": catalog.products["af1"], "quantity": 1}]},
         headers={"Idempotency-Key": "k" * 256},
     )
 

@@ -1,8 +1,9 @@
 """Outbox retention: started by a schedule (hourly), a run deletes what is no longer kept, in bounded batches.
 
 First the SENT events delivered more than OUTBOX_RETENTION_DAYS ago, with their attempts; then the
-idempotency keys past their TTL. The run's current details and result say what it removed; a long
-clean-up continues as new every few dozen activities, carrying its totals, to keep histories short.
+idempotency keys past their TTL and the payment-webhook answers older than providers retry. The run's
+current details and result say what it removed; a long clean-up continues as new every few dozen
+activities, carrying its totals, to keep histories short.
 """
 
 from dataclasses import dataclass, field, replace
@@ -12,7 +13,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities.outbox_retention import DeleteSentEvents, OutboxRetentionActivities, PurgeIdempotencyKeys
+    from activities.outbox_retention import DeleteSentEvents, OutboxRetentionActivities, PurgeReplayRecords
 
 ACTIVITY_RETRIES = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=5)
 # Activities heartbeat after every batch (a transaction of at most a few thousand rows).
@@ -23,6 +24,9 @@ WORK_SECONDS = 10.0
 # A run hands over to a fresh run (continue-as-new) after this many activities.
 ACTIVITIES_PER_RUN = 50
 SECONDS_PER_DAY = 86400
+# Payment providers retry a webhook for days (Standard Webhooks senders: up to a few days); its answer
+# is kept well beyond that, so a late retry is still answered as the first time.
+WEBHOOK_ANSWERS_KEPT_DAYS = 30
 
 NOTHING_MORE = "nothing more is past retention"
 SCHEDULE_PAUSED = "the schedule is paused"
@@ -38,7 +42,7 @@ class RetentionTotals:
     largest_batch_rows: int = 0
     longest_batch_seconds: float = 0.0
     idempotency_keys_purged: int = 0
-    idempotency_purge_available: bool = True
+    webhook_answers_purged: int = 0
 
 
 @dataclass
@@ -49,7 +53,7 @@ class OutboxRetentionRun:
     retention_days: float
     events_per_batch: int = 1000
     rows_per_batch: int = 5000
-    idempotency_keys_per_batch: int = 1000
+    replay_records_per_batch: int = 1000
     events_done: bool = False
     totals: RetentionTotals = field(default_factory=RetentionTotals)
 
@@ -65,7 +69,7 @@ class RetentionReport:
 
 @workflow.defn
 class OutboxRetention:
-    """Deletes SENT events past retention, then expired idempotency keys, until none is left or the schedule pauses."""
+    """Deletes SENT events past retention, then expired replay records, until none is left or the schedule pauses."""
 
     @workflow.run
     async def run(self, run: OutboxRetentionRun) -> RetentionReport:
@@ -102,18 +106,21 @@ class OutboxRetention:
             if activities == ACTIVITIES_PER_RUN or workflow.info().is_continue_as_new_suggested():
                 self._continue_as_new(run, totals)
             purged = await workflow.execute_activity_method(
-                OutboxRetentionActivities.purge_expired_idempotency_keys,
-                PurgeIdempotencyKeys(
-                    run.idempotency_keys_per_batch, schedule_id=run.schedule_id, work_seconds=WORK_SECONDS
+                OutboxRetentionActivities.purge_expired_replay_records,
+                PurgeReplayRecords(
+                    run.replay_records_per_batch,
+                    WEBHOOK_ANSWERS_KEPT_DAYS * SECONDS_PER_DAY,
+                    schedule_id=run.schedule_id,
+                    work_seconds=WORK_SECONDS,
                 ),
                 start_to_close_timeout=ACTIVITY_TIMEOUT,
                 heartbeat_timeout=HEARTBEAT_TIMEOUT,
                 retry_policy=ACTIVITY_RETRIES,
-                summary="purge idempotency keys past IDEMPOTENCY_KEY_TTL_HOURS",
+                summary="purge idempotency keys past IDEMPOTENCY_KEY_TTL_HOURS and old payment-webhook answers",
             )
             activities += 1
             totals.idempotency_keys_purged += purged.keys
-            totals.idempotency_purge_available = purged.available
+            totals.webhook_answers_purged += purged.webhook_answers
             if purged.paused:
                 return _report(run, totals, SCHEDULE_PAUSED)
             if purged.done:
@@ -137,8 +144,8 @@ def _in_words(run: OutboxRetentionRun, totals: RetentionTotals, state: str) -> s
         f"with {totals.attempts_deleted:,} attempt rows, in {totals.event_batches:,} batches "
         f"(largest {totals.largest_batch_rows:,} rows, longest {totals.longest_batch_seconds * 1000:.0f} ms)"
     )
-    if not totals.idempotency_purge_available:
-        keys = "idempotency keys: no purge in this build"
-    else:
-        keys = f"purged {totals.idempotency_keys_purged:,} expired idempotency keys"
-    return f"{events}; {keys}; {state}."
+    replays = (
+        f"purged {totals.idempotency_keys_purged:,} expired idempotency keys and "
+        f"{totals.webhook_answers_purged:,} payment-webhook answers older than {WEBHOOK_ANSWERS_KEPT_DAYS} days"
+    )
+    return f"{events}; {replays}; {state}."

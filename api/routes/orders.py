@@ -1,52 +1,101 @@
-"""Orders: place, read, confirm, cancel."""
+"""Orders: a customer places, lists, reads and cancels their own; the payment provider confirms."""
 
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Path, Response
+from fastapi import APIRouter, Header, Path, Query, Response
+from pydantic import BaseModel, Field
 
+from api.customer_auth import CustomerDep
 from api.deps import EngineDep, SettingsDep
 from api.metrics import ORDERS_PLACED
-from api.openapi import problems
-from api.schemas import ConfirmOrderBody, OrderId, PlaceOrderBody
-from db.orders.lifecycle import cancel_order, confirm_order
+from api.openapi import BODY_GUARD_STATUSES, problems
+from api.order_cursor import CURSOR_PATTERN, decode_cursor, encode_cursor
+from api.payment_webhook import CONFIRMATION_BODY, SignedConfirmationDep
+from api.schemas import OrderIdInPath, PlaceOrderBody
+from api.write_slots import WriteSlotsDep
+from db.orders.lifecycle import cancel_order
+from db.orders.listing import list_orders
+from db.orders.payments import PaymentWebhook, confirm_payment
 from db.orders.placement import PlaceOrder, place_order
 from db.orders.pricing import OrderLine
 from db.orders.view import OrderView, read_order
+from db.statuses import OrderStatus
 
 router = APIRouter(prefix="/orders", tags=["orders"])
 
-OrderIdPath = Annotated[OrderId, Path(description="the order's id")]
+OrderIdPath = Annotated[OrderIdInPath, Path(description="the order's id (decimal digits)")]
 IdempotencyKey = Annotated[
     str | None,
     Header(
         alias="Idempotency-Key",
         min_length=1,
         max_length=255,
-        description="retries with the same key and body get the first response; no second order",
+        description="retries with the same key and body get the first response, no second order; keys belong to"
+        " the customer and are kept IDEMPOTENCY_KEY_TTL_HOURS (default 24), after which the key is free again",
     ),
 ]
 
+_PLACED_HEADERS = {
+    "Location": {"description": "/orders/{order_id}", "schema": {"type": "string"}},
+    "Idempotent-Replayed": {
+        "description": "`true` when this is the first response to the same Idempotency-Key, replayed",
+        "schema": {"type": "string", "enum": ["true"]},
+    },
+}
 
-@router.post("", status_code=201, responses=problems(400, 409, 422, 503))
+
+class OrderPage(BaseModel):
+    """A page of the caller's orders, newest first."""
+
+    orders: list[OrderView]
+    next_cursor: str | None = Field(description="pass as `?cursor=` to get the next page; null on the last page")
+
+
+@router.post(
+    "",
+    status_code=201,
+    responses={
+        201: {"description": "the order placed (or, replayed, the first response)", "headers": _PLACED_HEADERS},
+        **problems(
+            400,
+            401,
+            409,
+            422,
+            429,
+            503,
+            *BODY_GUARD_STATUSES,
+            codes={
+                400: "PRODUCT_NOT_FOUND, PRODUCT_UNAVAILABLE, INSUFFICIENT_STOCK, PURCHASE_LIMIT_EXCEEDED,"
+                " COUPON_NOT_FOUND, COUPON_NOT_ACTIVE, COUPON_MIN_AMOUNT_NOT_MET or COUPON_EXHAUSTED",
+                409: "IDEMPOTENCY_KEY_IN_FLIGHT",
+                422: "VALIDATION_ERROR or IDEMPOTENCY_KEY_REUSED",
+                503: "DATABASE_UNAVAILABLE, ORDER_CONTENTION or AUTH_UNAVAILABLE",
+            },
+        ),
+    },
+)
 async def create_order(
     body: PlaceOrderBody,
+    customer: CustomerDep,
     engine: EngineDep,
     settings: SettingsDep,
+    write_slots: WriteSlotsDep,
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> OrderView:
-    """Place an order: stock, coupon use, order and its OrderCreated event commit together."""
-    placed = await place_order(
-        engine,
-        PlaceOrder(
-            customer_id=body.customer_id,
-            lines=[OrderLine(line.product_id, line.quantity) for line in body.items],
-            coupon_id=body.coupon_id,
-            idempotency_key=idempotency_key,
-            payment_ttl=timedelta(seconds=settings.order_payment_ttl_seconds),
-        ),
+    """Place an order for the caller: stock, coupon use, order and its OrderCreated event commit together."""
+    request = PlaceOrder(
+        customer_id=customer,
+        lines=[OrderLine(line.product_id, line.quantity) for line in body.items],
+        coupon_id=body.coupon_id,
+        idempotency_key=idempotency_key,
+        payment_ttl=timedelta(seconds=settings.order_payment_ttl_seconds),
+        idempotency_ttl=timedelta(hours=settings.idempotency_key_ttl_hours),
+        max_unpaid_orders=settings.max_unpaid_orders_per_customer,
     )
+    async with write_slots.hold():
+        placed = await place_order(engine, request)
     response.headers["Location"] = f"/orders/{placed.order.order_id}"
     if placed.replayed:
         response.headers["Idempotent-Replayed"] = "true"
@@ -55,19 +104,83 @@ async def create_order(
     return placed.order
 
 
-@router.get("/{order_id}", responses=problems(404, 422, 503))
-async def get_order(order_id: OrderIdPath, engine: EngineDep) -> OrderView:
-    """The order as it is now."""
-    return await read_order(engine, order_id)
+@router.get("", responses=problems(401, 422, 503, codes={503: "DATABASE_UNAVAILABLE or AUTH_UNAVAILABLE"}))
+async def get_orders(
+    customer: CustomerDep,
+    engine: EngineDep,
+    status: Annotated[OrderStatus | None, Query(description="only the orders in this status")] = None,
+    limit: Annotated[int, Query(ge=1, le=100, description="orders per page")] = 20,
+    cursor: Annotated[
+        str | None, Query(pattern=CURSOR_PATTERN, description="the `next_cursor` of the previous page")
+    ] = None,
+) -> OrderPage:
+    """The caller's orders, newest first, a page at a time."""
+    page = await list_orders(
+        engine, customer, status=status, limit=limit, after=None if cursor is None else decode_cursor(cursor)
+    )
+    return OrderPage(
+        orders=page.orders, next_cursor=None if page.next_cursor is None else encode_cursor(page.next_cursor)
+    )
 
 
-@router.post("/{order_id}/confirm", responses=problems(400, 404, 409, 422, 503))
-async def confirm(order_id: OrderIdPath, body: ConfirmOrderBody, engine: EngineDep) -> OrderView:
-    """Payment completed: the order becomes CONFIRMED and OrderConfirmed is written with it."""
-    return await confirm_order(engine, order_id, body.payment_id, body.amount)
+@router.get("/{order_id}", responses=problems(401, 404, 422, 503, codes={404: "ORDER_NOT_FOUND"}))
+async def get_order(order_id: OrderIdPath, customer: CustomerDep, engine: EngineDep) -> OrderView:
+    """The caller's order as it is now; another customer's order is 404."""
+    return await read_order(engine, order_id, customer_id=customer)
 
 
-@router.post("/{order_id}/cancel", responses=problems(404, 409, 422, 503))
-async def cancel(order_id: OrderIdPath, engine: EngineDep) -> OrderView:
-    """Cancel a CREATED order: stock and coupon use are given back, OrderCancelled is written."""
-    return await cancel_order(engine, order_id)
+@router.post(
+    "/{order_id}/confirm",
+    responses=problems(
+        400,
+        401,
+        404,
+        409,
+        422,
+        503,
+        *BODY_GUARD_STATUSES,
+        codes={
+            400: "PAYMENT_AMOUNT_MISMATCH",
+            404: "ORDER_NOT_FOUND",
+            409: "INVALID_ORDER_STATE (cancelled, paid by another payment, or the payment paid another order)"
+            " or ORDER_EXPIRED (past expires_at: refund the payment)",
+            503: "DATABASE_UNAVAILABLE or ORDER_CONTENTION",
+        },
+    ),
+    openapi_extra=CONFIRMATION_BODY,
+)
+async def confirm(
+    order_id: OrderIdPath, confirmation: SignedConfirmationDep, engine: EngineDep, write_slots: WriteSlotsDep
+) -> OrderView:
+    """The payment provider's webhook: payment completed, the order becomes CONFIRMED, OrderConfirmed is written.
+
+    Body `{"payment_id": str, "amount": int}`, signed per Standard Webhooks with PAYMENT_WEBHOOK_SECRET
+    (headers webhook-id, webhook-timestamp, webhook-signature; 5 minutes of tolerance), checked before the
+    body is parsed. A repeated webhook-id gets the first answer again and changes nothing. Past the order's
+    expires_at the payment is refused with 409 ORDER_EXPIRED (and the order expires).
+    """
+    async with write_slots.hold():
+        return await confirm_payment(
+            engine,
+            PaymentWebhook(confirmation.webhook_id, order_id, confirmation.body.payment_id, confirmation.body.amount),
+        )
+
+
+@router.post(
+    "/{order_id}/cancel",
+    responses=problems(
+        401,
+        404,
+        409,
+        422,
+        503,
+        *BODY_GUARD_STATUSES,
+        codes={404: "ORDER_NOT_FOUND", 409: "INVALID_ORDER_STATE (only a CREATED order can be cancelled)"},
+    ),
+)
+async def cancel(
+    order_id: OrderIdPath, customer: CustomerDep, engine: EngineDep, write_slots: WriteSlotsDep
+) -> OrderView:
+    """Cancel the caller's CREATED order: stock and coupon use are given back, OrderCancelled is written."""
+    async with write_slots.hold():
+        return await cancel_order(engine, order_id, customer_id=customer)

@@ -1,6 +1,6 @@
 """Reading the catalog: products with their current stock."""
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -19,6 +19,9 @@ class ProductView(BaseModel):
     price: int
     stock: int
     active: bool
+    max_per_customer: int | None = Field(
+        description="pairs one customer may hold across unpaid and paid orders; null: no limit"
+    )
 
 
 _ALL = select(*(products.c[name] for name in ProductView.model_fields)).order_by(products.c.id)

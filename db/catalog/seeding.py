@@ -33,6 +33,8 @@ class ProductEntry(BaseModel):
     price: Won
     stock: Won
     active: bool = True
+    # Pairs one customer may hold across unpaid and paid orders; omitted or null: no limit.
+    max_per_customer: Annotated[int, Field(ge=1, le=1000)] | None = None
 
 
 class CouponEntry(BaseModel):

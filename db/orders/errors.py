@@ -25,6 +25,12 @@ class InsufficientStock(OrderRejected):
     code = "INSUFFICIENT_STOCK"
 
 
+class PurchaseLimitExceeded(OrderRejected):
+    """The customer's pairs of a SKU across CREATED and CONFIRMED orders would exceed its max_per_customer."""
+
+    code = "PURCHASE_LIMIT_EXCEEDED"
+
+
 class CouponNotFound(OrderRejected):
     code = "COUPON_NOT_FOUND"
 
@@ -45,12 +51,26 @@ class PaymentAmountMismatch(OrderRejected):
     code = "PAYMENT_AMOUNT_MISMATCH"
 
 
+class TooManyUnpaidOrders(OrderError):
+    """The customer already holds MAX_UNPAID_ORDERS_PER_CUSTOMER CREATED orders; one must be paid or expire."""
+
+    code = "TOO_MANY_UNPAID_ORDERS"
+
+
 class OrderNotFound(OrderError):
+    """No such order, or not one of the caller's (the two are not told apart)."""
+
     code = "ORDER_NOT_FOUND"
 
 
 class InvalidOrderState(OrderError):
     code = "INVALID_ORDER_STATE"
+
+
+class OrderExpired(OrderError):
+    """The order's payment deadline has passed: it is EXPIRED and no payment is accepted for it."""
+
+    code = "ORDER_EXPIRED"
 
 
 class IdempotencyKeyReused(OrderError):
@@ -62,6 +82,7 @@ class IdempotencyKeyInFlight(OrderError):
 
 
 class OrderContention(OrderError):
-    """The catalog kept changing under the order; the client may simply try again."""
+    """The catalog kept changing under the order, or a row it needs stayed locked; the client may try again."""
 
     code = "ORDER_CONTENTION"
+    retry_after_seconds = 1

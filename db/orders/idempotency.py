@@ -1,23 +1,34 @@
-"""Idempotency keys of order placement: one order per key, replayed for the same request."""
+"""Idempotency keys of order placement: per customer, the first response replayed until the key expires.
+
+The first response is kept in `idempotency_keys` (written by the placement itself), not read back
+from the outbox, so retention may delete the order's events. Past IDEMPOTENCY_KEY_TTL_HOURS the key
+is free again: the next request with it places a new order.
+"""
 
 import hashlib
 import json
 
-from sqlalchemy import bindparam, select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from db.engine import autocommit_connection
 from db.orders.errors import IdempotencyKeyReused
 from db.orders.pricing import OrderLine
 from db.orders.view import OrderView
-from db.outbox.events import ORDER_AGGREGATE
-from db.tables import order_events, orders
 
-_ORDER_WITH_KEY = select(orders.c.id, orders.c.request_fingerprint).where(orders.c.idempotency_key == bindparam("key"))
-_FIRST_PAYLOAD = select(order_events.c.payload).where(
-    order_events.c.aggregate_type == ORDER_AGGREGATE,
-    order_events.c.aggregate_id == bindparam("aggregate_id"),
-    order_events.c.sequence == 1,
+LIVE_KEY = (
+    "idempotency_keys.customer_id = %(customer_id)s AND idempotency_keys.key = %(idempotency_key)s"
+    " AND idempotency_keys.expires_at > now()"
 )
+
+_FIRST_RESPONSE = f"SELECT request_fingerprint, response FROM idempotency_keys WHERE {LIVE_KEY}"
+
+_PURGE_EXPIRED = """
+DELETE FROM idempotency_keys
+WHERE (customer_id, key) IN (
+    SELECT customer_id, key FROM idempotency_keys WHERE expires_at <= now()
+    ORDER BY expires_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED
+)
+"""
 
 
 def request_fingerprint(customer_id: str, lines: list[OrderLine], coupon_id: int | None) -> str:
@@ -26,13 +37,21 @@ def request_fingerprint(customer_id: str, lines: list[OrderLine], coupon_id: int
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-async def first_response_for_key(connection: AsyncConnection, key: str, fingerprint: str) -> OrderView | None:
-    """The order already placed with `key`, or None; raises if the key was used for another request."""
-    placed = (await connection.execute(_ORDER_WITH_KEY, {"key": key})).one_or_none()
-    if placed is None:
+async def first_response_for_key(
+    connection: AsyncConnection, customer_id: str, key: str, fingerprint: str
+) -> OrderView | None:
+    """The first response to the customer's live `key`, or None; raises if the key was used for another request."""
+    kept = (
+        await connection.exec_driver_sql(_FIRST_RESPONSE, {"customer_id": customer_id, "idempotency_key": key})
+    ).one_or_none()
+    if kept is None:
         return None
-    if placed.request_fingerprint != fingerprint:
+    if kept.request_fingerprint != fingerprint:
         raise IdempotencyKeyReused(f"Idempotency-Key {key!r} was already used for a different request")
-    # The OrderCreated payload is, by definition, the order as the first response showed it.
-    first_payload = await connection.scalar(_FIRST_PAYLOAD, {"aggregate_id": str(placed.id)})
-    return OrderView.model_validate(first_payload)
+    return OrderView.model_validate(kept.response)
+
+
+async def purge_expired_idempotency_keys(engine: AsyncEngine, *, limit: int) -> int:
+    """Delete up to `limit` keys past their TTL, in one short statement; how many were deleted."""
+    async with autocommit_connection(engine) as connection:
+        return (await connection.exec_driver_sql(_PURGE_EXPIRED, {"limit": limit})).rowcount

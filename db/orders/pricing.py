@@ -30,6 +30,8 @@ class ProductForSale:
     price: int
     stock: int
     active: bool
+    # Pairs one customer may hold across unpaid and paid orders; None: no limit.
+    max_per_customer: int | None = None
 
 
 @dataclass(frozen=True)

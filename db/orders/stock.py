@@ -7,9 +7,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from db.orders.pricing import OrderLine, ProductForSale
 from db.tables import products
 
-_PRODUCTS = select(products.c.id, products.c.price, products.c.stock, products.c.active).where(
-    products.c.id == any_(bindparam("ids", type_=ARRAY(Integer)))
-)
+_PRODUCTS = select(
+    products.c.id, products.c.price, products.c.stock, products.c.active, products.c.max_per_customer
+).where(products.c.id == any_(bindparam("ids", type_=ARRAY(Integer))))
 # Every transaction that locks several products locks them in id order, so two of them naming the
 # same products in any order queue behind each other instead of deadlocking.
 _LOCK_PRODUCTS = _PRODUCTS.order_by(products.c.id).with_for_update()
@@ -42,4 +42,4 @@ async def return_stock(connection: AsyncConnection, lines: list[OrderLine]) -> N
 
 
 def _by_id(rows) -> dict[int, ProductForSale]:
-    return {row.id: ProductForSale(row.id, row.price, row.stock, row.active) for row in rows}
+    return {row.id: ProductForSale(row.id, row.price, row.stock, row.active, row.max_per_customer) for row in rows}

@@ -53,14 +53,24 @@ _LINES = (
 )
 
 
-async def load_order(connection: AsyncConnection, order_id: int, *, for_update: bool = False) -> OrderView:
-    """Read one order with its lines; with `for_update`, lock the order row until the transaction ends."""
+async def load_order(
+    connection: AsyncConnection, order_id: int, *, for_update: bool = False, customer_id: str | None = None
+) -> OrderView:
+    """Read one order with its lines; with `for_update`, lock the order row until the transaction ends.
+
+    With `customer_id`, an order of another customer is not found, exactly as a missing one.
+    """
     order = (
         await connection.execute(_ORDER_FOR_UPDATE if for_update else _ORDER, {"order_id": order_id})
     ).one_or_none()
-    if order is None:
+    if order is None or (customer_id is not None and order.customer_id != customer_id):
         raise OrderNotFound(f"order {order_id} does not exist")
     lines = await connection.execute(_LINES, {"order_id": order_id})
+    return order_view(order, [OrderItemView(**line._mapping) for line in lines])
+
+
+def order_view(order, items: list[OrderItemView]) -> OrderView:
+    """The view of an `orders` row with its items."""
     return OrderView(
         order_id=order.id,
         status=order.status,
@@ -69,7 +79,7 @@ async def load_order(connection: AsyncConnection, order_id: int, *, for_update: 
         subtotal=order.subtotal,
         discount=order.discount,
         total=order.total,
-        items=[OrderItemView(**line._mapping) for line in lines],
+        items=items,
         created_at=order.created_at,
         expires_at=order.expires_at,
         payment_id=order.payment_id,
@@ -79,7 +89,7 @@ async def load_order(connection: AsyncConnection, order_id: int, *, for_update: 
     )
 
 
-async def read_order(engine: AsyncEngine, order_id: int) -> OrderView:
-    """The order as it is now."""
+async def read_order(engine: AsyncEngine, order_id: int, *, customer_id: str | None = None) -> OrderView:
+    """The order as it is now (only if it is `customer_id`'s, when given)."""
     async with autocommit_connection(engine) as connection:
-        return await load_order(connection, order_id)
+        return await load_order(connection, order_id, customer_id=customer_id)

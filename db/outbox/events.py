@@ -1,44 +1,72 @@
-"""Appending an order event to the outbox inside the caller's transaction."""
+"""The one writer of order events: every event, OrderCreated included, is appended here, serialised once.
+
+The statement is written for the driver (psycopg's `%(name)s` parameters) so that it runs as it is
+both through SQLAlchemy (`append_order_event`) and inside the placement's pipeline (`order_event_statement`).
+"""
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.orders.view import OrderView
+from db.statuses import EventType
 
 ORDER_AGGREGATE = "order"
 
-# The sequence is the next number of this order's events. Writers of one order are serialized by
-# the lock they hold on the order row (a new order is not yet visible to anyone), and the unique
-# (aggregate, sequence) index refuses a gap-filling race should that ever change.
-_APPEND = text(
-    """
-    INSERT INTO order_events (event_id, aggregate_type, aggregate_id, sequence, event_type, payload, created_at)
-    VALUES (
-        :event_id, :aggregate_type, :aggregate_id,
-        (SELECT coalesce(max(sequence), 0) + 1 FROM order_events
-          WHERE aggregate_type = :aggregate_type AND aggregate_id = :aggregate_id),
-        :event_type, CAST(:payload AS jsonb), :occurred_at
-    )
-    RETURNING event_id
-    """
+# The sequence is the order's own counter (orders.last_event_sequence), moved on by the same
+# statement: it stays right when retention has deleted old events, and the update locks the order
+# row, so the writers of one order take their numbers one after the other. No order row (a
+# placement that did not happen), no event.
+APPEND_ORDER_EVENT = """
+WITH numbered AS (
+    UPDATE orders SET last_event_sequence = last_event_sequence + 1
+    WHERE id = %(order_id)s
+    RETURNING id, last_event_sequence
 )
+INSERT INTO order_events (event_id, aggregate_type, aggregate_id, sequence, event_type, payload, created_at)
+SELECT %(event_id)s, %(aggregate_type)s, numbered.id::text, numbered.last_event_sequence,
+       %(event_type)s, CAST(%(payload)s AS jsonb), %(occurred_at)s
+FROM numbered
+RETURNING event_id
+"""
 
 
-async def append_order_event(
-    connection: AsyncConnection, order: OrderView, event_type: str, occurred_at: datetime
-) -> uuid.UUID:
-    """Write `event_type` for `order` as PENDING, its payload the order as it now is."""
-    return await connection.scalar(
-        _APPEND,
+@dataclass(frozen=True)
+class OrderEventStatement:
+    """The append of one event, ready for whichever connection runs it."""
+
+    sql: str
+    parameters: dict[str, Any]
+
+    @property
+    def event_id(self) -> uuid.UUID:
+        return self.parameters["event_id"]
+
+
+def order_event_statement(order: OrderView, event_type: EventType, occurred_at: datetime) -> OrderEventStatement:
+    """The statement appending `event_type` for `order`, its payload the order as it now is."""
+    return OrderEventStatement(
+        APPEND_ORDER_EVENT,
         {
+            "order_id": order.order_id,
             "event_id": uuid.uuid4(),
             "aggregate_type": ORDER_AGGREGATE,
-            "aggregate_id": str(order.order_id),
             "event_type": event_type,
             "payload": order.model_dump_json(),
             "occurred_at": occurred_at,
         },
     )
+
+
+async def append_order_event(
+    connection: AsyncConnection, order: OrderView, event_type: EventType, occurred_at: datetime
+) -> uuid.UUID:
+    """Write `event_type` for `order` as PENDING in the caller's transaction; its event_id."""
+    statement = order_event_statement(order, event_type, occurred_at)
+    event_id = (await connection.exec_driver_sql(statement.sql, statement.parameters)).scalar()
+    if event_id is None:
+        raise LookupError(f"order {order.order_id} does not exist; no event written for it")
+    return event_id

@@ -4,6 +4,7 @@ from db.tables.catalog import coupons, products
 from db.tables.metadata import metadata
 from db.tables.orders import order_items, orders
 from db.tables.outbox import delivery_attempts, operator_actions, order_events
+from db.tables.replays import idempotency_keys, payment_webhooks
 
 __all__ = [
     "metadata",
@@ -14,4 +15,6 @@ __all__ = [
     "order_events",
     "delivery_attempts",
     "operator_actions",
+    "idempotency_keys",
+    "payment_webhooks",
 ]

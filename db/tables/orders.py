@@ -27,8 +27,6 @@ orders = Table(
     Column("subtotal", BigInteger, nullable=False),
     Column("discount", BigInteger, nullable=False),
     Column("total", BigInteger, nullable=False),
-    Column("idempotency_key", Text, unique=True),
-    Column("request_fingerprint", Text),
     # A payment pays at most one order.
     Column("payment_id", Text, unique=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
@@ -37,10 +35,16 @@ orders = Table(
     Column("confirmed_at", DateTime(timezone=True)),
     Column("cancelled_at", DateTime(timezone=True)),
     Column("expired_at", DateTime(timezone=True)),
+    # The sequence of the order's latest event: the next event takes the next number, even after
+    # retention deleted the old ones.
+    Column("last_event_sequence", Integer, nullable=False, server_default=text("0")),
     CheckConstraint(sql_in("status", ORDER_STATUSES), name="status_known"),
     CheckConstraint("subtotal >= 0 AND discount >= 0 AND discount <= subtotal", name="amounts_valid"),
     CheckConstraint("total = subtotal - discount", name="total_is_subtotal_minus_discount"),
+    CheckConstraint("last_event_sequence >= 0", name="last_event_sequence_not_negative"),
     Index("ix_orders_customer_id_created_at", "customer_id", "created_at"),
+    # What a placement counts under the customer's lock: the customer's unpaid orders (a handful at most).
+    Index("ix_orders_unpaid_by_customer", "customer_id", "expires_at", postgresql_where=text("status = 'CREATED'")),
     # What the expiry schedule scans: unpaid orders by deadline.
     Index("ix_orders_due_expiry", "expires_at", postgresql_where=text("status = 'CREATED'")),
 )

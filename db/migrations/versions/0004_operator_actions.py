@@ -1,6 +1,6 @@
 """lifecycle: one audit of operator actions (redrive, retry-now, replay, discard); an index for retention
 
-Revision ID: 0004_lifecycle
+Revision ID: 0004
 Revises: 0003
 """
 
@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = "0004_lifecycle"
+revision = "0004"
 down_revision = "0003"
 branch_labels = None
 depends_on = None

@@ -1,0 +1,77 @@
+"""Pure ASGI guard of request bodies: none larger than MAX_REQUEST_BYTES, none slower than REQUEST_BODY_TIMEOUT_SECONDS.
+
+The guard reads the body itself before the app sees any of it: a declared Content-Length over the
+limit is refused without reading a byte, a chunked body as soon as it passes the limit. So no body
+is ever parsed, or held in memory, beyond MAX_REQUEST_BYTES. Whatever the client still sends after
+the answer is discarded by the server as it arrives.
+"""
+
+import asyncio
+
+from api.problems import problem_response
+
+
+class RequestBodyGuard:
+    """413 REQUEST_TOO_LARGE over `max_bytes`, 408 REQUEST_TIMEOUT when the body takes longer than `timeout_seconds`."""
+
+    def __init__(self, app, *, max_bytes: int, timeout_seconds: float) -> None:
+        self.app, self.max_bytes, self.timeout_seconds = app, max_bytes, timeout_seconds
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = _content_length(scope)
+        if declared is not None and declared > self.max_bytes:
+            await self._too_large(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        received = 0
+        try:
+            async with asyncio.timeout(self.timeout_seconds):
+                while True:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        return  # the client is gone; nobody to answer
+                    chunk = message.get("body", b"")
+                    received += len(chunk)
+                    if received > self.max_bytes:
+                        await self._too_large(scope, receive, send)
+                        return
+                    chunks.append(chunk)
+                    if not message.get("more_body", False):
+                        break
+        except TimeoutError:
+            response = problem_response(
+                408, "REQUEST_TIMEOUT", f"the request body took longer than {self.timeout_seconds:g} s to arrive"
+            )
+            await response(scope, receive, send)
+            return
+        await self.app(scope, _replaying(b"".join(chunks), receive), send)
+
+    async def _too_large(self, scope, receive, send) -> None:
+        response = problem_response(
+            413, "REQUEST_TOO_LARGE", f"request bodies are limited to {self.max_bytes} bytes; nothing was read"
+        )
+        await response(scope, receive, send)
+
+
+def _content_length(scope) -> int | None:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            return int(value) if value.isdigit() else None
+    return None
+
+
+def _replaying(body: bytes, receive):
+    """A `receive` that gives the app the whole body once, then whatever the server says next (a disconnect)."""
+    delivered = False
+
+    async def replay():
+        nonlocal delivered
+        if not delivered:
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay

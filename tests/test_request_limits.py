@@ -1,0 +1,160 @@
+"""Nothing starves the API: bodies over MAX_REQUEST_BYTES, oversized or endless request heads, slow clients."""
+
+import json
+import socket
+import threading
+import time
+
+import httpx
+import pytest
+
+from tests.support.api_process import api_process
+from tests.support.customers import JWT_SECRET, customer_headers
+from tests.support.payments import WEBHOOK_SECRET
+
+MB = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def api_server(database_url, tmp_path_factory):
+    """`sneaker-orders api` as its own process, with one-second head and body timeouts."""
+    environment = {
+        "DATABASE_URL": database_url,
+        "AUTH_JWT_SECRET": JWT_SECRET,
+        "PAYMENT_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "REQUEST_HEADER_TIMEOUT_SECONDS": "1",
+        "REQUEST_BODY_TIMEOUT_SECONDS": "1",
+    }
+    with api_process(environment, tmp_path_factory.mktemp("api") / "api.log") as server:
+        yield server
+
+
+def raw_exchange(url: str, request: bytes, *, wait: float = 5) -> bytes:
+    """Send `request` on a fresh connection and read until the server closes it (or `wait` passes)."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=wait) as connection:
+        try:
+            connection.sendall(request)
+        except OSError:
+            pass  # the server may close before it has read everything: what it answered is still there
+        answer = b""
+        try:
+            while chunk := connection.recv(65536):
+                answer += chunk
+        except OSError:
+            pass
+        return answer
+
+
+def ten_megabytes_of_json() -> bytes:
+    return b'{"items": [' + b'{"product_id": 1, "quantity": 1},' * (10 * MB // 32) + b"]}"
+
+
+def test_a_ten_megabyte_body_is_413_before_it_is_parsed_and_the_api_does_not_grow(api_server, catalog):
+    body = ten_megabytes_of_json()
+    headers = {**customer_headers(), "content-type": "application/json"}
+    with httpx.Client(base_url=api_server.url, timeout=60) as client:
+        client.get("/products")  # warm
+        before = api_server.rss_bytes()
+
+        declared = client.post("/orders", content=body, headers=headers)
+        chunked = client.post(
+            "/orders", content=(body[i : i + 65536] for i in range(0, len(body), 65536)), headers=headers
+        )
+        at_once = []
+        senders = [
+            threading.Thread(target=lambda: at_once.append(client.post("/orders", content=body, headers=headers)))
+            for _ in range(4)
+        ]
+        for sender in senders:
+            sender.start()
+        for sender in senders:
+            sender.join(timeout=60)
+
+        growth = api_server.rss_bytes() - before
+        for response in (declared, chunked, *at_once):
+            assert response.status_code == 413
+            assert response.headers["content-type"] == "application/problem+json"
+            assert response.json()["code"] == "REQUEST_TOO_LARGE"
+        assert "chunked" not in declared.request.headers.get("transfer-encoding", "")
+        assert chunked.request.headers["transfer-encoding"] == "chunked"
+        assert growth < 20 * MB, f"the API grew by {growth / MB:.1f} MB"
+        assert client.get("/products").status_code == 200
+    print(f"six 10 MB bodies refused; API RSS grew by {growth / MB:.1f} MB")
+
+
+def test_a_body_within_the_limit_is_read_as_usual(api_server, catalog):
+    body = json.dumps({"items": [{"product_id": catalog.products["af1"], "quantity": 1}]}).encode()
+    padded = body[:-1] + b" " * (60 * 1024) + b"}"
+
+    response = httpx.post(
+        f"{api_server.url}/orders", content=padded, headers={**customer_headers(), "content-type": "application/json"}
+    )
+
+    assert response.status_code == 201
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (20 * 1024) + b"\r\n\r\n",
+        b"GET /healthz?" + b"q" * (20 * 1024) + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: 1\r\n" % n for n in range(200)) + b"\r\n",
+    ],
+    ids=["large-header", "long-url", "many-headers"],
+)
+def test_an_oversized_request_head_is_refused_with_431_and_the_connection_closed(api_server, head):
+    answer = raw_exchange(api_server.url, head)
+
+    assert answer.startswith(b"HTTP/1.1 431 ")
+    assert httpx.get(f"{api_server.url}/healthz").status_code == 200
+
+
+def test_a_fifty_megabyte_header_is_cut_off_without_growing_the_api(api_server):
+    before = api_server.rss_bytes()
+    host, port = api_server.url.removeprefix("http://").split(":")
+    sent = 0
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        try:
+            connection.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ")
+            while sent < 50 * MB:
+                connection.sendall(b"a" * MB)
+                sent += MB
+        except OSError:
+            pass  # the server closed the connection
+
+    assert sent < 50 * MB, "the server read all of it"
+    assert api_server.rss_bytes() - before < 20 * MB
+    assert httpx.get(f"{api_server.url}/healthz").status_code == 200
+
+
+def test_a_client_that_trickles_its_request_head_is_cut_off(api_server):
+    started = time.monotonic()
+
+    answer = raw_exchange(api_server.url, b"GET /healthz HTTP/1.1\r\nHost: x\r\n", wait=10)
+
+    assert answer.startswith(b"HTTP/1.1 408 ")
+    assert time.monotonic() - started < 5
+
+
+def test_a_connection_that_sends_nothing_is_closed(api_server):
+    started = time.monotonic()
+
+    answer = raw_exchange(api_server.url, b"", wait=10)
+
+    assert answer.startswith(b"HTTP/1.1 408 ")
+    assert time.monotonic() - started < 5
+
+
+def test_a_client_that_trickles_its_body_gets_408(api_server):
+    token = customer_headers()["Authorization"]
+    head = (
+        b"POST /orders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n"
+        b"Authorization: " + token.encode() + b"\r\n\r\n"
+    )
+
+    answer = raw_exchange(api_server.url, head + b'{"items": [', wait=10)
+
+    status_line, _, rest = answer.partition(b"\r\n")
+    assert status_line.startswith(b"HTTP/1.1 408 ")
+    assert json.loads(rest.partition(b"\r\n\r\n")[2])["code"] == "REQUEST_TIMEOUT"
