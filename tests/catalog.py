@@ -5,7 +5,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg.rows import dict_row
 
-TABLES = ("products", "coupons", "orders", "order_items", "order_events", "delivery_attempts")
+TABLES = ("products", "coupons", "orders", "order_items", "order_events", "delivery_attempts", "relay_breakers")
 
 PRODUCTS = {
     # name: (sku, price, stock, active)

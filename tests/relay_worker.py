@@ -20,7 +20,10 @@ RELAY_TEST_SETTINGS = {
     "RELAY_LEASE_SECONDS": "3",
     "RELAY_HTTP_TIMEOUT_SECONDS": "2",
     "RELAY_LANES": "2",
+    "RELAY_BREAKER_PROBE_SECONDS": "0.5",
     "DATABASE_POOL_SIZE": "4",
+    # Any free port: tests run several workers at once, and never on the default 9464.
+    "WORKER_METRICS_PORT": "0",
 }
 
 

@@ -48,6 +48,21 @@ class SearchAttributeBudget:
             and total <= self.total_limit_bytes - TOTAL_SIZE_MARGIN_BYTES
         )
 
+    def room(
+        self, item_bytes: dict[SearchAttributeKey, int], always: dict[SearchAttributeKey, Iterable[str]] | None = None
+    ) -> int:
+        """How many more items fit, when each adds at most `item_bytes[key]` bytes to key's value (besides `always`).
+
+        A relay run asks this before each claim, so that no activity delivers more events than the run can name.
+        """
+        sizes = {name: encoded_size(values) for name, values in self._merged(always or {}).items()}
+        for key in item_bytes:
+            sizes.setdefault(key.name, encoded_size(()))
+        total = sum(len(name) + size for name, size in sizes.items())
+        fits = [(self.value_limit_bytes - sizes[key.name]) // per_item for key, per_item in item_bytes.items()]
+        fits.append((self.total_limit_bytes - TOTAL_SIZE_MARGIN_BYTES - total) // sum(item_bytes.values()))
+        return max(0, min(fits))
+
     def upsert(self, additions: dict[SearchAttributeKey, Iterable[str]]) -> None:
         """Add `additions` to the run's attributes (only the attributes that change are sent)."""
         merged = self._merged(additions)

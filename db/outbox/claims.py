@@ -12,28 +12,47 @@ from db.engine import autocommit_connection
 
 @dataclass(frozen=True)
 class Claim:
-    """Who claims: the lease length, and the Temporal run that will deliver."""
+    """Who claims: how many events at most, the lease length, the Temporal run that will deliver, for which platform.
+
+    `probe` claims even while the platform's breaker is open: the one request that tests the platform.
+    """
 
     batch_size: int
     lease_seconds: float
     workflow_id: str
     run_id: str
+    platform: str
+    probe: bool = False
 
 
 @dataclass(frozen=True)
-class ClaimedEvent:
-    """One event now PROCESSING under the batch's lease."""
+class LeasedEvent:
+    """An event now PROCESSING under the batch's lease: what the platform is sent, and which attempt this is.
+
+    `payload_json` is the stored JSON text, put into the platform's body as it is (no parse, no re-encode).
+    """
 
     id: int
     event_id: str
+    event_type: str
+    aggregate_type: str
     aggregate_id: str
     sequence: int
-    event_type: str
+    occurred_at: datetime
+    payload_json: str
+    attempt: int
+
+    @property
+    def description(self) -> str:
+        """What the event is, in words: "OrderCreated #1 of order 42"."""
+        return f"{self.event_type} #{self.sequence} of {self.aggregate_type} {self.aggregate_id}"
 
 
 # Due events, oldest first, none of which has an earlier event of its order still unsent: that is
 # what keeps each order's events in order, and a stuck event blocks only its own order. SKIP LOCKED
-# lets several relays claim at once without waiting for, or taking, each other's rows.
+# lets several relays claim at once without waiting for, or taking, each other's rows. While the
+# platform's breaker is open nothing is claimed but the probe. The claim returns the whole rows,
+# so a batch costs one statement to claim and one to record.
 _CLAIM = text(
     """
     WITH due AS (
@@ -45,6 +64,8 @@ _CLAIM = text(
                 AND earlier.aggregate_id = event.aggregate_id
                 AND earlier.sequence < event.sequence
                 AND earlier.status <> 'SENT')
+          AND (CAST(:probe AS boolean) OR NOT EXISTS (
+              SELECT FROM relay_breakers AS breaker WHERE breaker.platform = :platform AND breaker.state = 'OPEN'))
         ORDER BY event.next_attempt_at, event.id
         LIMIT :batch_size
         FOR UPDATE SKIP LOCKED
@@ -54,7 +75,8 @@ _CLAIM = text(
         lease_expires_at = now() + make_interval(secs => :lease_seconds),
         claimed_by_workflow_id = :workflow_id, claimed_by_run_id = :run_id
     FROM due WHERE event.id = due.id
-    RETURNING event.id, event.event_id, event.aggregate_id, event.sequence, event.event_type
+    RETURNING event.id, event.event_id, event.event_type, event.aggregate_type, event.aggregate_id, event.sequence,
+              event.created_at, CAST(event.payload AS text), event.retry_count + 1
     """
 )
 
@@ -94,7 +116,7 @@ async def release_expired_leases(engine: AsyncEngine, max_attempts: int) -> list
         return [str(row.event_id) for row in rows]
 
 
-async def claim_due_events(engine: AsyncEngine, claim: Claim) -> tuple[str, list[ClaimedEvent]]:
+async def claim_due_events(engine: AsyncEngine, claim: Claim) -> tuple[str, list[LeasedEvent]]:
     """Claim up to `claim.batch_size` due events under a new lease: (lease token, events in claim order)."""
     lease_token = uuid.uuid4()
     async with autocommit_connection(engine) as connection:
@@ -106,55 +128,27 @@ async def claim_due_events(engine: AsyncEngine, claim: Claim) -> tuple[str, list
                 "lease_seconds": claim.lease_seconds,
                 "workflow_id": claim.workflow_id,
                 "run_id": claim.run_id,
+                "platform": claim.platform,
+                "probe": claim.probe,
             },
         )
         events = [
-            ClaimedEvent(row.id, str(row.event_id), row.aggregate_id, row.sequence, row.event_type) for row in rows
+            LeasedEvent(row[0], str(row[1]), row[2], row[3], row[4], row[5], row[6], row[7], row[8]) for row in rows
         ]
-    return str(lease_token), sorted(events, key=lambda event: event.id)
-
-
-@dataclass(frozen=True)
-class LeasedEvent:
-    """An event still leased to a batch: what the platform is sent, and which attempt this is."""
-
-    event_id: str
-    event_type: str
-    aggregate_type: str
-    aggregate_id: str
-    sequence: int
-    occurred_at: datetime
-    payload: dict
-    attempt: int
-
-
-_STILL_LEASED = text(
-    """
-    SELECT event_id, event_type, aggregate_type, aggregate_id, sequence, created_at AS occurred_at, payload,
-           retry_count + 1 AS attempt
-    FROM order_events
-    WHERE lease_token = :lease_token AND status = 'PROCESSING' AND lease_expires_at > now()
-    ORDER BY id
-    """
-)
-
-
-async def still_leased_events(engine: AsyncEngine, lease_token: str) -> list[LeasedEvent]:
-    """The events of the batch whose lease still holds: only these may be sent."""
-    async with autocommit_connection(engine) as connection:
-        rows = await connection.execute(_STILL_LEASED, {"lease_token": lease_token})
-        return [LeasedEvent(**{**row._mapping, "event_id": str(row.event_id)}) for row in rows]
+    events.sort(key=lambda event: event.id)
+    return str(lease_token), events
 
 
 _GIVE_BACK = text(
     """
     UPDATE order_events SET status = 'PENDING', next_attempt_at = now(), lease_token = NULL, lease_expires_at = NULL
     WHERE lease_token = :lease_token AND status = 'PROCESSING'
+    RETURNING event_id
     """
 )
 
 
-async def give_back_claims(engine: AsyncEngine, lease_token: str) -> None:
-    """Hand the batch's events that were not attempted back to PENDING, due now, as if never claimed."""
+async def give_back_claims(engine: AsyncEngine, lease_token: str) -> int:
+    """Hand the batch's events that were not attempted back to PENDING, due now, as if never claimed; how many."""
     async with autocommit_connection(engine) as connection:
-        await connection.execute(_GIVE_BACK, {"lease_token": lease_token})
+        return len((await connection.execute(_GIVE_BACK, {"lease_token": lease_token})).all())

@@ -3,7 +3,7 @@
 from db.tables.catalog import coupons, products
 from db.tables.metadata import metadata
 from db.tables.orders import order_items, orders
-from db.tables.outbox import delivery_attempts, event_redrives, order_events
+from db.tables.outbox import delivery_attempts, event_redrives, order_events, relay_breakers
 
 __all__ = [
     "metadata",
@@ -14,4 +14,5 @@ __all__ = [
     "order_events",
     "delivery_attempts",
     "event_redrives",
+    "relay_breakers",
 ]
