@@ -1,4 +1,4 @@
-"""When a relay run stops starting activities: just before a schedule tick about RELAY_RUN_SECONDS away, never at once."""
+"""When a relay run stops starting activities: just before a schedule tick about RELAY_RUN_SECONDS away."""
 
 from datetime import UTC, datetime, timedelta
 
