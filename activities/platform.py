@@ -130,9 +130,13 @@ class PlatformClient:
                     await response.aclose()
         except TimeoutError:
             error = _after(status, f"no complete answer within {self._timeout:g}s")
+        except httpx.ProtocolError as failure:  # an answer that is not HTTP as it should be
+            error = _after(status, str(failure) or f"malformed answer: {type(failure).__name__}")
         except httpx.TransportError as failure:
-            error = _after(status, f"{'no answer' if status is None else 'broken answer'}: {failure}")
-        except Exception as failure:  # noqa: BLE001 - whatever it was, it is this event's attempt
+            error = _after(
+                status, f"{'no answer' if status is None else 'broken answer'}: {failure or type(failure).__name__}"
+            )
+        except Exception as failure:  # whatever it was, it is this event's attempt
             error = _after(status, f"unusable answer: {type(failure).__name__}: {failure}")
         duration_ms = (time.perf_counter() - started) * 1000
         return AttemptFacts(event.event_id, attempted_at, duration_ms, status, _printable(error), retry_after)
