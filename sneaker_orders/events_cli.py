@@ -8,6 +8,7 @@ import uuid
 from dataclasses import asdict
 
 from db.engine import create_engine
+from db.outbox.breaker import all_breakers
 from db.outbox.operations import EventNotFound, event_detail, list_events, redrive_failed
 from sneaker_orders.settings import Settings
 
@@ -63,6 +64,8 @@ async def _list(engine, settings: Settings, args: argparse.Namespace) -> int:
             f"{event.event_id:36}  {event.event_type:15} {event.aggregate_id:>8} {event.sequence:>3}  "
             f"{event.status:10} {event.retry_count:>7}  {event.last_error or ''}"
         )
+    for breaker in await all_breakers(engine):  # is the relay delivering, or holding for an outage?
+        print(breaker.describe())
     return 0
 
 

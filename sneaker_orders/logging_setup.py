@@ -32,11 +32,13 @@ class JsonLines(logging.Formatter):
 
 
 def configure_logging(log_format: str = "text", level: int = logging.INFO) -> None:
-    """Send every logger's records to stderr, as text or JSON lines; replaces any earlier set-up."""
+    """Send every logger's records to stderr, as text or JSON lines, unless logging is set up already (a host)."""
+    root = logging.getLogger()
+    if root.handlers:  # e.g. the CLI called inside a test run: its host's logging stays as it is
+        return
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonLines() if log_format == "json" else logging.Formatter(TEXT_FORMAT))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.addHandler(handler)
     root.setLevel(level)
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)

@@ -1,12 +1,15 @@
 """Relay workers as real processes (`sneaker-orders worker`), each test with its own schedule and task queue."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import httpx
 
 from sneaker_orders.local_temporal import TEMPORAL_BINARY, search_attribute_limits_environment
 from tests.polling import wait_until
@@ -96,6 +99,11 @@ class WorkerProcess:
 
     def output(self) -> str:
         return self.log_path.read_text()
+
+    def metrics(self) -> str:
+        """The worker's Prometheus text, from the endpoint it logged at start."""
+        url = re.search(r"worker metrics on (http://\S+)", self.output()).group(1)
+        return httpx.get(url, timeout=10).text
 
 
 class Relay:
