@@ -27,16 +27,6 @@ from workflows.relay import OrderEventsRelay
 log = logging.getLogger("sneaker_orders.worker")
 
 
-def platform_endpoint(settings: Settings) -> PlatformEndpoint:
-    """The platform deliveries go to, with the configured token and signing secret."""
-    token, secret = settings.platform_token, settings.platform_signing_secret
-    return PlatformEndpoint.configure(
-        settings.platform_url,
-        token=token.get_secret_value() if token else None,
-        signing_secret=secret.get_secret_value() if secret else None,
-    )
-
-
 async def run_worker(settings: Settings) -> None:
     """Serve the relay on TEMPORAL_TASK_QUEUE until SIGTERM or SIGINT."""
     runtime, sdk_metrics = temporal_runtime()
@@ -47,7 +37,7 @@ async def run_worker(settings: Settings) -> None:
     engine = create_engine(
         settings.database_url, pool_size=settings.database_pool_size, application_name="sneaker-orders-worker"
     )
-    endpoint = platform_endpoint(settings)
+    endpoint = PlatformEndpoint.from_settings(settings)
     await ensure_breaker(engine, endpoint.name)
     transport = create_transport(settings.relay_http_transport, max_connections=settings.relay_delivery_concurrency)
     platform = PlatformClient(transport, endpoint, timeout_seconds=settings.relay_http_timeout_seconds)

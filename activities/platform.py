@@ -20,6 +20,7 @@ from standardwebhooks import Webhook
 
 from activities.delivery_rules import retry_after_seconds
 from db.outbox.claims import LeasedEvent
+from sneaker_orders.settings import Settings
 
 SCHEMA_VERSION = 1
 ERROR_TEXT_CHARACTERS = 200
@@ -70,6 +71,16 @@ class PlatformEndpoint:
             name=name,
             fixed_headers=tuple(headers),
             signer=Webhook(signing_secret) if signing_secret else None,
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "PlatformEndpoint":
+        """The platform of EXTERNAL_PLATFORM_URL, with PLATFORM_TOKEN and PLATFORM_SIGNING_SECRET if set."""
+        token, secret = settings.platform_token, settings.platform_signing_secret
+        return cls.configure(
+            settings.platform_url,
+            token=token.get_secret_value() if token else None,
+            signing_secret=secret.get_secret_value() if secret else None,
         )
 
     def request_for(self, event: LeasedEvent) -> httpx.Request:

@@ -40,8 +40,6 @@ HEARTBEAT_EVERY_SECONDS = 1.0
 BREAKER_READ_EVERY_SECONDS = 0.25
 # While paused, answers already received wait to be recorded until this long before their lease ends.
 LEASE_MARGIN_SECONDS = 2.0
-# The search attribute each logged outcome counts as (DeliveryOutcomes: SENT, RETRY or FAILED).
-SEARCHABLE_OUTCOME = {"SENT": "SENT", "RETRY": "RETRY", "HELD": "RETRY", "LEASE_EXPIRED": "RETRY", "FAILED": "FAILED"}
 
 
 @dataclass(frozen=True)
@@ -318,11 +316,8 @@ class _ReportBuilder:
         self.slowest_batch_seconds = 0.0
         self.breaker = "CLOSED"
         self.breaker_detail = ""
-        self.events: dict[str, str] = {}
-        self._orders: dict[str, str] = {}
-        self._retried: set[str] = set()
-        self._failed: dict[str, str] = {}
-        self._outcomes: set[str] = set()
+        self.events: set[str] = set()
+        self._lines: list[str] = []
 
     def add(
         self,
@@ -333,23 +328,13 @@ class _ReportBuilder:
         error: str | None,
         http_status: int | None = None,
     ) -> None:
-        text = " ".join(part for part in (outcome, str(http_status or ""), error or "") if part)[:160]
-        self.events[event_id] = text
-        self._orders[event_id] = order_id
-        if outcome in SEARCHABLE_OUTCOME:
-            self._outcomes.add(SEARCHABLE_OUTCOME[outcome])
-        if outcome in ("RETRY", "HELD"):
-            self._retried.add(event_id)
-        if outcome == "FAILED":
-            self._failed[event_id] = f"{description}: {text}"
+        detail = "" if outcome == "SENT" else f" {description}: {error or outcome}"
+        self._lines.append(f"{event_id} {order_id} {outcome} {http_status or '-'}{detail}"[:300])
+        self.events.add(event_id)
 
     def build(self) -> RelayBatchReport:
         return RelayBatchReport(
-            events=self.events,
-            orders=self._orders,
-            retried=sorted(self._retried),
-            failed=self._failed,
-            outcomes=sorted(self._outcomes),
+            attempts="\n".join(self._lines),
             breaker=self.breaker,
             breaker_detail=self.breaker_detail,
             paused=self.paused,

@@ -2,6 +2,9 @@
 
 import uuid
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from workflows.search_attributes import EVENT_IDS, ORDER_IDS, SearchAttributeBudget, encoded_size
 
 EVENT_ID_COUNT_THAT_TEMPORAL_MEASURED_AT_2341_BYTES = 60
@@ -57,3 +60,14 @@ def test_the_total_limit_bounds_the_room_when_values_may_be_large():
     room = budget.room({EVENT_IDS: UUID_BYTES, ORDER_IDS: 35})
     assert room == (4 * 1024 - 1024 - len("EventIds[]OrderIds[]")) // (UUID_BYTES + 35)
     assert budget.fits({EVENT_IDS: event_ids(room), ORDER_IDS: [str(10**30 + n) for n in range(room)]})
+
+
+@given(st.sets(st.text(min_size=1, max_size=40), max_size=80), st.integers(min_value=2, max_value=4000))
+def test_a_budget_counts_exactly_the_bytes_temporal_counts(names, limit):
+    budget = SearchAttributeBudget(value_limit_bytes=limit, total_limit_bytes=10**9)
+
+    assert budget.fits({EVENT_IDS: names}) == (encoded_size(names) <= limit)
+    half = set(list(names)[: len(names) // 2])
+    assert SearchAttributeBudget(limit, 10**9, values={EVENT_IDS.name: half}).fits({EVENT_IDS: names}) == (
+        encoded_size(names) <= limit
+    )

@@ -29,12 +29,13 @@ HEARTBEAT_TIMEOUT = timedelta(seconds=10)
 ACTIVITY_MARGIN = timedelta(seconds=90)
 # An activity reports after delivering this long, so the run's page and search attributes stay current.
 REPORT_AFTER_SECONDS = 1.0
-# One activity names at most this many batches' events, so that lanes share the run's room for names.
-BATCHES_PER_ACTIVITY = 5
-# The bytes one more event may add to the search attributes: a quoted UUID and comma; an order id.
+# The bytes one more event may add to the search attributes: a quoted UUID and comma; a quoted order
+# id (a bigint: at most 19 digits) and comma.
 EVENT_ID_BYTES = 39
-ORDER_ID_BYTES = 35
+ORDER_ID_BYTES = 24
 WORST_OUTCOMES = {DELIVERY_OUTCOMES: ["FAILED", "RETRY", "SENT"]}
+# What each logged outcome counts as in DeliveryOutcomes: a HELD (not counted) or late attempt is a retry.
+SEARCHABLE_OUTCOMES = {"SENT": "SENT", "FAILED": "FAILED"}
 # Continue as new well before Temporal's own limits on history (50,000 events, 50 MB).
 HISTORY_EVENTS_LIMIT = 10_000
 # A run must be over before the schedule's next tick, or that tick is skipped (overlap SKIP) and
@@ -65,6 +66,7 @@ class OrderEventsRelay:
         self._stop_by = EPOCH
         self._budget = SearchAttributeBudget(0, 0)
         self._memo: dict = {}
+        self._backlog = False
 
     @workflow.run
     async def run(self, run: RelayRun) -> RelayReport:
@@ -79,7 +81,11 @@ class OrderEventsRelay:
             run.search_attribute_value_limit_bytes, run.search_attributes_total_limit_bytes
         )
         self._show(run)
+        self._backlog = run.backlog
         self._open_lane(run, release_expired=True)
+        if run.backlog:  # the run before worked on a backlog until it continued as new: resume at full width
+            while len(self._lanes) < run.lanes:
+                self._open_lane(run, release_expired=False)
         # Lanes may open while others run, so wait for all of them rather than gather the first few.
         await workflow.wait_condition(lambda: all(lane.done() for lane in self._lanes))
         await asyncio.gather(*self._lanes)  # a lane that failed fails the run
@@ -88,7 +94,9 @@ class OrderEventsRelay:
             self._report.ended = f"continued as new: {reason}"
             self._show(run)
             workflow.continue_as_new(
-                dataclasses.replace(run, stop_by=self._stop_by.isoformat(), continued=run.continued + 1)
+                dataclasses.replace(
+                    run, stop_by=self._stop_by.isoformat(), continued=run.continued + 1, backlog=self._backlog
+                )
             )
         self._report.ended = "stopped: the schedule is paused" if self._paused else "done: the run's time is up"
         self._show(run)
@@ -115,6 +123,7 @@ class OrderEventsRelay:
             finally:
                 self._reserved -= batch.max_events
             self._take(report, run)
+            self._backlog = report.backlog
             if report.paused:
                 self._paused = True
             elif report.backlog:  # a claim came back full: work on the backlog at full width
@@ -130,8 +139,10 @@ class OrderEventsRelay:
             if wait <= 0:
                 return None
             room = self._budget.room({EVENT_IDS: EVENT_ID_BYTES, ORDER_IDS: ORDER_ID_BYTES}, WORST_OUTCOMES)
-            room = min(room - self._reserved, run.batch_size * BATCHES_PER_ACTIVITY)
+            room -= self._reserved
             if room >= 1:
+                # On a backlog the lanes share the room; otherwise one batch, so a backlog is seen at once.
+                room = min(room, max(run.batch_size, room // run.lanes) if self._backlog else run.batch_size)
                 return RelayBatch(
                     max_events=room,
                     batch_size=min(run.batch_size, room),
@@ -152,14 +163,21 @@ class OrderEventsRelay:
         self._report.activities += 1
         self._slowest_batch = max(self._slowest_batch, report.slowest_batch_seconds)
         self._breaker = (report.breaker, report.breaker_detail)
-        if report.events:
-            self._budget.upsert(
-                {ORDER_IDS: report.orders.values(), EVENT_IDS: report.events.keys(), DELIVERY_OUTCOMES: report.outcomes}
-            )
-        self._report.events.update(report.events)
-        self._sent.update(event_id for event_id, outcome in report.events.items() if outcome.startswith("SENT"))
-        self._retried.update(report.retried)
-        self._report.failed_events.update(report.failed)
+        event_ids, order_ids, outcomes = [], [], set()
+        for line in report.attempts.splitlines():
+            event_id, order_id, outcome, status, *detail = line.split(" ", 4)
+            event_ids.append(event_id)
+            order_ids.append(order_id)
+            outcomes.add(SEARCHABLE_OUTCOMES.get(outcome, "RETRY"))
+            self._report.events[event_id] = " ".join([outcome, status, *detail])
+            if outcome == "SENT":
+                self._sent.add(event_id)
+            elif outcome == "FAILED":
+                self._report.failed_events[event_id] = detail[0] if detail else f"FAILED {status}"
+            else:
+                self._retried.add(event_id)
+        if event_ids:
+            self._budget.upsert({ORDER_IDS: order_ids, EVENT_IDS: event_ids, DELIVERY_OUTCOMES: outcomes})
         self._report.sent, self._report.retried = len(self._sent), len(self._retried)
         self._report.failed = len(self._report.failed_events)
         self._show(run)
