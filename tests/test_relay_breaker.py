@@ -5,6 +5,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from sneaker_orders.cli import main as sneaker_orders
+from tests.conftest import ADMIN_TOKEN
 from tests.outbox_views import attempts_of, event_rows, insert_pending_events, wait_for_statuses
 from tests.polling import wait_until
 
@@ -76,3 +77,17 @@ def test_while_the_breaker_is_open_two_workers_probe_one_request_at_a_time(db, c
 
     assert 1 <= probes <= 12
     assert {row["status"] for row in event_rows(db)} <= {"PENDING", "PROCESSING"}
+
+
+def test_a_held_attempt_shows_in_the_ops_api_as_held(api, db, catalog):
+    [event_id] = insert_pending_events(db, ["1"])
+    db.execute(
+        "INSERT INTO delivery_attempts (event_id, attempt_number, attempted_at, outcome, error)"
+        " VALUES (%s, 1, now(), 'HELD', 'held, not counted (the platform fails for every event): no answer')",
+        (event_id,),
+    )
+
+    response = api.get(f"/events/{event_id}", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+
+    assert response.status_code == 200
+    assert [(a["outcome"], a["error"][:4]) for a in response.json()["attempts"]] == [("HELD", "held")]

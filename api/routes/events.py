@@ -12,6 +12,7 @@ from api.deps import EngineDep, SettingsDep
 from api.openapi import problems
 from api.schemas import OrderId
 from db.outbox.operations import EventDetail, EventSummary, event_detail, list_events, redrive_event
+from db.statuses import LoggedOutcome
 from sneaker_orders.settings import Settings
 
 router = APIRouter(prefix="/events", tags=["operations"], dependencies=[Depends(require_admin)])
@@ -40,7 +41,7 @@ class AttemptOut(BaseModel):
 
     attempt_number: int
     attempted_at: datetime
-    outcome: Literal["SENT", "RETRY", "FAILED", "LEASE_EXPIRED", "STALE"]
+    outcome: LoggedOutcome
     http_status: int | None
     error: str | None
     duration_ms: float | None
