@@ -11,6 +11,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
@@ -28,7 +29,15 @@ from activities.relay_metrics import (
     status_class,
 )
 from activities.schedule_pause import SchedulePauseWatch
-from db.outbox.breaker import BreakerChange, BreakerRule, breaker_of, note_answers, release_probe, take_probe
+from db.outbox.breaker import (
+    BreakerChange,
+    BreakerRule,
+    breaker_of,
+    ensure_breaker,
+    note_answers,
+    release_probe,
+    take_probe,
+)
 from db.outbox.claims import Claim, LeasedEvent, claim_due_events, give_back_claims, release_expired_leases
 from db.outbox.outcomes import AttemptOutcome, Run, attempts_of_run, record_attempts
 from sneaker_orders.settings import Settings
@@ -76,6 +85,7 @@ class RelayActivities:
         self._pause_watch = pause_watch
         self._breaker = ("CLOSED", "")
         self._breaker_read_at = 0.0
+        self._next_probe_at: datetime | None = None
 
     @activity.defn
     async def relay_due_events(self, request: RelayBatch) -> RelayBatchReport:
@@ -88,6 +98,7 @@ class RelayActivities:
                 report.add(logged.event_id, logged.aggregate_id, logged.description, logged.outcome, logged.error)
         if request.release_expired_leases:
             await self._release_expired_leases()
+        await ensure_breaker(self._engine, self._platform.endpoint.name)
         pace = _Pace(request)
         remaining = request.max_events - len(report.events)
         while remaining > 0 and not activity.is_worker_shutdown():
@@ -123,7 +134,7 @@ class RelayActivities:
         lease_token, events = await claim_due_events(self._engine, claim)
         if events:
             return await self._unless_shutting_down(_Claimed(lease_token, events, time.monotonic()))
-        if not await self._breaker_is_open():
+        if not await self._breaker_is_open() or not self._probe_due():
             return None
         probe_token = uuid.uuid4()
         platform = self._platform.endpoint.name
@@ -154,8 +165,13 @@ class RelayActivities:
             breaker = await breaker_of(self._engine, self._platform.endpoint.name)
             if breaker is not None:
                 self._show_breaker(breaker.state, breaker.describe())
+                self._next_probe_at = breaker.next_probe_at
             self._breaker_read_at = time.monotonic()
         return self._breaker[0] == "OPEN"
+
+    def _probe_due(self) -> bool:
+        """Whether the breaker, as last read, is due for a probe (take_probe decides for certain)."""
+        return self._next_probe_at is None or self._next_probe_at <= datetime.now(UTC)
 
     def _show_breaker(self, state: str, detail: str) -> None:
         if state != self._breaker[0]:
@@ -168,27 +184,31 @@ class RelayActivities:
     ) -> None:
         """Send every claimed event, then record each attempt; cut short by shutdown, keep what was learnt."""
         facts: list[tuple[LeasedEvent, AttemptFacts]] = []
+        # Answers may all be slow (up to RELAY_HTTP_TIMEOUT_SECONDS each, queued behind the delivery gate):
+        # heartbeat meanwhile, so a healthy activity is never taken for a dead one.
+        heartbeats = asyncio.create_task(pace.heartbeat_every_second())
         try:
-            await asyncio.gather(*(self._send(event, facts, pace) for event in claimed.events))
+            await asyncio.gather(*(self._send(event, facts) for event in claimed.events))
         except asyncio.CancelledError:
             # The worker is going away: record what was learnt, hand the rest back to another relay.
             await asyncio.shield(self._record(claimed, facts, run, report))
             await asyncio.shield(self._give_back(claimed.lease_token))
             raise
+        finally:
+            heartbeats.cancel()
         if not await self._may_record(schedule_id, claimed, pace):
             for event, _ in facts:
                 report.add(event.event_id, event.aggregate_id, event.description, "LEASE_EXPIRED", "paused")
             return
         await self._record(claimed, facts, run, report)
 
-    async def _send(self, event: LeasedEvent, facts: list[tuple[LeasedEvent, AttemptFacts]], pace: "_Pace") -> None:
+    async def _send(self, event: LeasedEvent, facts: list[tuple[LeasedEvent, AttemptFacts]]) -> None:
         async with self._delivery_gate:
             IN_FLIGHT.inc()
             try:
                 facts.append((event, await self._platform.send(event)))
             finally:
                 IN_FLIGHT.dec()
-        pace.heartbeat()
 
     async def _may_record(self, schedule_id: str | None, claimed: _Claimed, pace: "_Pace") -> bool:
         """False if the schedule was paused (and stayed paused) before these outcomes could be recorded."""
@@ -230,6 +250,7 @@ class RelayActivities:
             report.add(event.event_id, event.aggregate_id, event.description, outcome, attempt.error, fact.http_status)
 
     def _note_breaker(self, change: BreakerChange) -> None:
+        self._next_probe_at = None  # read it afresh
         if change.opened_now or change.closed_now or change.state != self._breaker[0]:
             self._breaker_read_at = 0.0  # read the details afresh on the next look
             self._show_breaker(change.state, f"breaker {change.state}")
@@ -295,6 +316,11 @@ class _Pace:
         if now - self._last_heartbeat >= HEARTBEAT_EVERY_SECONDS:
             self._last_heartbeat = now
             activity.heartbeat()
+
+    async def heartbeat_every_second(self) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_EVERY_SECONDS)
+            self.heartbeat()
 
     async def wait_for_next_poll(self, interval: float) -> None:
         """Wait one poll interval (less if the window ends or the worker starts shutting down)."""
