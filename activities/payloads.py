@@ -43,7 +43,6 @@ class RelayBatch:
     wait_seconds: float
     report_after_seconds: float = 1.0
     schedule_id: str | None = None
-    release_expired_leases: bool = False
     breaker_shown: str = "CLOSED"
 
 

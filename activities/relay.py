@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 attempt_log = logging.getLogger("sneaker_orders.attempts")
 
 HEARTBEAT_EVERY_SECONDS = 1.0
+RELEASE_EXPIRED_EVERY_SECONDS = 5.0
 BREAKER_READ_EVERY_SECONDS = 0.25
 # While paused, answers already received wait to be recorded until this long before their lease ends.
 LEASE_MARGIN_SECONDS = 2.0
@@ -96,8 +97,6 @@ class RelayActivities:
         if info.attempt > 1:  # an earlier attempt may have delivered and died before reporting: name its work
             for logged in await attempts_of_run(self._engine, run.run_id, since=info.scheduled_time):
                 report.add(logged.event_id, logged.aggregate_id, logged.description, logged.outcome, logged.error)
-        if request.release_expired_leases:
-            await self._release_expired_leases()
         await ensure_breaker(self._engine, self._platform.endpoint.name)
         pace = _Pace(request)
         remaining = request.max_events - len(report.events)
@@ -105,6 +104,8 @@ class RelayActivities:
             if await self._is_paused(request.schedule_id):
                 report.paused = True
                 break
+            if pace.time_to_release_expired_leases():
+                await self._release_expired_leases()
             claimed = await self._claim_or_probe(min(request.batch_size, remaining), run)
             if claimed is not None:
                 await self._deliver(claimed, run, report, request.schedule_id, pace)
@@ -302,6 +303,15 @@ class _Pace:
         self._report_after = request.report_after_seconds
         self._report_by: float | None = None
         self._last_heartbeat = 0.0
+        self._next_release = 0.0
+
+    def time_to_release_expired_leases(self) -> bool:
+        """At the activity's start, then every few seconds: claims of vanished relays come back soon."""
+        now = time.monotonic()
+        if now < self._next_release:
+            return False
+        self._next_release = now + RELEASE_EXPIRED_EVERY_SECONDS
+        return True
 
     def delivered(self) -> None:
         if self._report_by is None:

@@ -82,10 +82,10 @@ class OrderEventsRelay:
         )
         self._show(run)
         self._backlog = run.backlog
-        self._open_lane(run, release_expired=True)
+        self._open_lane(run)
         if run.backlog:  # the run before worked on a backlog until it continued as new: resume at full width
             while len(self._lanes) < run.lanes:
-                self._open_lane(run, release_expired=False)
+                self._open_lane(run)
         # Lanes may open while others run, so wait for all of them rather than gather the first few.
         await workflow.wait_condition(lambda: all(lane.done() for lane in self._lanes))
         await asyncio.gather(*self._lanes)  # a lane that failed fails the run
@@ -102,14 +102,13 @@ class OrderEventsRelay:
         self._show(run)
         return self._report
 
-    def _open_lane(self, run: RelayRun, *, release_expired: bool) -> None:
+    def _open_lane(self, run: RelayRun) -> None:
         lane = len(self._lanes) + 1
-        self._lanes.append(asyncio.create_task(self._relay_in_lane(run, lane, release_expired=release_expired)))
+        self._lanes.append(asyncio.create_task(self._relay_in_lane(run, lane)))
 
-    async def _relay_in_lane(self, run: RelayRun, lane: int, *, release_expired: bool) -> None:
+    async def _relay_in_lane(self, run: RelayRun, lane: int) -> None:
         """One lane: have due events relayed, again and again, until time, names or the schedule say stop."""
-        while (batch := await self._next_batch(run, release_expired=release_expired)) is not None:
-            release_expired = False
+        while (batch := await self._next_batch(run)) is not None:
             self._reserved += batch.max_events
             try:
                 report = await workflow.execute_activity_method(
@@ -128,9 +127,9 @@ class OrderEventsRelay:
                 self._paused = True
             elif report.backlog:  # a claim came back full: work on the backlog at full width
                 while len(self._lanes) < run.lanes:
-                    self._open_lane(run, release_expired=False)
+                    self._open_lane(run)
 
-    async def _next_batch(self, run: RelayRun, *, release_expired: bool) -> RelayBatch | None:
+    async def _next_batch(self, run: RelayRun) -> RelayBatch | None:
         """The next activity's work; None when the run must stop (time, pause) or continue as new (names, history)."""
         while True:
             if self._paused or self._reason_to_continue():
@@ -149,7 +148,6 @@ class OrderEventsRelay:
                     wait_seconds=wait,
                     report_after_seconds=REPORT_AFTER_SECONDS,
                     schedule_id=run.schedule_id,
-                    release_expired_leases=release_expired,
                     breaker_shown=self._breaker[0],
                 )
             if self._reserved == 0:
