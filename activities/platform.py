@@ -142,7 +142,8 @@ class PlatformClient:
         except TimeoutError:
             error = _after(status, f"no complete answer within {self._timeout:g}s")
         except httpx.ProtocolError as failure:  # an answer that is not HTTP as it should be
-            error = _after(status, str(failure) or f"malformed answer: {type(failure).__name__}")
+            what = str(failure) or type(failure).__name__
+            error = _after(status, what if what.startswith("malformed answer") else f"malformed answer: {what}")
         except httpx.TransportError as failure:
             error = _after(
                 status, f"{'no answer' if status is None else 'broken answer'}: {failure or type(failure).__name__}"
