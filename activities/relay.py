@@ -38,7 +38,15 @@ from db.outbox.breaker import (
     release_probe,
     take_probe,
 )
-from db.outbox.claims import Claim, LeasedEvent, claim_due_events, give_back_claims, release_expired_leases
+from db.outbox.claims import (
+    Claim,
+    LeasedEvent,
+    ReleasedLease,
+    claim_due_events,
+    give_back_claims,
+    release_expired_leases,
+    release_leases,
+)
 from db.outbox.outcomes import AttemptOutcome, Run, attempts_of_run, record_attempts
 from sneaker_orders.settings import Settings
 
@@ -47,6 +55,7 @@ attempt_log = logging.getLogger("sneaker_orders.attempts")
 
 HEARTBEAT_EVERY_SECONDS = 1.0
 RELEASE_EXPIRED_EVERY_SECONDS = 5.0
+LEASE_NAMESPACE = uuid.UUID("5b7f0c1e-2d4a-4e8f-9a61-7c3b2e9d4f10")
 BREAKER_READ_EVERY_SECONDS = 0.25
 # While paused, answers already received wait to be recorded until this long before their lease ends.
 LEASE_MARGIN_SECONDS = 2.0
@@ -94,19 +103,19 @@ class RelayActivities:
         info = activity.info()
         run = Run(info.workflow_id, info.workflow_run_id)
         report = _ReportBuilder()
-        if info.attempt > 1:  # an earlier attempt may have delivered and died before reporting: name its work
-            for logged in await attempts_of_run(self._engine, run.run_id, since=info.scheduled_time):
-                report.add(logged.event_id, logged.aggregate_id, logged.description, logged.outcome, logged.error)
+        if info.attempt > 1:
+            await self._take_over_from_earlier_attempts(info, report)
         await ensure_breaker(self._engine, self._platform.endpoint.name)
         pace = _Pace(request)
+        lease_token = _lease_token(info, info.attempt)
         remaining = request.max_events - len(report.events)
         while remaining > 0 and not activity.is_worker_shutdown():
             if await self._is_paused(request.schedule_id):
                 report.paused = True
                 break
             if pace.time_to_release_expired_leases():
-                await self._release_expired_leases()
-            claimed = await self._claim_or_probe(min(request.batch_size, remaining), run)
+                self._report_released(await release_expired_leases(self._engine, self._max_attempts), run, report)
+            claimed = await self._claim_or_probe(min(request.batch_size, remaining), run, lease_token)
             if claimed is not None:
                 await self._deliver(claimed, run, report, request.schedule_id, pace)
                 remaining -= len(claimed.events)
@@ -120,28 +129,41 @@ class RelayActivities:
         report.breaker, report.breaker_detail = self._breaker
         return report.build()
 
-    async def _release_expired_leases(self) -> None:
-        released = await release_expired_leases(self._engine, self._max_attempts)
-        if released:
-            LEASES_EXPIRED.inc(len(released))
-            log.warning("gave back %d expired leases: %s", len(released), ", ".join(released[:10]))
+    async def _take_over_from_earlier_attempts(self, info: activity.Info, report: "_ReportBuilder") -> None:
+        """An earlier attempt of this activity died: give back what it still held, and name all it did."""
+        earlier = [_lease_token(info, attempt) for attempt in range(1, info.attempt)]
+        self._report_released(await release_leases(self._engine, earlier, self._max_attempts), None, None)
+        for logged in await attempts_of_run(self._engine, info.workflow_run_id, since=info.scheduled_time):
+            report.add(logged.event_id, logged.aggregate_id, logged.description, logged.outcome, logged.error)
+
+    def _report_released(self, released: list[ReleasedLease], run: Run | None, report: "_ReportBuilder | None") -> None:
+        """Count and log leases given back; those this run had claimed are its attempts, and named as such."""
+        if not released:
+            return
+        LEASES_EXPIRED.inc(len(released))
+        log.warning(
+            "gave back %d claims of vanished relays: %s", len(released), ", ".join(r.event_id for r in released[:10])
+        )
+        for lease in released:
+            if report is not None and run is not None and lease.claimed_by_run_id == run.run_id:
+                report.add(lease.event_id, lease.aggregate_id, lease.description, "LEASE_EXPIRED", "lease expired")
 
     async def _is_paused(self, schedule_id: str | None) -> bool:
         return self._pause_watch is not None and await self._pause_watch.is_paused(schedule_id)
 
-    async def _claim_or_probe(self, size: int, run: Run) -> _Claimed | None:
+    async def _claim_or_probe(self, size: int, run: Run, lease_token: uuid.UUID) -> _Claimed | None:
         """Claim due events; while the breaker is open, claim one event to probe with, if this worker may probe now."""
-        claim = Claim(size, self._lease_seconds, run.workflow_id, run.run_id, self._platform.endpoint.name)
+        platform = self._platform.endpoint.name
+        claim = Claim(size, self._lease_seconds, run.workflow_id, run.run_id, platform, lease_token=lease_token)
         lease_token, events = await claim_due_events(self._engine, claim)
         if events:
             return await self._unless_shutting_down(_Claimed(lease_token, events, time.monotonic()))
         if not await self._breaker_is_open() or not self._probe_due():
             return None
         probe_token = uuid.uuid4()
-        platform = self._platform.endpoint.name
         if not await take_probe(self._engine, platform, probe_token, self._probe_hold_seconds):
             return None
-        probe = Claim(1, self._lease_seconds, run.workflow_id, run.run_id, platform, probe=True)
+        probe = Claim(1, self._lease_seconds, run.workflow_id, run.run_id, platform, True, lease_token)
         lease_token, events = await claim_due_events(self._engine, probe)
         if not events:
             await release_probe(self._engine, platform, probe_token, self._breaker_rule)
@@ -293,6 +315,11 @@ class RelayActivities:
             f" error={attempt.error}" if attempt.error else "",
             extra=fields,
         )
+
+
+def _lease_token(info: activity.Info, attempt: int) -> uuid.UUID:
+    """The lease of one attempt of one activity: a later attempt knows what an earlier one held."""
+    return uuid.uuid5(LEASE_NAMESPACE, f"{info.workflow_run_id}/{info.activity_id}/{attempt}")
 
 
 class _Pace:

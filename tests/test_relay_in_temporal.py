@@ -63,6 +63,26 @@ def test_each_documented_query_finds_exactly_the_runs_that_made_attempts(db, cat
         wait_until(lambda query=query, runs=runs: runs_found(relay, query) == runs, timeout=20, what=query)
 
 
+def test_after_a_worker_dies_mid_batch_the_queries_still_find_exactly_the_runs_that_made_attempts(
+    db, catalog, sink, relay
+):
+    sink.set_faults(delay_ms=1500)
+    doomed = relay.start_worker("doomed")
+    events = insert_pending_events(db, [str(order_id) for order_id in range(9001, 9007)])
+    wait_until(lambda: any(row["status"] == "PROCESSING" for row in event_rows(db)), what="a batch in flight")
+    doomed.kill()
+    sink.set_faults()
+    relay.start_worker("survivor")
+
+    wait_for_statuses(db, "SENT", timeout=90)
+
+    by_event, by_outcome = runs_by(db, "event_id"), runs_by(db, "outcome")
+    assert by_outcome["RETRY"], "the dead worker's claims were meant to be given back as lost attempts"
+    for event_id in events:
+        query = f"EventIds = '{event_id}'"
+        wait_until(lambda query=query, event_id=event_id: runs_found(relay, query) == by_event[event_id], what=query)
+
+
 def test_an_idle_relay_starts_at_most_two_runs_a_minute_and_still_delivers_at_once(db, catalog, sink, relay):
     relay.start_worker()
     watched_from = datetime.now(UTC)

@@ -1,7 +1,7 @@
 """Claiming due events for delivery (PENDING -> PROCESSING under a lease), and giving back expired leases."""
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import text
@@ -23,6 +23,7 @@ class Claim:
     run_id: str
     platform: str
     probe: bool = False
+    lease_token: uuid.UUID = field(default_factory=uuid.uuid4)
 
 
 @dataclass(frozen=True)
@@ -80,14 +81,13 @@ _CLAIM = text(
     """
 )
 
-# A lease that outlived its relay (a crashed or stuck worker): the event goes back to PENDING, due
-# now, and the unknown outcome counts as an attempt so that an event that crashes every relay ends
-# FAILED instead of looping for ever.
-_RELEASE_EXPIRED = text(
-    """
+# A lease that outlived its relay (a crashed or stuck worker), or whose relay is known to be gone: the
+# event goes back to PENDING, due now, and the unknown outcome counts as an attempt so that an event
+# that crashes every relay ends FAILED instead of looping for ever.
+_RELEASE = """
     WITH expired AS (
         SELECT id FROM order_events
-        WHERE status = 'PROCESSING' AND lease_expires_at < now()
+        WHERE status = 'PROCESSING' AND {which}
         FOR UPDATE SKIP LOCKED
     ), released AS (
         UPDATE order_events AS event
@@ -96,29 +96,51 @@ _RELEASE_EXPIRED = text(
             lease_token = NULL, lease_expires_at = NULL,
             last_error = 'lease expired before an outcome was recorded'
         FROM expired WHERE event.id = expired.id
-        RETURNING event.event_id, event.claimed_by_workflow_id, event.claimed_by_run_id
+        RETURNING event.event_id, event.aggregate_id,
+                  event.event_type || ' #' || event.sequence || ' of ' || event.aggregate_type || ' '
+                      || event.aggregate_id AS description,
+                  event.claimed_by_workflow_id, event.claimed_by_run_id
+    ), logged AS (
+        INSERT INTO delivery_attempts (event_id, attempt_number, attempted_at, outcome, error, workflow_id, run_id)
+        SELECT released.event_id,
+               coalesce((SELECT max(attempt_number) FROM delivery_attempts WHERE event_id = released.event_id), 0) + 1,
+               now(), 'LEASE_EXPIRED', 'lease expired before an outcome was recorded',
+               released.claimed_by_workflow_id, released.claimed_by_run_id
+        FROM released
     )
-    INSERT INTO delivery_attempts (event_id, attempt_number, attempted_at, outcome, error, workflow_id, run_id)
-    SELECT released.event_id,
-           coalesce((SELECT max(attempt_number) FROM delivery_attempts WHERE event_id = released.event_id), 0) + 1,
-           now(), 'LEASE_EXPIRED', 'lease expired before an outcome was recorded',
-           released.claimed_by_workflow_id, released.claimed_by_run_id
-    FROM released
-    RETURNING event_id
-    """
-)
+    SELECT event_id, aggregate_id, description, claimed_by_run_id FROM released
+"""
+_RELEASE_EXPIRED = text(_RELEASE.format(which="lease_expires_at < now()"))
+_RELEASE_LEASES = text(_RELEASE.format(which="lease_token = ANY(CAST(:lease_tokens AS uuid[]))"))
 
 
-async def release_expired_leases(engine: AsyncEngine, max_attempts: int) -> list[str]:
-    """Give back every expired lease; the event ids given back."""
+@dataclass(frozen=True)
+class ReleasedLease:
+    """An event given back after its relay vanished, and the run that had claimed it."""
+
+    event_id: str
+    aggregate_id: str
+    description: str
+    claimed_by_run_id: str | None
+
+
+async def release_expired_leases(engine: AsyncEngine, max_attempts: int) -> list[ReleasedLease]:
+    """Give back every expired lease."""
     async with autocommit_connection(engine) as connection:
         rows = await connection.execute(_RELEASE_EXPIRED, {"max_attempts": max_attempts})
-        return [str(row.event_id) for row in rows]
+        return [ReleasedLease(str(row.event_id), *row[1:]) for row in rows]
+
+
+async def release_leases(engine: AsyncEngine, lease_tokens: list[uuid.UUID], max_attempts: int) -> list[ReleasedLease]:
+    """Give back, expired or not, the claims under `lease_tokens`: their relay is known to be gone."""
+    async with autocommit_connection(engine) as connection:
+        rows = await connection.execute(_RELEASE_LEASES, {"max_attempts": max_attempts, "lease_tokens": lease_tokens})
+        return [ReleasedLease(str(row.event_id), *row[1:]) for row in rows]
 
 
 async def claim_due_events(engine: AsyncEngine, claim: Claim) -> tuple[str, list[LeasedEvent]]:
-    """Claim up to `claim.batch_size` due events under a new lease: (lease token, events in claim order)."""
-    lease_token = uuid.uuid4()
+    """Claim up to `claim.batch_size` due events under the claim's lease: (lease token, events in claim order)."""
+    lease_token = claim.lease_token
     async with autocommit_connection(engine) as connection:
         rows = await connection.execute(
             _CLAIM,
