@@ -1,9 +1,10 @@
-"""The Temporal worker: wires the relay workflow to its activities and keeps the relay schedule in place.
+"""The Temporal worker: wires the relay workflow to its activity and keeps the system's schedules in place.
 
 Run it as `python worker.py` or `sneaker-orders worker`.
 """
 
 import asyncio
+import gc
 import logging
 import signal
 from datetime import timedelta
@@ -11,16 +12,18 @@ from datetime import timedelta
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from activities.delivery_rules import RetryPolicy
 from activities.order_expiry import OrderExpiryActivities
 from activities.outbox_retention import OutboxRetentionActivities
-from activities.platform import PlatformClient, create_http_client
+from activities.platform import PlatformClient, PlatformEndpoint
+from activities.platform_transport import create_transport
 from activities.relay import RelayActivities
 from activities.schedule_pause import SchedulePauseWatch
 from db.engine import create_engine_from_settings
+from db.outbox.breaker import ensure_breaker
 from sneaker_orders.schedules import ensure_schedule, ensure_search_attributes
 from sneaker_orders.settings import Settings
 from sneaker_orders.system_schedules import system_schedules
+from sneaker_orders.worker_metrics import serve_worker_metrics, temporal_runtime
 from workflows.order_expiry import OrderExpiry
 from workflows.outbox_retention import OutboxRetention
 from workflows.relay import OrderEventsRelay
@@ -30,26 +33,18 @@ log = logging.getLogger("sneaker_orders.worker")
 
 async def run_worker(settings: Settings) -> None:
     """Serve the relay on TEMPORAL_TASK_QUEUE until SIGTERM or SIGINT."""
-    client = await Client.connect(settings.temporal_target, namespace=settings.temporal_namespace)
+    runtime, sdk_metrics = temporal_runtime()
+    client = await Client.connect(settings.temporal_target, namespace=settings.temporal_namespace, runtime=runtime)
     await ensure_search_attributes(client, settings.temporal_namespace)
     for scheduled in system_schedules(settings):
         await ensure_schedule(client, scheduled)
     engine = create_engine_from_settings(settings, application_name="sneaker-orders-worker")
-    http = create_http_client(
-        transport=settings.relay_http_transport,
-        timeout_seconds=settings.relay_http_timeout_seconds,
-        max_connections=settings.relay_delivery_concurrency,
-    )
-    activities = RelayActivities(
-        engine,
-        PlatformClient(http, settings.platform_url),
-        RetryPolicy(
-            settings.relay_max_attempts, settings.relay_backoff_base_seconds, settings.relay_backoff_max_seconds
-        ),
-        lease_seconds=settings.relay_lease_seconds,
-        delivery_concurrency=settings.relay_delivery_concurrency,
-    )
+    endpoint = PlatformEndpoint.from_settings(settings)
+    await ensure_breaker(engine, endpoint.name)
+    transport = create_transport(settings.relay_http_transport, max_connections=settings.relay_delivery_concurrency)
+    platform = PlatformClient(transport, endpoint, timeout_seconds=settings.relay_http_timeout_seconds)
     pause = SchedulePauseWatch(client)
+    relay = RelayActivities(engine, platform, settings, pause)
     expiry = OrderExpiryActivities(engine, pause)
     retention = OutboxRetentionActivities(engine, pause)
     worker = Worker(
@@ -57,8 +52,7 @@ async def run_worker(settings: Settings) -> None:
         task_queue=settings.temporal_task_queue,
         workflows=[OrderEventsRelay, OrderExpiry, OutboxRetention],
         activities=[
-            activities.claim_due_events,
-            activities.deliver_claimed_events,
+            relay.relay_due_events,
             expiry.expire_due_orders,
             retention.delete_sent_events_past_retention,
             retention.purge_expired_replay_records,
@@ -74,11 +68,14 @@ async def run_worker(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    # Everything built so far lives as long as the process: keep it out of the garbage collector's scans.
+    gc.collect()
+    gc.freeze()
     try:
-        async with worker:
+        async with serve_worker_metrics(settings.worker_metrics_port, sdk_metrics), worker:
             log.info(
                 "relaying to %s on task queue %s (schedule %s, Temporal %s)",
-                settings.platform_url,
+                endpoint.name,
                 settings.temporal_task_queue,
                 settings.relay_schedule_id,
                 settings.temporal_target,
@@ -86,7 +83,7 @@ async def run_worker(settings: Settings) -> None:
             await stop.wait()
             log.info("shutting down: in-flight deliveries get %ss to finish", settings.relay_shutdown_grace_seconds)
     finally:
-        await http.aclose()
+        await transport.aclose()
         await engine.dispose()
 
 

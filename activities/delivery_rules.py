@@ -1,6 +1,7 @@
 """What an attempt's answer means (sent, retry later, give up) and how long to wait before the next one."""
 
 import random
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -10,6 +11,8 @@ Verdict = Literal["SENT", "RETRY", "FAILED"]
 
 # Answers that say "not now": worth another attempt after a pause.
 RETRYABLE_STATUSES = frozenset({408, 425, 429})
+# Retry-After in delta-seconds: ASCII digits only (str.isdigit() also accepts "²" and friends).
+_DELTA_SECONDS = re.compile(r"[0-9]+")
 
 
 def verdict_of(http_status: int | None) -> Verdict:
@@ -26,19 +29,22 @@ def verdict_of(http_status: int | None) -> Verdict:
 
 
 def retry_after_seconds(header: str | None, now: datetime) -> float | None:
-    """The wait a Retry-After header asks for (delta-seconds or HTTP-date), or None if absent or unreadable."""
+    """The wait a Retry-After header asks for (delta-seconds or HTTP-date), or None if absent or unreadable.
+
+    Whatever the platform sends, this returns a finite number of seconds or None; callers cap it.
+    """
     if not header:
         return None
     header = header.strip()
-    if header.isdigit():
+    if _DELTA_SECONDS.fullmatch(header):
         return float(header)
     try:
         when = parsedate_to_datetime(header)
-    except (TypeError, ValueError):
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return max(0.0, (when - now).total_seconds())
+    except (TypeError, ValueError, OverflowError, IndexError):
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - now).total_seconds())
 
 
 @dataclass(frozen=True)
@@ -64,7 +70,9 @@ class RetryPolicy:
         if attempt >= self.max_attempts:
             return NextStep("FAILED", gave_up=True)
         wait = self.backoff_seconds(attempt, rng)
-        return NextStep("RETRY", wait if retry_after is None else max(wait, retry_after))
+        if retry_after is not None:  # honoured, but never beyond the longest backoff
+            wait = min(max(wait, retry_after), self.backoff_max_seconds)
+        return NextStep("RETRY", wait)
 
 
 @dataclass(frozen=True)

@@ -1,126 +1,406 @@
-"""The relay's activities: claim due events under a lease; deliver them and record each outcome."""
+"""The relay's activity: claim due events under a lease, deliver them, record every attempt, and say what happened.
+
+One activity both claims and delivers (a claim without a delivery costs Temporal a round trip per
+batch for nothing). It keeps going, batch after batch, until the run cannot name more events, it
+has worked for `report_after_seconds`, its window is over, the schedule is paused, the breaker is
+not as the run shows it, or the worker shuts down; then it reports every attempt it made.
+"""
 
 import asyncio
 import logging
 import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
-from activities.delivery_rules import RetryPolicy
-from activities.payloads import ClaimedBatch, ClaimRequest, DeliveryReport
+from activities.delivery_rules import RetryPolicy, verdict_of
+from activities.payloads import RelayBatch, RelayBatchReport
 from activities.platform import AttemptFacts, PlatformClient
+from activities.relay_metrics import (
+    ATTEMPTS,
+    BREAKER_OPEN,
+    CLAIMS_GIVEN_BACK,
+    COMMIT_TO_ACK,
+    IN_FLIGHT,
+    LEASES_EXPIRED,
+    status_class,
+)
+from activities.schedule_pause import SchedulePauseWatch
+from db.outbox.breaker import (
+    BreakerChange,
+    BreakerRule,
+    breaker_of,
+    ensure_breaker,
+    note_answers,
+    release_probe,
+    take_probe,
+)
 from db.outbox.claims import (
     Claim,
     LeasedEvent,
+    ReleasedLease,
     claim_due_events,
     give_back_claims,
     release_expired_leases,
-    still_leased_events,
+    release_leases,
 )
-from db.outbox.outcomes import AttemptOutcome, Run, record_attempts
+from db.outbox.outcomes import AttemptOutcome, Run, attempts_of_run, record_attempts
+from sneaker_orders.settings import Settings
 
 log = logging.getLogger(__name__)
+attempt_log = logging.getLogger("sneaker_orders.attempts")
+
+HEARTBEAT_EVERY_SECONDS = 1.0
+RELEASE_EXPIRED_EVERY_SECONDS = 5.0
+LEASE_NAMESPACE = uuid.UUID("5b7f0c1e-2d4a-4e8f-9a61-7c3b2e9d4f10")
+BREAKER_READ_EVERY_SECONDS = 0.25
+# While paused, answers already received wait to be recorded until this long before their lease ends.
+LEASE_MARGIN_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class _Claimed:
+    lease_token: str
+    events: list[LeasedEvent]
+    claimed_at: float
+    probe_token: uuid.UUID | None = None
 
 
 class RelayActivities:
-    """Activities bound to the worker's engine, platform client and relay settings."""
+    """The relay's activity, bound to the worker's engine, platform client, settings and schedule watch."""
 
     def __init__(
         self,
         engine: AsyncEngine,
         platform: PlatformClient,
-        retry_policy: RetryPolicy,
+        settings: Settings,
+        pause_watch: SchedulePauseWatch | None = None,
         *,
-        lease_seconds: float,
-        delivery_concurrency: int,
         poll_interval_seconds: float = 0.05,
     ) -> None:
         self._engine = engine
         self._platform = platform
-        self._retry_policy = retry_policy
-        self._lease_seconds = lease_seconds
-        self._delivery_gate = asyncio.Semaphore(delivery_concurrency)
+        self._retry_policy = RetryPolicy(
+            settings.relay_max_attempts, settings.relay_backoff_base_seconds, settings.relay_backoff_max_seconds
+        )
+        self._breaker_rule = BreakerRule(settings.relay_breaker_failures, settings.relay_breaker_probe_seconds)
+        self._probe_hold_seconds = settings.relay_http_timeout_seconds + 5
+        self._lease_seconds = settings.relay_lease_seconds
+        self._max_attempts = settings.relay_max_attempts
+        self._delivery_gate = asyncio.Semaphore(settings.relay_delivery_concurrency)
         self._poll_interval = poll_interval_seconds
+        self._pause_watch = pause_watch
+        self._breaker = ("CLOSED", "")
+        self._breaker_read_at = 0.0
+        self._next_probe_at: datetime | None = None
 
     @activity.defn
-    async def claim_due_events(self, request: ClaimRequest) -> ClaimedBatch:
-        """Claim due events (after giving back expired leases, if asked); while none are due, keep looking."""
-        if request.release_expired_leases:
-            released = await release_expired_leases(self._engine, self._retry_policy.max_attempts)
-            if released:
-                log.warning("gave back %d expired leases: %s", len(released), ", ".join(released[:10]))
+    async def relay_due_events(self, request: RelayBatch) -> RelayBatchReport:
+        """Claim and deliver due events while the run allows; every attempt made, by event id."""
         info = activity.info()
-        claim = Claim(request.batch_size, self._lease_seconds, info.workflow_id, info.workflow_run_id)
-        deadline = time.monotonic() + request.wait_seconds
-        while True:
-            lease_token, events = await claim_due_events(self._engine, claim)
-            if events and activity.is_worker_shutdown():
-                # Nobody here will deliver them: hand them straight back.
-                await give_back_claims(self._engine, lease_token)
-                events = []
-            if events or time.monotonic() >= deadline or activity.is_worker_shutdown():
-                return ClaimedBatch(
-                    lease_token,
-                    {e.event_id: f"{e.event_type} #{e.sequence} of order {e.aggregate_id}" for e in events},
-                )
-            activity.heartbeat()
-            await _pause_unless_shutting_down(min(self._poll_interval, deadline - time.monotonic()))
+        run = Run(info.workflow_id, info.workflow_run_id)
+        report = _ReportBuilder()
+        if info.attempt > 1:
+            await self._take_over_from_earlier_attempts(info, report)
+        await ensure_breaker(self._engine, self._platform.endpoint.name)
+        pace = _Pace(request)
+        lease_token = _lease_token(info, info.attempt)
+        remaining = request.max_events - len(report.events)
+        while remaining > 0 and not activity.is_worker_shutdown():
+            if await self._is_paused(request.schedule_id):
+                report.paused = True
+                break
+            if pace.time_to_release_expired_leases():
+                self._report_released(await release_expired_leases(self._engine, self._max_attempts), run, report)
+            claimed = await self._claim_or_probe(min(request.batch_size, remaining), run, lease_token)
+            if claimed is not None:
+                await self._deliver(claimed, run, report, request.schedule_id, pace)
+                remaining -= len(claimed.events)
+                report.backlog |= len(claimed.events) == request.batch_size
+                report.slowest_batch_seconds = max(report.slowest_batch_seconds, time.monotonic() - claimed.claimed_at)
+                pace.delivered()
+            if pace.time_to_report() or self._breaker[0] != request.breaker_shown:
+                break
+            if claimed is None:
+                await pace.wait_for_next_poll(self._poll_interval)
+        report.breaker, report.breaker_detail = self._breaker
+        return report.build()
 
-    @activity.defn
-    async def deliver_claimed_events(self, batch: ClaimedBatch) -> DeliveryReport:
-        """Send every event still leased to the batch, then record each attempt and its outcome."""
-        leased = await still_leased_events(self._engine, batch.lease_token)
+    async def _take_over_from_earlier_attempts(self, info: activity.Info, report: "_ReportBuilder") -> None:
+        """An earlier attempt of this activity died: give back what it still held, and name all it did."""
+        earlier = [_lease_token(info, attempt) for attempt in range(1, info.attempt)]
+        self._report_released(await release_leases(self._engine, earlier, self._max_attempts), None, None)
+        for logged in await attempts_of_run(self._engine, info.workflow_run_id, since=info.scheduled_time):
+            report.add(logged.event_id, logged.aggregate_id, logged.description, logged.outcome, logged.error)
+
+    def _report_released(self, released: list[ReleasedLease], run: Run | None, report: "_ReportBuilder | None") -> None:
+        """Count and log leases given back; those this run had claimed are its attempts, and named as such."""
+        if not released:
+            return
+        LEASES_EXPIRED.inc(len(released))
+        log.warning(
+            "gave back %d claims of vanished relays: %s", len(released), ", ".join(r.event_id for r in released[:10])
+        )
+        for lease in released:
+            if report is not None and run is not None and lease.claimed_by_run_id == run.run_id:
+                report.add(lease.event_id, lease.aggregate_id, lease.description, "LEASE_EXPIRED", "lease expired")
+
+    async def _is_paused(self, schedule_id: str | None) -> bool:
+        return self._pause_watch is not None and await self._pause_watch.is_paused(schedule_id)
+
+    async def _claim_or_probe(self, size: int, run: Run, lease_token: uuid.UUID) -> _Claimed | None:
+        """Claim due events; while the breaker is open, claim one event to probe with, if this worker may probe now."""
+        platform = self._platform.endpoint.name
+        claim = Claim(size, self._lease_seconds, run.workflow_id, run.run_id, platform, lease_token=lease_token)
+        lease_token, events = await claim_due_events(self._engine, claim)
+        if events:
+            return await self._unless_shutting_down(_Claimed(lease_token, events, time.monotonic()))
+        if not await self._breaker_is_open() or not self._probe_due():
+            return None
+        probe_token = uuid.uuid4()
+        if not await take_probe(self._engine, platform, probe_token, self._probe_hold_seconds):
+            return None
+        probe = Claim(1, self._lease_seconds, run.workflow_id, run.run_id, platform, True, lease_token)
+        lease_token, events = await claim_due_events(self._engine, probe)
+        if not events:
+            await release_probe(self._engine, platform, probe_token, self._breaker_rule)
+            return None
+        log.info("probing %s with event %s", platform, events[0].event_id)
+        return await self._unless_shutting_down(_Claimed(lease_token, events, time.monotonic(), probe_token))
+
+    async def _unless_shutting_down(self, claimed: _Claimed) -> _Claimed | None:
+        if not activity.is_worker_shutdown():
+            return claimed
+        await self._give_back(claimed.lease_token)  # nobody here will deliver them
+        return None
+
+    async def _give_back(self, lease_token: str) -> None:
+        given_back = await give_back_claims(self._engine, lease_token)
+        if given_back:
+            CLAIMS_GIVEN_BACK.inc(given_back)
+
+    async def _breaker_is_open(self) -> bool:
+        """The breaker as stored, read at most every BREAKER_READ_EVERY_SECONDS."""
+        if time.monotonic() - self._breaker_read_at >= BREAKER_READ_EVERY_SECONDS:
+            breaker = await breaker_of(self._engine, self._platform.endpoint.name)
+            if breaker is not None:
+                self._show_breaker(breaker.state, breaker.describe())
+                self._next_probe_at = breaker.next_probe_at
+            self._breaker_read_at = time.monotonic()
+        return self._breaker[0] == "OPEN"
+
+    def _probe_due(self) -> bool:
+        """Whether the breaker, as last read, is due for a probe (take_probe decides for certain)."""
+        return self._next_probe_at is None or self._next_probe_at <= datetime.now(UTC)
+
+    def _show_breaker(self, state: str, detail: str) -> None:
+        if state != self._breaker[0]:
+            log.warning("%s", detail)
+        self._breaker = (state, detail)
+        BREAKER_OPEN.labels(self._platform.endpoint.name).set(1 if state == "OPEN" else 0)
+
+    async def _deliver(
+        self, claimed: _Claimed, run: Run, report: "_ReportBuilder", schedule_id: str | None, pace: "_Pace"
+    ) -> None:
+        """Send every claimed event, then record each attempt; cut short by shutdown, keep what was learnt."""
         facts: list[tuple[LeasedEvent, AttemptFacts]] = []
+        # Answers may all be slow (up to RELAY_HTTP_TIMEOUT_SECONDS each, queued behind the delivery gate):
+        # heartbeat meanwhile, so a healthy activity is never taken for a dead one.
+        heartbeats = asyncio.create_task(pace.heartbeat_every_second())
         try:
-            await asyncio.gather(*(self._send(event, facts) for event in leased))
+            await asyncio.gather(*(self._send(event, facts) for event in claimed.events))
         except asyncio.CancelledError:
-            # The worker is going away: keep what was learnt, hand the rest back to another relay.
-            await asyncio.shield(self._record(batch.lease_token, facts))
-            await asyncio.shield(give_back_claims(self._engine, batch.lease_token))
+            # The worker is going away: record what was learnt, hand the rest back to another relay.
+            await asyncio.shield(self._record(claimed, facts, run, report))
+            await asyncio.shield(self._give_back(claimed.lease_token))
             raise
-        return await self._record(batch.lease_token, facts)
+        finally:
+            heartbeats.cancel()
+        if not await self._may_record(schedule_id, claimed, pace):
+            for event, _ in facts:
+                report.add(event.event_id, event.aggregate_id, event.description, "LEASE_EXPIRED", "paused")
+            return
+        await self._record(claimed, facts, run, report)
 
     async def _send(self, event: LeasedEvent, facts: list[tuple[LeasedEvent, AttemptFacts]]) -> None:
         async with self._delivery_gate:
-            facts.append((event, await self._platform.send(event)))
-        activity.heartbeat(len(facts))
+            IN_FLIGHT.inc()
+            try:
+                facts.append((event, await self._platform.send(event)))
+            finally:
+                IN_FLIGHT.dec()
 
-    async def _record(self, lease_token: str, facts: list[tuple[LeasedEvent, AttemptFacts]]) -> DeliveryReport:
-        attempts = [self._judge(event, fact) for event, fact in facts]
-        info = activity.info()
-        logged = await record_attempts(self._engine, lease_token, attempts, Run(info.workflow_id, info.workflow_run_id))
-        report = DeliveryReport()
-        for (event, _), attempt in zip(facts, attempts, strict=True):
-            outcome = logged[attempt.event_id]
-            report.outcomes[event.event_id] = " ".join(
-                part for part in (outcome, str(attempt.http_status or ""), attempt.error or "") if part
-            )[:160]
-            if outcome != "SENT":
-                log.info(
-                    "event %s (%s #%d of order %s, attempt %d): %s %s",
-                    event.event_id,
-                    event.event_type,
-                    event.sequence,
-                    event.aggregate_id,
-                    event.attempt,
-                    outcome,
-                    attempt.error or "",
+    async def _may_record(self, schedule_id: str | None, claimed: _Claimed, pace: "_Pace") -> bool:
+        """False if the schedule was paused (and stayed paused) before these outcomes could be recorded."""
+        give_up_at = claimed.claimed_at + self._lease_seconds - LEASE_MARGIN_SECONDS
+        while await self._is_paused(schedule_id):
+            if time.monotonic() >= give_up_at or activity.is_worker_shutdown():
+                log.warning(
+                    "schedule %s paused before %d outcomes were recorded; their leases will expire",
+                    schedule_id,
+                    len(claimed.events),
                 )
-        return report
+                return False
+            pace.heartbeat()
+            await asyncio.sleep(0.25)
+        return True
 
-    def _judge(self, event: LeasedEvent, fact: AttemptFacts) -> AttemptOutcome:
+    async def _record(
+        self, claimed: _Claimed, facts: list[tuple[LeasedEvent, AttemptFacts]], run: Run, report: "_ReportBuilder"
+    ) -> None:
+        """Note the answers on the breaker, judge each attempt (HELD while the breaker is open), record them all."""
+        if not facts:
+            return
+        failures = [fact for _, fact in facts if verdict_of(fact.http_status) == "RETRY"]
+        change = await note_answers(
+            self._engine,
+            self._platform.endpoint.name,
+            self._breaker_rule,
+            answered=len(facts) - len(failures),
+            failed=len(failures),
+            last_failure=failures[0].error if failures else None,
+            probe_token=claimed.probe_token,
+        )
+        self._note_breaker(change)
+        attempts = [self._judge(event, fact, held=change.is_open) for event, fact in facts]
+        logged = await record_attempts(self._engine, claimed.lease_token, attempts, run)
+        for (event, fact), attempt in zip(facts, attempts, strict=True):
+            outcome = logged.get(event.event_id, "STALE")
+            self._observe(event, fact, attempt, outcome, run)
+            report.add(event.event_id, event.aggregate_id, event.description, outcome, attempt.error, fact.http_status)
+
+    def _note_breaker(self, change: BreakerChange) -> None:
+        self._next_probe_at = None  # read it afresh
+        if change.opened_now or change.closed_now or change.state != self._breaker[0]:
+            self._breaker_read_at = 0.0  # read the details afresh on the next look
+            self._show_breaker(change.state, f"breaker {change.state}")
+            if change.closed_now:
+                log.warning("the platform answers again: breaker CLOSED, every event in backoff is due now")
+
+    def _judge(self, event: LeasedEvent, fact: AttemptFacts, *, held: bool) -> AttemptOutcome:
+        if held and verdict_of(fact.http_status) == "RETRY":
+            error = f"held, not counted (the platform fails for every event): {fact.error}"
+            return AttemptOutcome(fact.event_id, fact.attempted_at, fact.duration_ms, "HELD", fact.http_status, error)
         step = self._retry_policy.next_step(fact.http_status, event.attempt, fact.retry_after_seconds)
         error = f"gave up after {event.attempt} attempts; last: {fact.error}" if step.gave_up else fact.error
         return AttemptOutcome(
             fact.event_id, fact.attempted_at, fact.duration_ms, step.verdict, fact.http_status, error, step.wait_seconds
         )
 
+    def _observe(self, event: LeasedEvent, fact: AttemptFacts, attempt: AttemptOutcome, outcome: str, run: Run) -> None:
+        """The attempt's metrics and its one log line."""
+        ATTEMPTS.labels(outcome, status_class(fact.http_status)).inc()
+        if outcome == "SENT":
+            acknowledged = fact.attempted_at.timestamp() + fact.duration_ms / 1000
+            COMMIT_TO_ACK.observe(max(0.0, acknowledged - event.occurred_at.timestamp()))
+        fields = {
+            "event_id": event.event_id,
+            "order_id": event.aggregate_id,
+            "sequence": event.sequence,
+            "attempt": event.attempt,
+            "outcome": outcome,
+            "http_status": fact.http_status,
+            "workflow_id": run.workflow_id,
+            "run_id": run.run_id,
+            "error": attempt.error,
+        }
+        attempt_log.log(
+            logging.INFO if outcome == "SENT" else logging.WARNING,
+            "attempt event_id=%s order_id=%s sequence=%d attempt=%d outcome=%s http_status=%s workflow_id=%s "
+            "run_id=%s%s",
+            *list(fields.values())[:-1],
+            f" error={attempt.error}" if attempt.error else "",
+            extra=fields,
+        )
 
-async def _pause_unless_shutting_down(seconds: float) -> None:
-    """Wait `seconds`, or less if the worker starts shutting down."""
-    shutdown = asyncio.ensure_future(activity.wait_for_worker_shutdown())
-    try:
-        await asyncio.wait([shutdown], timeout=max(0.0, seconds))
-    finally:
-        shutdown.cancel()
+
+def _lease_token(info: activity.Info, attempt: int) -> uuid.UUID:
+    """The lease of one attempt of one activity: a later attempt knows what an earlier one held."""
+    return uuid.uuid5(LEASE_NAMESPACE, f"{info.workflow_run_id}/{info.activity_id}/{attempt}")
+
+
+class _Pace:
+    """One activity's clock: when its window ends, when it should report, and heartbeats at most every second."""
+
+    def __init__(self, request: RelayBatch) -> None:
+        self._deadline = time.monotonic() + request.wait_seconds
+        self._report_after = request.report_after_seconds
+        self._report_by: float | None = None
+        self._last_heartbeat = 0.0
+        self._next_release = 0.0
+
+    def time_to_release_expired_leases(self) -> bool:
+        """At the activity's start, then every few seconds: claims of vanished relays come back soon."""
+        now = time.monotonic()
+        if now < self._next_release:
+            return False
+        self._next_release = now + RELEASE_EXPIRED_EVERY_SECONDS
+        return True
+
+    def delivered(self) -> None:
+        if self._report_by is None:
+            self._report_by = time.monotonic() + self._report_after
+
+    def time_to_report(self) -> bool:
+        now = time.monotonic()
+        return now >= self._deadline or (self._report_by is not None and now >= self._report_by)
+
+    def heartbeat(self) -> None:
+        now = time.monotonic()
+        if now - self._last_heartbeat >= HEARTBEAT_EVERY_SECONDS:
+            self._last_heartbeat = now
+            activity.heartbeat()
+
+    async def heartbeat_every_second(self) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_EVERY_SECONDS)
+            self.heartbeat()
+
+    async def wait_for_next_poll(self, interval: float) -> None:
+        """Wait one poll interval (less if the window ends or the worker starts shutting down)."""
+        self.heartbeat()
+        seconds = max(0.0, min(interval, self._deadline - time.monotonic()))
+        shutdown = asyncio.ensure_future(activity.wait_for_worker_shutdown())
+        try:
+            await asyncio.wait([shutdown], timeout=seconds)
+        finally:
+            shutdown.cancel()
+
+
+class _ReportBuilder:
+    """Collects what one activity's attempts did into the report the run shows."""
+
+    def __init__(self) -> None:
+        self.paused = False
+        self.backlog = False
+        self.slowest_batch_seconds = 0.0
+        self.breaker = "CLOSED"
+        self.breaker_detail = ""
+        self.events: set[str] = set()
+        self._lines: list[str] = []
+
+    def add(
+        self,
+        event_id: str,
+        order_id: str,
+        description: str,
+        outcome: str,
+        error: str | None,
+        http_status: int | None = None,
+    ) -> None:
+        detail = "" if outcome == "SENT" else f" {description}: {error or outcome}"
+        self._lines.append(f"{event_id} {order_id} {outcome} {http_status or '-'}{detail}"[:300])
+        self.events.add(event_id)
+
+    def build(self) -> RelayBatchReport:
+        return RelayBatchReport(
+            attempts="\n".join(self._lines),
+            breaker=self.breaker,
+            breaker_detail=self.breaker_detail,
+            paused=self.paused,
+            backlog=self.backlog,
+            slowest_batch_seconds=self.slowest_batch_seconds,
+        )

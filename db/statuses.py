@@ -9,11 +9,19 @@ OrderStatus = Literal["CREATED", "CONFIRMED", "CANCELLED", "EXPIRED"]
 EventStatus = Literal["PENDING", "PROCESSING", "SENT", "FAILED"]
 EventType = Literal["OrderCreated", "OrderConfirmed", "OrderCancelled", "OrderExpired"]
 OperatorAction = Literal["REDRIVE", "RETRY_NOW", "REPLAY", "DISCARD"]
+# How one delivery attempt ended: SENT, RETRY (counted against the event's budget), FAILED; HELD is a
+# failure while the platform failed for every event (an outage: not counted); LEASE_EXPIRED and STALE
+# are attempts whose outcome came too late or never.
+LoggedOutcome = Literal["SENT", "RETRY", "FAILED", "HELD", "LEASE_EXPIRED", "STALE"]
+# The circuit breaker in front of the platform: CLOSED delivers, OPEN holds deliveries and probes.
+BreakerState = Literal["CLOSED", "OPEN"]
 
 ORDER_STATUSES: tuple[str, ...] = get_args(OrderStatus)
 EVENT_STATUSES: tuple[str, ...] = get_args(EventStatus)
 EVENT_TYPES: tuple[str, ...] = get_args(EventType)
 OPERATOR_ACTIONS: tuple[str, ...] = get_args(OperatorAction)
+LOGGED_OUTCOMES: tuple[str, ...] = get_args(LoggedOutcome)
+BREAKER_STATES: tuple[str, ...] = get_args(BreakerState)
 
 
 def sql_in(column: str, values: tuple[str, ...]) -> str:

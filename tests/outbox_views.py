@@ -26,3 +26,15 @@ def wait_for_statuses(db: psycopg.Connection, *statuses: str, timeout: float = 3
         return rows if rows and all(row["status"] in statuses for row in rows) else None
 
     return wait_until(settled, timeout=timeout, what=f"every event to be {' or '.join(statuses)}")
+
+
+def insert_pending_events(db: psycopg.Connection, aggregate_ids: list[str]) -> list[str]:
+    """Write one PENDING OrderCreated event for each of `aggregate_ids`, as placing those orders would; their ids."""
+    rows = db.execute(
+        "INSERT INTO order_events (event_id, aggregate_type, aggregate_id, sequence, event_type, payload)"
+        " SELECT gen_random_uuid(), 'order', aggregate_id, 1, 'OrderCreated',"
+        " jsonb_build_object('order_id', aggregate_id, 'status', 'CREATED', 'total', 139000)"
+        " FROM unnest(CAST(%s AS text[])) AS aggregate_id RETURNING event_id",
+        (aggregate_ids,),
+    ).fetchall()
+    return [str(row[0]) for row in rows]

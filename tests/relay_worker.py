@@ -1,12 +1,15 @@
 """Relay workers as real processes (`sneaker-orders worker`), each test with its own schedule and task queue."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import httpx
 
 from sneaker_orders.local_temporal import TEMPORAL_BINARY, search_attribute_limits_environment
 from tests.polling import wait_until
@@ -20,8 +23,11 @@ RELAY_TEST_SETTINGS = {
     "RELAY_LEASE_SECONDS": "3",
     "RELAY_HTTP_TIMEOUT_SECONDS": "2",
     "RELAY_LANES": "2",
+    "RELAY_BREAKER_PROBE_SECONDS": "0.5",
     "DATABASE_POOL_SIZE": "4",
     "ORDER_EXPIRY_INTERVAL_SECONDS": "1",
+    # Any free port: tests run several workers at once, and never on the default 9464.
+    "WORKER_METRICS_PORT": "0",
 }
 
 
@@ -109,6 +115,11 @@ class WorkerProcess:
 
     def output(self) -> str:
         return self.log_path.read_text()
+
+    def metrics(self) -> str:
+        """The worker's Prometheus text, from the endpoint it logged at start."""
+        url = re.search(r"worker metrics on (http://\S+)", self.output()).group(1)
+        return httpx.get(url, timeout=10).text
 
 
 class Relay:

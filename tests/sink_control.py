@@ -7,14 +7,15 @@ import httpx
 from aiohttp import web
 
 from sneaker_orders.sink.app import create_sink_app
+from sneaker_orders.sink.verification import DeliveryCheck
 from tests.background_loop import BackgroundLoop
 from tests.polling import wait_until
 
 
 @contextmanager
-def serve_sink(background: BackgroundLoop) -> Iterator[str]:
-    """Serve a fresh sink on a free loopback port; yields its base URL."""
-    runner = web.AppRunner(create_sink_app(), access_log=None)
+def serve_sink(background: BackgroundLoop, check: DeliveryCheck | None = None) -> Iterator[str]:
+    """Serve a fresh sink on a free loopback port (verifying deliveries as `check` says); yields its base URL."""
+    runner = web.AppRunner(create_sink_app(check=check), access_log=None)
     background.run(runner.setup())
     site = web.TCPSite(runner, "127.0.0.1", 0)
     background.run(site.start())

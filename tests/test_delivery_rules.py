@@ -68,12 +68,12 @@ def test_a_refusal_fails_at_once_and_a_success_is_sent():
     assert POLICY.next_step(409, attempt=3, retry_after=None).verdict == "SENT"
 
 
-@given(retry_after=st.floats(min_value=0, max_value=3600), seed=st.integers())
-def test_the_next_attempt_never_comes_before_retry_after(retry_after, seed):
+@given(retry_after=st.floats(min_value=0, max_value=1e15), seed=st.integers())
+def test_retry_after_is_honoured_up_to_the_longest_backoff(retry_after, seed):
     step = POLICY.next_step(429, attempt=1, retry_after=retry_after, rng=random.Random(seed))
 
     assert step.verdict == "RETRY"
-    assert step.wait_seconds >= retry_after
+    assert min(retry_after, 300) <= step.wait_seconds <= 300
 
 
 def test_retry_after_reads_seconds_and_http_dates():
@@ -84,3 +84,15 @@ def test_retry_after_reads_seconds_and_http_dates():
     assert retry_after_seconds(format_datetime(now - timedelta(seconds=90), usegmt=True), now) == 0
     assert retry_after_seconds("soon", now) is None
     assert retry_after_seconds(None, now) is None
+
+
+@pytest.mark.parametrize("header", ["\xb2", "١٢", "1e9", "-5", "Fri, 31 Dec 99999 23:59:59 GMT", "Mon, 99 Foo", ""])
+def test_an_unreadable_retry_after_is_ignored(header):
+    assert retry_after_seconds(header, datetime(2026, 11, 25, 12, 0, tzinfo=UTC)) is None
+
+
+def test_a_huge_retry_after_is_capped_at_the_longest_backoff():
+    now = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    for header in ("99999999999999", "9" * 400, "Fri, 31 Dec 9999 23:59:59 GMT"):
+        step = POLICY.next_step(503, attempt=1, retry_after=retry_after_seconds(header, now))
+        assert step.wait_seconds == 300

@@ -1,9 +1,11 @@
 """The relay end to end: orders placed through the API reach the platform through Temporal."""
 
+import itertools
 import uuid
 from datetime import datetime
 
-from tests.outbox_views import attempts_of, event_rows, wait_for_statuses
+from tests.outbox_views import attempts_of, event_rows, insert_pending_events, wait_for_statuses
+from tests.polling import wait_until
 from tests.support.ordering import placed
 from tests.support.payments import pay
 
@@ -68,16 +70,24 @@ def test_a_client_error_fails_the_event_at_once(api, db, catalog, sink, relay):
     assert sink.received() == []
 
 
-def test_an_event_that_keeps_failing_is_failed_after_the_last_attempt(api, db, catalog, sink, relay):
-    sink.set_faults(fail_rate=1.0, fail_statuses=[502])
+def test_a_poison_event_among_healthy_ones_uses_its_budget_and_ends_failed(db, catalog, sink, relay):
+    sink.set_faults(fail_orders=["poison"], fail_statuses=[502])
+    [poison] = insert_pending_events(db, ["poison"])
     relay.start_worker()
-    place(api, catalog)
+    healthy = itertools.count()
 
-    [event] = wait_for_statuses(db, "FAILED")
+    def poison_failed_while_orders_flow() -> bool:
+        insert_pending_events(db, [f"healthy-{next(healthy)}" for _ in range(3)])
+        return {row["status"] for row in event_rows(db) if str(row["event_id"]) == poison} == {"FAILED"}
 
+    wait_until(poison_failed_while_orders_flow, timeout=30, interval=0.05, what="the poison event to fail")
+
+    [event] = [row for row in event_rows(db) if str(row["event_id"]) == poison]
     assert event["retry_count"] == 4  # RELAY_MAX_ATTEMPTS of the test relay
     assert event["last_error"].startswith("gave up after 4 attempts")
     assert [a["outcome"] for a in attempts_of(db, event["event_id"])] == ["RETRY", "RETRY", "RETRY", "FAILED"]
+    assert len(wait_for_statuses(db, "SENT", "FAILED")) == next(healthy) + 1
+    assert sink.stats()["received"] == next(healthy) - 1
 
 
 def test_a_connection_refused_is_retried_like_a_server_error(api, db, catalog, sink, relay):
@@ -93,16 +103,18 @@ def test_a_connection_refused_is_retried_like_a_server_error(api, db, catalog, s
     assert attempts[0]["error"].startswith("no answer")
 
 
-def test_retry_after_is_honoured(api, db, catalog, sink, relay):
-    sink.set_faults(fail_next=[429], retry_after="2")
+def test_retry_after_is_honoured_up_to_the_longest_backoff(api, db, catalog, sink, relay):
+    relay.config.extra["RELAY_BACKOFF_MAX_SECONDS"] = "3"
+    sink.set_faults(fail_next=[429, 503], retry_after="2")
     relay.start_worker()
     place(api, catalog)
 
     [event] = wait_for_statuses(db, "SENT")
 
-    first, second = attempts_of(db, event["event_id"])
+    first, second, third = attempts_of(db, event["event_id"])
     assert (first["outcome"], first["http_status"]) == ("RETRY", 429)
     assert (second["attempted_at"] - first["attempted_at"]).total_seconds() >= 2
+    assert (third["attempted_at"] - second["attempted_at"]).total_seconds() >= 2
 
 
 def test_events_of_one_order_arrive_in_order_even_when_the_first_delivery_failed(api, db, catalog, sink, relay):

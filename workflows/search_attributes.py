@@ -32,33 +32,68 @@ def encoded_size(values: Iterable[str]) -> int:
 
 @dataclass
 class SearchAttributeBudget:
-    """What a run has upserted so far, and whether more names still fit the server's limits."""
+    """What a run has upserted so far, and whether more names still fit the server's limits.
+
+    Sizes are kept as names arrive, so asking costs the new names only, not the thousands a run holds.
+    """
 
     value_limit_bytes: int
     total_limit_bytes: int
     values: dict[str, set[str]] = field(default_factory=dict)
+    _element_bytes: dict[str, int] = field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        for name, values in self.values.items():
+            self._element_bytes[name] = sum(_element_size(value) for value in values)
 
     def fits(self, additions: dict[SearchAttributeKey, Iterable[str]]) -> bool:
         """Whether the run's attributes, with `additions`, stay within both limits."""
-        merged = self._merged(additions)
-        sizes = {name: encoded_size(values) for name, values in merged.items()}
+        sizes = self._sizes(additions)
         total = sum(len(name) + size for name, size in sizes.items())
         return (
             all(size <= self.value_limit_bytes for size in sizes.values())
             and total <= self.total_limit_bytes - TOTAL_SIZE_MARGIN_BYTES
         )
 
+    def room(
+        self, item_bytes: dict[SearchAttributeKey, int], always: dict[SearchAttributeKey, Iterable[str]] | None = None
+    ) -> int:
+        """How many more items fit, when each adds at most `item_bytes[key]` bytes to key's value (besides `always`).
+
+        A relay run asks this before each claim, so that no activity delivers more events than the run can name.
+        """
+        sizes = self._sizes(always or {})
+        for key in item_bytes:
+            sizes.setdefault(key.name, encoded_size(()))
+        total = sum(len(name) + size for name, size in sizes.items())
+        fits = [(self.value_limit_bytes - sizes[key.name]) // per_item for key, per_item in item_bytes.items()]
+        fits.append((self.total_limit_bytes - TOTAL_SIZE_MARGIN_BYTES - total) // sum(item_bytes.values()))
+        return max(0, min(fits))
+
     def upsert(self, additions: dict[SearchAttributeKey, Iterable[str]]) -> None:
         """Add `additions` to the run's attributes (only the attributes that change are sent)."""
-        merged = self._merged(additions)
-        changed = [key for key in additions if merged[key.name] != self.values.get(key.name, set())]
-        if not changed:
-            return
-        self.values = merged
-        workflow.upsert_search_attributes([key.value_set(sorted(merged[key.name])) for key in changed])
-
-    def _merged(self, additions: dict[SearchAttributeKey, Iterable[str]]) -> dict[str, set[str]]:
-        merged = {name: set(values) for name, values in self.values.items()}
+        changed = []
         for key, values in additions.items():
-            merged.setdefault(key.name, set()).update(values)
-        return merged
+            known = self.values.setdefault(key.name, set())
+            new = set(values) - known
+            if new:
+                known.update(new)
+                self._element_bytes[key.name] = self._element_bytes.get(key.name, 0) + sum(map(_element_size, new))
+                changed.append(key)
+        if changed:
+            workflow.upsert_search_attributes([key.value_set(sorted(self.values[key.name])) for key in changed])
+
+    def _sizes(self, additions: dict[SearchAttributeKey, Iterable[str]]) -> dict[str, int]:
+        """Each attribute's encoded size, as it would be with `additions`."""
+        counts = {name: len(values) for name, values in self.values.items()}
+        element_bytes = dict(self._element_bytes)
+        for key, values in additions.items():
+            new = set(values) - self.values.get(key.name, set())
+            counts[key.name] = counts.get(key.name, 0) + len(new)
+            element_bytes[key.name] = element_bytes.get(key.name, 0) + sum(map(_element_size, new))
+        # A compact JSON list: brackets, the quoted elements, a comma between each two.
+        return {name: 2 + element_bytes.get(name, 0) + max(0, count - 1) for name, count in counts.items()}
+
+
+def _element_size(value: str) -> int:
+    return len(json.dumps(value).encode())

@@ -2,7 +2,7 @@
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
@@ -23,7 +23,7 @@ from db.outbox.operator_actions import (
     retry_event_now,
     retry_now,
 )
-from db.statuses import EventStatus, OperatorAction
+from db.statuses import EventStatus, LoggedOutcome, OperatorAction
 from sneaker_orders.settings import Settings
 
 router = APIRouter(prefix="/events", tags=["operations"], dependencies=[Depends(require_admin)])
@@ -66,7 +66,7 @@ class AttemptOut(BaseModel):
 
     attempt_number: int
     attempted_at: datetime
-    outcome: Literal["SENT", "RETRY", "FAILED", "LEASE_EXPIRED", "STALE"]
+    outcome: LoggedOutcome
     http_status: int | None
     error: str | None
     duration_ms: float | None

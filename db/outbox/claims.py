@@ -1,7 +1,7 @@
 """Claiming due events for delivery (PENDING -> PROCESSING under a lease), and giving back expired leases."""
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import text
@@ -12,28 +12,48 @@ from db.engine import autocommit_connection
 
 @dataclass(frozen=True)
 class Claim:
-    """Who claims: the lease length, and the Temporal run that will deliver."""
+    """Who claims: how many events at most, the lease length, the Temporal run that will deliver, for which platform.
+
+    `probe` claims even while the platform's breaker is open: the one request that tests the platform.
+    """
 
     batch_size: int
     lease_seconds: float
     workflow_id: str
     run_id: str
+    platform: str
+    probe: bool = False
+    lease_token: uuid.UUID = field(default_factory=uuid.uuid4)
 
 
 @dataclass(frozen=True)
-class ClaimedEvent:
-    """One event now PROCESSING under the batch's lease."""
+class LeasedEvent:
+    """An event now PROCESSING under the batch's lease: what the platform is sent, and which attempt this is.
+
+    `payload_json` is the stored JSON text, put into the platform's body as it is (no parse, no re-encode).
+    """
 
     id: int
     event_id: str
+    event_type: str
+    aggregate_type: str
     aggregate_id: str
     sequence: int
-    event_type: str
+    occurred_at: datetime
+    payload_json: str
+    attempt: int
+
+    @property
+    def description(self) -> str:
+        """What the event is, in words: "OrderCreated #1 of order 42"."""
+        return f"{self.event_type} #{self.sequence} of {self.aggregate_type} {self.aggregate_id}"
 
 
 # Due events, oldest first, none of which has an earlier event of its order still unsent: that is
 # what keeps each order's events in order, and a stuck event blocks only its own order. SKIP LOCKED
-# lets several relays claim at once without waiting for, or taking, each other's rows.
+# lets several relays claim at once without waiting for, or taking, each other's rows. While the
+# platform's breaker is open nothing is claimed but the probe. The claim returns the whole rows,
+# so a batch costs one statement to claim and one to record.
 _CLAIM = text(
     """
     WITH due AS (
@@ -45,6 +65,8 @@ _CLAIM = text(
                 AND earlier.aggregate_id = event.aggregate_id
                 AND earlier.sequence < event.sequence
                 AND earlier.status <> 'SENT')
+          AND (CAST(:probe AS boolean) OR NOT EXISTS (
+              SELECT FROM relay_breakers AS breaker WHERE breaker.platform = :platform AND breaker.state = 'OPEN'))
         ORDER BY event.next_attempt_at, event.id
         LIMIT :batch_size
         FOR UPDATE SKIP LOCKED
@@ -54,18 +76,18 @@ _CLAIM = text(
         lease_expires_at = now() + make_interval(secs => :lease_seconds),
         claimed_by_workflow_id = :workflow_id, claimed_by_run_id = :run_id
     FROM due WHERE event.id = due.id
-    RETURNING event.id, event.event_id, event.aggregate_id, event.sequence, event.event_type
+    RETURNING event.id, event.event_id, event.event_type, event.aggregate_type, event.aggregate_id, event.sequence,
+              event.created_at, CAST(event.payload AS text), event.retry_count + 1
     """
 )
 
-# A lease that outlived its relay (a crashed or stuck worker): the event goes back to PENDING, due
-# now, and the unknown outcome counts as an attempt so that an event that crashes every relay ends
-# FAILED instead of looping for ever.
-_RELEASE_EXPIRED = text(
-    """
+# A lease that outlived its relay (a crashed or stuck worker), or whose relay is known to be gone: the
+# event goes back to PENDING, due now, and the unknown outcome counts as an attempt so that an event
+# that crashes every relay ends FAILED instead of looping for ever.
+_RELEASE = """
     WITH expired AS (
         SELECT id FROM order_events
-        WHERE status = 'PROCESSING' AND lease_expires_at < now()
+        WHERE status = 'PROCESSING' AND {which}
         FOR UPDATE SKIP LOCKED
     ), released AS (
         UPDATE order_events AS event
@@ -74,29 +96,51 @@ _RELEASE_EXPIRED = text(
             lease_token = NULL, lease_expires_at = NULL,
             last_error = 'lease expired before an outcome was recorded'
         FROM expired WHERE event.id = expired.id
-        RETURNING event.event_id, event.claimed_by_workflow_id, event.claimed_by_run_id
+        RETURNING event.event_id, event.aggregate_id,
+                  event.event_type || ' #' || event.sequence || ' of ' || event.aggregate_type || ' '
+                      || event.aggregate_id AS description,
+                  event.claimed_by_workflow_id, event.claimed_by_run_id
+    ), logged AS (
+        INSERT INTO delivery_attempts (event_id, attempt_number, attempted_at, outcome, error, workflow_id, run_id)
+        SELECT released.event_id,
+               coalesce((SELECT max(attempt_number) FROM delivery_attempts WHERE event_id = released.event_id), 0) + 1,
+               now(), 'LEASE_EXPIRED', 'lease expired before an outcome was recorded',
+               released.claimed_by_workflow_id, released.claimed_by_run_id
+        FROM released
     )
-    INSERT INTO delivery_attempts (event_id, attempt_number, attempted_at, outcome, error, workflow_id, run_id)
-    SELECT released.event_id,
-           coalesce((SELECT max(attempt_number) FROM delivery_attempts WHERE event_id = released.event_id), 0) + 1,
-           now(), 'LEASE_EXPIRED', 'lease expired before an outcome was recorded',
-           released.claimed_by_workflow_id, released.claimed_by_run_id
-    FROM released
-    RETURNING event_id
-    """
-)
+    SELECT event_id, aggregate_id, description, claimed_by_run_id FROM released
+"""
+_RELEASE_EXPIRED = text(_RELEASE.format(which="lease_expires_at < now()"))
+_RELEASE_LEASES = text(_RELEASE.format(which="lease_token = ANY(CAST(:lease_tokens AS uuid[]))"))
 
 
-async def release_expired_leases(engine: AsyncEngine, max_attempts: int) -> list[str]:
-    """Give back every expired lease; the event ids given back."""
+@dataclass(frozen=True)
+class ReleasedLease:
+    """An event given back after its relay vanished, and the run that had claimed it."""
+
+    event_id: str
+    aggregate_id: str
+    description: str
+    claimed_by_run_id: str | None
+
+
+async def release_expired_leases(engine: AsyncEngine, max_attempts: int) -> list[ReleasedLease]:
+    """Give back every expired lease."""
     async with autocommit_connection(engine) as connection:
         rows = await connection.execute(_RELEASE_EXPIRED, {"max_attempts": max_attempts})
-        return [str(row.event_id) for row in rows]
+        return [ReleasedLease(str(row.event_id), *row[1:]) for row in rows]
 
 
-async def claim_due_events(engine: AsyncEngine, claim: Claim) -> tuple[str, list[ClaimedEvent]]:
-    """Claim up to `claim.batch_size` due events under a new lease: (lease token, events in claim order)."""
-    lease_token = uuid.uuid4()
+async def release_leases(engine: AsyncEngine, lease_tokens: list[uuid.UUID], max_attempts: int) -> list[ReleasedLease]:
+    """Give back, expired or not, the claims under `lease_tokens`: their relay is known to be gone."""
+    async with autocommit_connection(engine) as connection:
+        rows = await connection.execute(_RELEASE_LEASES, {"max_attempts": max_attempts, "lease_tokens": lease_tokens})
+        return [ReleasedLease(str(row.event_id), *row[1:]) for row in rows]
+
+
+async def claim_due_events(engine: AsyncEngine, claim: Claim) -> tuple[str, list[LeasedEvent]]:
+    """Claim up to `claim.batch_size` due events under the claim's lease: (lease token, events in claim order)."""
+    lease_token = claim.lease_token
     async with autocommit_connection(engine) as connection:
         rows = await connection.execute(
             _CLAIM,
@@ -106,55 +150,27 @@ async def claim_due_events(engine: AsyncEngine, claim: Claim) -> tuple[str, list
                 "lease_seconds": claim.lease_seconds,
                 "workflow_id": claim.workflow_id,
                 "run_id": claim.run_id,
+                "platform": claim.platform,
+                "probe": claim.probe,
             },
         )
         events = [
-            ClaimedEvent(row.id, str(row.event_id), row.aggregate_id, row.sequence, row.event_type) for row in rows
+            LeasedEvent(row[0], str(row[1]), row[2], row[3], row[4], row[5], row[6], row[7], row[8]) for row in rows
         ]
-    return str(lease_token), sorted(events, key=lambda event: event.id)
-
-
-@dataclass(frozen=True)
-class LeasedEvent:
-    """An event still leased to a batch: what the platform is sent, and which attempt this is."""
-
-    event_id: str
-    event_type: str
-    aggregate_type: str
-    aggregate_id: str
-    sequence: int
-    occurred_at: datetime
-    payload: dict
-    attempt: int
-
-
-_STILL_LEASED = text(
-    """
-    SELECT event_id, event_type, aggregate_type, aggregate_id, sequence, created_at AS occurred_at, payload,
-           retry_count + 1 AS attempt
-    FROM order_events
-    WHERE lease_token = :lease_token AND status = 'PROCESSING' AND lease_expires_at > now()
-    ORDER BY id
-    """
-)
-
-
-async def still_leased_events(engine: AsyncEngine, lease_token: str) -> list[LeasedEvent]:
-    """The events of the batch whose lease still holds: only these may be sent."""
-    async with autocommit_connection(engine) as connection:
-        rows = await connection.execute(_STILL_LEASED, {"lease_token": lease_token})
-        return [LeasedEvent(**{**row._mapping, "event_id": str(row.event_id)}) for row in rows]
+    events.sort(key=lambda event: event.id)
+    return str(lease_token), events
 
 
 _GIVE_BACK = text(
     """
     UPDATE order_events SET status = 'PENDING', next_attempt_at = now(), lease_token = NULL, lease_expires_at = NULL
     WHERE lease_token = :lease_token AND status = 'PROCESSING'
+    RETURNING event_id
     """
 )
 
 
-async def give_back_claims(engine: AsyncEngine, lease_token: str) -> None:
-    """Hand the batch's events that were not attempted back to PENDING, due now, as if never claimed."""
+async def give_back_claims(engine: AsyncEngine, lease_token: str) -> int:
+    """Hand the batch's events that were not attempted back to PENDING, due now, as if never claimed; how many."""
     async with autocommit_connection(engine) as connection:
-        await connection.execute(_GIVE_BACK, {"lease_token": lease_token})
+        return len((await connection.execute(_GIVE_BACK, {"lease_token": lease_token})).all())

@@ -9,7 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db.engine import autocommit_connection
 
-Outcome = Literal["SENT", "RETRY", "FAILED"]
+# HELD: the attempt failed while the platform failed for every event; the event keeps its budget.
+Outcome = Literal["SENT", "RETRY", "FAILED", "HELD"]
 
 
 @dataclass(frozen=True)
@@ -45,10 +46,10 @@ _RECORD = text(
         ) AS outcome(event_id, outcome, retry_in_seconds, error, http_status, attempted_at, duration_ms)
     ), applied AS (
         UPDATE order_events AS event SET
-            status = CASE outcome.outcome WHEN 'SENT' THEN 'SENT' WHEN 'RETRY' THEN 'PENDING' ELSE 'FAILED' END,
-            retry_count = event.retry_count + CASE outcome.outcome WHEN 'SENT' THEN 0 ELSE 1 END,
-            next_attempt_at = CASE outcome.outcome
-                WHEN 'RETRY' THEN now() + make_interval(secs => outcome.retry_in_seconds)
+            status = CASE outcome.outcome WHEN 'SENT' THEN 'SENT' WHEN 'FAILED' THEN 'FAILED' ELSE 'PENDING' END,
+            retry_count = event.retry_count + CASE outcome.outcome WHEN 'RETRY' THEN 1 WHEN 'FAILED' THEN 1 ELSE 0 END,
+            next_attempt_at = CASE WHEN outcome.outcome IN ('RETRY', 'HELD')
+                THEN now() + make_interval(secs => outcome.retry_in_seconds)
                 ELSE event.next_attempt_at END,
             sent_at = CASE outcome.outcome WHEN 'SENT' THEN now() END,
             last_error = CASE outcome.outcome WHEN 'SENT' THEN NULL ELSE outcome.error END,
@@ -94,3 +95,35 @@ async def record_attempts(
             },
         )
         return {str(row.event_id): row.outcome for row in rows}
+
+
+@dataclass(frozen=True)
+class RunAttempt:
+    """An attempt a Temporal run made, as logged: which event, of which order, and how it ended."""
+
+    event_id: str
+    aggregate_id: str
+    description: str
+    outcome: str
+    http_status: int | None
+    error: str | None
+
+
+_RUN_ATTEMPTS = text(
+    """
+    SELECT attempt.event_id, event.aggregate_id,
+           event.event_type || ' #' || event.sequence || ' of ' || event.aggregate_type || ' ' || event.aggregate_id
+               AS description,
+           attempt.outcome, attempt.http_status, attempt.error
+    FROM delivery_attempts AS attempt JOIN order_events AS event ON event.event_id = attempt.event_id
+    WHERE attempt.run_id = :run_id AND attempt.attempted_at >= :since
+    ORDER BY attempt.id
+    """
+)
+
+
+async def attempts_of_run(engine: AsyncEngine, run_id: str, since: datetime) -> list[RunAttempt]:
+    """The attempts the run `run_id` logged since `since`."""
+    async with autocommit_connection(engine) as connection:
+        rows = await connection.execute(_RUN_ATTEMPTS, {"run_id": run_id, "since": since})
+        return [RunAttempt(str(row.event_id), *row[1:]) for row in rows]

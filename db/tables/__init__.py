@@ -3,7 +3,7 @@
 from db.tables.catalog import coupons, products
 from db.tables.metadata import metadata
 from db.tables.orders import order_items, orders
-from db.tables.outbox import delivery_attempts, operator_actions, order_events
+from db.tables.outbox import delivery_attempts, operator_actions, order_events, relay_breakers
 from db.tables.replays import idempotency_keys, payment_webhooks
 
 __all__ = [
@@ -17,4 +17,5 @@ __all__ = [
     "operator_actions",
     "idempotency_keys",
     "payment_webhooks",
+    "relay_breakers",
 ]

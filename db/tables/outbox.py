@@ -17,7 +17,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
-from db.statuses import EVENT_STATUSES, OPERATOR_ACTIONS, sql_in
+from db.statuses import BREAKER_STATES, EVENT_STATUSES, LOGGED_OUTCOMES, OPERATOR_ACTIONS, sql_in
 from db.tables.metadata import metadata
 
 order_events = Table(
@@ -66,8 +66,10 @@ delivery_attempts = Table(
     Column("duration_ms", Float),
     Column("workflow_id", Text),
     Column("run_id", Text),
-    CheckConstraint("outcome IN ('SENT', 'RETRY', 'FAILED', 'LEASE_EXPIRED', 'STALE')", name="outcome_known"),
+    CheckConstraint(sql_in("outcome", LOGGED_OUTCOMES), name="outcome_known"),
     Index("ix_delivery_attempts_event_id", "event_id", "attempt_number"),
+    # What one Temporal run did: a retried relay activity reports the attempts its lost predecessor made.
+    Index("ix_delivery_attempts_run_id", "run_id"),
 )
 
 # Every operator action on an event (redrive, retry-now, replay, discard), kept after the event itself
@@ -87,4 +89,24 @@ operator_actions = Table(
     Column("details", JSONB),
     CheckConstraint(sql_in("action", OPERATOR_ACTIONS), name="action_known"),
     Index("ix_operator_actions_event_id", "event_id", "id"),
+)
+
+# The circuit breaker in front of each platform (keyed by its URL without credentials), shared by
+# every worker and read by the CLI: one state, and one probe at a time across workers.
+relay_breakers = Table(
+    "relay_breakers",
+    metadata,
+    Column("platform", Text, primary_key=True),
+    Column("state", Text, nullable=False, server_default=text("'CLOSED'")),
+    # Platform failures (no answer, 5xx, 429...) since the platform last answered any event.
+    Column("failures_in_a_row", Integer, nullable=False, server_default=text("0")),
+    Column("opened_at", DateTime(timezone=True)),
+    Column("next_probe_at", DateTime(timezone=True)),
+    Column("probe_token", UUID(as_uuid=True)),
+    Column("probe_expires_at", DateTime(timezone=True)),
+    Column("last_failure", Text),
+    Column("last_failure_at", DateTime(timezone=True)),
+    Column("last_success_at", DateTime(timezone=True)),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint(sql_in("state", BREAKER_STATES), name="state_known"),
 )

@@ -8,15 +8,18 @@ from pydantic import ValidationError
 
 from sneaker_orders.sink.faults import Faults, FaultSettings
 from sneaker_orders.sink.state import SinkState
+from sneaker_orders.sink.verification import DeliveryCheck, DeliveryRefused
 
 STATE = web.AppKey("state", SinkState)
 FAULTS = web.AppKey("faults", Faults)
+CHECK = web.AppKey("check", DeliveryCheck)
 
 
-def create_sink_app(faults: FaultSettings | None = None) -> web.Application:
-    """A fresh sink, showing `faults` from the start."""
+def create_sink_app(faults: FaultSettings | None = None, check: DeliveryCheck | None = None) -> web.Application:
+    """A fresh sink, showing `faults` from the start, verifying deliveries as `check` says (default: not at all)."""
     app = web.Application()
     app[STATE] = SinkState()
+    app[CHECK] = check or DeliveryCheck()
     app[FAULTS] = Faults()
     app[FAULTS].configure(faults or FaultSettings())
     app.router.add_post("/events", receive_event)
@@ -37,21 +40,29 @@ async def receive_event(request: web.Request) -> web.StreamResponse:
         raise web.HTTPServiceUnavailable()
     if faults.settings.delay_ms:
         await asyncio.sleep(faults.settings.delay_ms / 1000)
-    status = faults.failure_status()
+    raw = await request.read()
+    try:
+        body = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        body = None
+    status = faults.failure_status(str(body.get("aggregate_id")) if isinstance(body, dict) else None)
     if status is not None:
         state.injected_failures += 1
         headers = {"Retry-After": faults.settings.retry_after} if faults.settings.retry_after else None
         return web.json_response({"error": "injected failure"}, status=status, headers=headers)
+    try:
+        request.app[CHECK].verify({name.lower(): value for name, value in request.headers.items()}, raw)
+    except DeliveryRefused as refused:
+        state.refused += 1
+        return web.json_response({"error": str(refused)}, status=401)
     key = request.headers.get("Idempotency-Key")
     if not key:
         return web.json_response({"error": "Idempotency-Key header is required"}, status=400)
-    try:
-        body = await request.json()
-    except json.JSONDecodeError:
+    if body is None:
         return web.json_response({"error": "body is not JSON"}, status=400)
     if not isinstance(body, dict):
         return web.json_response({"error": "body must be a JSON object"}, status=400)
-    if state.receive(key, body):
+    if state.receive(key, body, verified=request.app[CHECK].signed):
         return web.json_response({"status": "accepted"}, status=201)
     return web.json_response({"status": "duplicate", "detail": "already received"}, status=409)
 

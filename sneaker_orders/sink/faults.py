@@ -15,6 +15,9 @@ class FaultSettings(BaseModel):
     fail_rate: float = Field(default=0.0, ge=0, le=1, description="share of requests failed at random")
     fail_statuses: list[int] = Field(default=[503], min_length=1, description="statuses random failures use")
     fail_next: list[int] = Field(default=[], description="statuses to answer the next requests with, in order")
+    fail_orders: list[str] = Field(
+        default=[], description="orders (aggregate ids) whose events always fail, with the first of fail_statuses"
+    )
     retry_after: str | None = Field(default=None, description="Retry-After header sent with every failure")
 
 
@@ -30,8 +33,10 @@ class Faults:
         self.settings = settings
         self._next = deque(settings.fail_next)
 
-    def failure_status(self) -> int | None:
-        """The status to fail this request with, or None to accept it."""
+    def failure_status(self, aggregate_id: str | None = None) -> int | None:
+        """The status to fail this request (for an event of `aggregate_id`) with, or None to accept it."""
+        if aggregate_id is not None and aggregate_id in self.settings.fail_orders:
+            return self.settings.fail_statuses[0]
         if self._next:
             return self._next.popleft()
         if self.settings.fail_rate and self._rng.random() < self.settings.fail_rate:

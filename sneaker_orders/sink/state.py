@@ -12,6 +12,7 @@ class ReceivedEvent:
     body: dict
     received_at: float  # unix time, seconds
     deliveries: int = 1
+    signature_verified: bool = False
 
 
 @dataclass
@@ -22,6 +23,7 @@ class SinkState:
     requests: int = 0
     duplicates: int = 0
     injected_failures: int = 0
+    refused: int = 0  # requests without the expected token or signature (401)
     # Per aggregate: the sequences seen, and those that arrived before their predecessor.
     _sequences: dict[str, set[int]] = field(default_factory=dict)
     _out_of_order: list[dict] = field(default_factory=list)
@@ -30,14 +32,14 @@ class SinkState:
         """Forget everything."""
         self.__init__()
 
-    def receive(self, key: str, body: dict) -> bool:
-        """Take an event; False if its key was seen before (a duplicate delivery)."""
+    def receive(self, key: str, body: dict, *, verified: bool = False) -> bool:
+        """Take an event (its signature `verified`, or not checked); False if its key was seen before (a duplicate)."""
         seen = self.events.get(key)
         if seen is not None:
             seen.deliveries += 1
             self.duplicates += 1
             return False
-        self.events[key] = ReceivedEvent(key, body, time.time())
+        self.events[key] = ReceivedEvent(key, body, time.time(), signature_verified=verified)
         aggregate = f"{body.get('aggregate_type')}:{body.get('aggregate_id')}"
         sequence = body.get("sequence")
         sequences = self._sequences.setdefault(aggregate, set())
@@ -53,13 +55,22 @@ class SinkState:
             "received": len(self.events),
             "duplicates": self.duplicates,
             "injected_failures": self.injected_failures,
+            "refused": self.refused,
+            "schema_versions": sorted({str(event.body.get("schema_version")) for event in self.events.values()}),
             "gaps": list(self._out_of_order),
         }
 
     def listing(self, aggregate_id: str | None = None) -> list[dict]:
         """Received events in arrival order, optionally of one aggregate."""
         return [
-            {"key": event.key, "received_at": event.received_at, "deliveries": event.deliveries, "body": event.body}
+            {
+                "key": event.key,
+                "schema_version": event.body.get("schema_version"),
+                "received_at": event.received_at,
+                "deliveries": event.deliveries,
+                "signature_verified": event.signature_verified,
+                "body": event.body,
+            }
             for event in self.events.values()
             if aggregate_id is None or str(event.body.get("aggregate_id")) == aggregate_id
         ]

@@ -1,0 +1,143 @@
+"""The relay as operators see it in Temporal: queries that find exactly the runs that made attempts, few runs, pauses.
+
+Real worker processes, a real dev server, real PostgreSQL and the demo platform; queries through
+the `temporal` CLI, as an operator would type them.
+"""
+
+import json
+import threading
+import time
+from collections import defaultdict
+from datetime import UTC, datetime
+
+import psycopg
+from psycopg.rows import dict_row
+
+from sneaker_orders.local_postgres import libpq_url
+from tests.outbox_views import event_rows, insert_pending_events, wait_for_statuses
+from tests.polling import wait_until
+
+
+def runs_found(relay, query: str) -> set[str]:
+    """The run ids of this test's relay runs that `query` finds."""
+    scoped = f"WorkflowId STARTS_WITH '{relay.config.schedule_id}' AND ({query})"
+    listed = json.loads(relay.temporal("workflow", "list", "-q", scoped, "-o", "json") or "[]")
+    return {run["execution"]["runId"] for run in listed}
+
+
+def runs_by(db, key: str) -> dict[str, set[str]]:
+    """From delivery_attempts: the runs that made an attempt, by order id, event id or outcome (as `key` says)."""
+    with db.cursor(row_factory=dict_row) as cursor:
+        attempts = cursor.execute(
+            "SELECT attempt.run_id, attempt.outcome, event.aggregate_id AS order_id, CAST(event.event_id AS text)"
+            " AS event_id FROM delivery_attempts AS attempt JOIN order_events AS event USING (event_id)"
+        ).fetchall()
+    found = defaultdict(set)
+    searchable = {"SENT": "SENT", "RETRY": "RETRY", "HELD": "RETRY", "LEASE_EXPIRED": "RETRY", "FAILED": "FAILED"}
+    for attempt in attempts:
+        value = searchable[attempt["outcome"]] if key == "outcome" else attempt[key]
+        found[value].add(attempt["run_id"])
+    return found
+
+
+def test_each_documented_query_finds_exactly_the_runs_that_made_attempts(db, catalog, sink, relay):
+    # Runs of 2 s and retries 3 s later (Retry-After): an event's attempts land in different runs.
+    relay.config.extra.update({"RELAY_RUN_SECONDS": "2", "RELAY_BACKOFF_MAX_SECONDS": "3"})
+    sink.set_faults(fail_next=[503, 422, 503], retry_after="3")
+    orders = [str(order_id) for order_id in range(7001, 7007)]
+    events = insert_pending_events(db, orders)
+    relay.start_worker()
+
+    wait_for_statuses(db, "SENT", "FAILED", timeout=60)
+
+    by_order, by_event, by_outcome = runs_by(db, "order_id"), runs_by(db, "event_id"), runs_by(db, "outcome")
+    assert any(len(by_event[event_id]) > 1 for event_id in events), "a retry was meant to come in a later run"
+    assert set(by_outcome) == {"SENT", "RETRY", "FAILED"}
+    expected = {
+        **{f"OrderIds = '{order}'": by_order[order] for order in orders},
+        **{f"EventIds = '{event_id}'": by_event[event_id] for event_id in events},
+        **{f"DeliveryOutcomes = '{outcome}'": runs for outcome, runs in by_outcome.items()},
+    }
+    for query, runs in expected.items():
+        # Search attributes are upserted when an activity reports, and indexed a moment later.
+        wait_until(lambda query=query, runs=runs: runs_found(relay, query) == runs, timeout=20, what=query)
+
+
+def test_after_a_worker_dies_mid_batch_the_queries_still_find_exactly_the_runs_that_made_attempts(
+    db, catalog, sink, relay
+):
+    sink.set_faults(delay_ms=1500)
+    doomed = relay.start_worker("doomed")
+    events = insert_pending_events(db, [str(order_id) for order_id in range(9001, 9007)])
+    wait_until(lambda: any(row["status"] == "PROCESSING" for row in event_rows(db)), what="a batch in flight")
+    doomed.kill()
+    sink.set_faults()
+    relay.start_worker("survivor")
+
+    wait_for_statuses(db, "SENT", timeout=90)
+
+    by_event, by_outcome = runs_by(db, "event_id"), runs_by(db, "outcome")
+    assert by_outcome["RETRY"], "the dead worker's claims were meant to be given back as lost attempts"
+    for event_id in events:
+        query = f"EventIds = '{event_id}'"
+        wait_until(lambda query=query, event_id=event_id: runs_found(relay, query) == by_event[event_id], what=query)
+
+
+def test_an_idle_relay_starts_at_most_two_runs_a_minute_and_still_delivers_at_once(db, catalog, sink, relay):
+    relay.start_worker()
+    watched_from = datetime.now(UTC)
+    time.sleep(30)  # idle
+    [event_id] = insert_pending_events(db, ["8001"])
+    committed = time.monotonic()
+    wait_for_statuses(db, "SENT", timeout=5)
+    assert time.monotonic() - committed < 1.0
+    time.sleep(30)  # idle again
+
+    since = watched_from.isoformat(timespec="seconds").replace("+00:00", "Z")
+    started = runs_found(relay, f"TemporalScheduledById = '{relay.config.schedule_id}' AND StartTime >= '{since}'")
+    assert 1 <= len(started) <= 2
+
+
+def test_after_a_pause_no_event_changes_state_after_two_seconds_while_orders_flow(
+    database_url, db, catalog, sink, relay
+):
+    relay.config.extra["RELAY_INTERVAL_SECONDS"] = "10"  # whatever the interval: the pause takes hold by itself
+    relay.start_worker()
+    stop_flowing = threading.Event()
+    flow = threading.Thread(target=_orders_flow, args=(database_url, stop_flowing), daemon=True)
+    flow.start()
+    try:
+        wait_until(lambda: sum(row["status"] == "SENT" for row in event_rows(db)) >= 10, what="orders being relayed")
+
+        relay.temporal("schedule", "toggle", "--schedule-id", relay.config.schedule_id, "--pause", "--reason", "test")
+        time.sleep(2)
+        frozen = _states(db)
+        observed_until = time.monotonic() + 5
+        while time.monotonic() < observed_until:
+            now = _states(db)
+            assert {event_id: now[event_id] for event_id in frozen} == frozen
+            assert {state[0] for event_id, state in now.items() if event_id not in frozen} <= {"PENDING"}
+            time.sleep(0.1)
+        assert len(now) > len(frozen), "orders were meant to keep coming"
+    finally:
+        stop_flowing.set()
+        flow.join()
+
+    relay.temporal("schedule", "toggle", "--schedule-id", relay.config.schedule_id, "--unpause", "--reason", "back")
+    wait_for_statuses(db, "SENT", timeout=30)
+
+
+def _states(db) -> dict[str, tuple]:
+    return {
+        str(row["event_id"]): (row["status"], row["retry_count"], row["next_attempt_at"], row["lease_token"])
+        for row in event_rows(db)
+    }
+
+
+def _orders_flow(database_url: str, stop: threading.Event) -> None:
+    """An event every 50 ms, as orders being placed, until told to stop."""
+    with psycopg.connect(libpq_url(database_url), autocommit=True) as connection:
+        number = 0
+        while not stop.wait(0.05):
+            number += 1
+            insert_pending_events(connection, [f"flow-{number}"])
