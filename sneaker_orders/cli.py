@@ -38,9 +38,13 @@ def configuration_refused(error: ValidationError) -> str:
     return "\n".join(lines)
 
 
-def _events(settings: Settings, args: argparse.Namespace) -> int:
-    # Operators read tables and ids here: only warnings and errors go to the log (no "PostgreSQL ready").
+def _only_warnings() -> None:
+    """For commands whose output people read (events, pay): no "PostgreSQL ready" among it, only problems."""
     logging.getLogger().setLevel(logging.WARNING)
+
+
+def _events(settings: Settings, args: argparse.Namespace) -> int:
+    _only_warnings()
     return run_events_command(with_database(settings), args)
 
 
@@ -163,6 +167,7 @@ def _pay(settings: Settings, args: argparse.Namespace) -> int:
     from sneaker_orders.dev_secrets import with_dev_secrets
     from sneaker_orders.payment_provider import send_payment, sign_payment
 
+    _only_warnings()
     amount = (
         args.amount if args.amount is not None else asyncio.run(_order_total(with_database(settings), args.order_id))
     )

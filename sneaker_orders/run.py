@@ -33,6 +33,7 @@ def run_everything(settings: Settings) -> int:
     from sneaker_orders.cli import with_database
     from sneaker_orders.local_temporal import search_attribute_limits_environment, start_temporal_dev_server
 
+    _stop_on_sigterm()
     given = settings
     # Every service gets the development secrets of the data directory for what the environment leaves unset.
     settings = with_dev_secrets(with_database(settings))
@@ -126,8 +127,17 @@ def _banner(settings: Settings, *, generated_admin_token: bool) -> str:
     )
 
 
+def _stop_on_sigterm() -> None:
+    """SIGTERM (a service manager, `kill`) stops everything in order, as Ctrl-C does."""
+
+    def interrupt(signum, frame) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def _supervise(processes: dict[str, subprocess.Popen]) -> int:
-    """Wait for Ctrl-C, or for a service to exit (which stops the rest)."""
+    """Wait for Ctrl-C or SIGTERM, or for a service to exit (which stops the rest)."""
     try:
         while True:
             for name, process in processes.items():

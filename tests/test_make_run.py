@@ -9,6 +9,7 @@ import sys
 import uuid
 
 import httpx
+import psutil
 import psycopg
 import pytest
 
@@ -130,3 +131,15 @@ def test_make_run_reuses_the_secrets_kept_in_the_data_directory(start_run, tmp_p
     wait_until(lambda: "sneaker-orders is up" in output.read_text(), timeout=120, what="the banner")
 
     assert httpx.get(f"{api_url}/events", headers={"Authorization": f"Bearer {'a' * 40}"}).status_code == 200
+
+
+def test_sigterm_stops_every_service_it_started(start_run):
+    process, output, _, _ = start_run()
+    wait_until(lambda: "sneaker-orders is up" in output.read_text(), timeout=120, what="the banner")
+    services = psutil.Process(process.pid).children(recursive=True)
+    assert {"api", "worker"} <= {part for service in services for part in service.cmdline()}
+
+    process.send_signal(signal.SIGTERM)
+
+    assert process.wait(timeout=60) == 0, output.read_text()
+    assert [service.pid for service in services if service.is_running() and service.status() != "zombie"] == []
