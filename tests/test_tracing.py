@@ -7,8 +7,11 @@ variables tell them, and export with the real OTLP/HTTP exporter to the suite's 
 import httpx
 import pytest
 
+from api.app import create_app
+from api.metrics import RequestTiming
+from api.request_guard import RequestBodyGuard
 from sneaker_orders.settings import Settings
-from sneaker_orders.tracing import requested_exporters
+from sneaker_orders.tracing import current_traceparent, requested_exporters
 from tests.outbox_views import attempts_of, wait_for_statuses
 from tests.support.api_process import api_process
 from tests.support.customers import JWT_SECRET
@@ -144,3 +147,11 @@ def test_tracing_is_on_only_when_the_standard_variables_ask_for_an_exporter(vari
 def test_an_exporter_this_build_cannot_use_is_refused_by_name():
     with pytest.raises(ValueError, match="OTEL_TRACES_EXPORTER: zipkin not supported"):
         requested_exporters(Settings(otel_traces_exporter="zipkin"))
+
+
+def test_without_tracing_the_api_gets_no_tracing_middleware(settings):
+    app = create_app(settings)
+
+    assert not getattr(app, "_is_instrumented_by_opentelemetry", False)
+    assert [middleware.cls for middleware in app.user_middleware] == [RequestTiming, RequestBodyGuard]
+    assert current_traceparent() is None
