@@ -190,7 +190,11 @@ class HeadlessChromium:
 
     def _stop(self) -> None:
         self._process.terminate()
-        self._process.wait(timeout=30)
+        try:
+            self._process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
 
     def close(self) -> None:
         self._stack.close()
