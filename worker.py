@@ -23,6 +23,7 @@ from db.outbox.breaker import ensure_breaker
 from sneaker_orders.schedules import ensure_schedule, ensure_search_attributes
 from sneaker_orders.settings import Settings
 from sneaker_orders.system_schedules import system_schedules
+from sneaker_orders.tracing import temporal_interceptors
 from sneaker_orders.worker_metrics import serve_worker_metrics, temporal_runtime
 from workflows.order_expiry import OrderExpiry
 from workflows.outbox_retention import OutboxRetention
@@ -34,7 +35,13 @@ log = logging.getLogger("sneaker_orders.worker")
 async def run_worker(settings: Settings) -> None:
     """Serve the relay on TEMPORAL_TASK_QUEUE until SIGTERM or SIGINT."""
     runtime, sdk_metrics = temporal_runtime()
-    client = await Client.connect(settings.temporal_target, namespace=settings.temporal_namespace, runtime=runtime)
+    client = await Client.connect(
+        settings.temporal_target,
+        namespace=settings.temporal_namespace,
+        runtime=runtime,
+        # Workflow and activity spans while tracing (sneaker_orders/tracing.py); none otherwise.
+        interceptors=temporal_interceptors(),
+    )
     await ensure_search_attributes(client, settings.temporal_namespace)
     for scheduled in system_schedules(settings):
         await ensure_schedule(client, scheduled)

@@ -7,6 +7,7 @@ from temporalio import activity
 
 from activities.schedule_pause import SchedulePauseWatch
 from db.orders.expiry import expire_due_orders
+from sneaker_orders.tracing import current_traceparent
 
 # Between two looks at the schedule's pause state, at most this many orders expire.
 ORDERS_BETWEEN_PAUSE_CHECKS = 20
@@ -45,7 +46,7 @@ class OrderExpiryActivities:
             if await self._pause.is_paused(request.schedule_id):
                 return ExpiredOrders(expired, paused=True)
             wanted = min(ORDERS_BETWEEN_PAUSE_CHECKS, request.limit - len(expired))
-            chunk = await expire_due_orders(self._engine, limit=wanted)
+            chunk = await expire_due_orders(self._engine, limit=wanted, traceparent=current_traceparent())
             expired += chunk
             activity.heartbeat(expired)
             if len(chunk) < wanted:  # nothing more is due

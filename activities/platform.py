@@ -83,10 +83,13 @@ class PlatformEndpoint:
             signing_secret=secret.get_secret_value() if secret else None,
         )
 
-    def request_for(self, event: LeasedEvent) -> httpx.Request:
-        """The request that delivers `event`: the template's URL and headers, the event's key, body and signature."""
+    def request_for(self, event: LeasedEvent, traceparent: str | None = None) -> httpx.Request:
+        """The request that delivers `event`: the template's URL and headers, the event's key, body and signature,
+        and the attempt's span as `traceparent` when tracing."""
         body = platform_body(event)
         headers = [*self.fixed_headers, (b"idempotency-key", event.event_id.encode())]
+        if traceparent is not None:
+            headers.append((b"traceparent", traceparent.encode()))
         if self.signer is not None:
             now = datetime.now(UTC)
             signature = self.signer.sign(event.event_id, now, body.decode())
@@ -124,14 +127,15 @@ class PlatformClient:
         self._timeout = timeout_seconds
         self._max_body_bytes = max_body_bytes
 
-    async def send(self, event: LeasedEvent) -> AttemptFacts:
-        """Send one event; never raises for what the platform, the network or the parser did."""
+    async def send(self, event: LeasedEvent, traceparent: str | None = None) -> AttemptFacts:
+        """Send one event (as part of the trace `traceparent`); never raises for what the platform, the network or
+        the parser did."""
         attempted_at = datetime.now(UTC)
         started = time.perf_counter()
         status, error, retry_after = None, None, None
         try:
             async with asyncio.timeout(self._timeout):
-                response = await self._transport.handle_async_request(self.endpoint.request_for(event))
+                response = await self._transport.handle_async_request(self.endpoint.request_for(event, traceparent))
                 try:
                     status = response.status_code
                     if not 200 <= status < 300:

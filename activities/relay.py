@@ -13,10 +13,12 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from opentelemetry.trace import Span
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
 from activities.delivery_rules import RetryPolicy, verdict_of
+from activities.delivery_tracing import DeliverySpans
 from activities.payloads import RelayBatch, RelayBatchReport
 from activities.platform import AttemptFacts, PlatformClient
 from activities.relay_metrics import (
@@ -49,6 +51,7 @@ from db.outbox.claims import (
 )
 from db.outbox.outcomes import AttemptOutcome, Run, attempts_of_run, record_attempts
 from sneaker_orders.settings import Settings
+from sneaker_orders.tracing import tracing_is_on
 
 log = logging.getLogger(__name__)
 attempt_log = logging.getLogger("sneaker_orders.attempts")
@@ -96,6 +99,7 @@ class RelayActivities:
         self._breaker = ("CLOSED", "")
         self._breaker_read_at = 0.0
         self._next_probe_at: datetime | None = None
+        self._spans = DeliverySpans(str(platform.endpoint.events_url)) if tracing_is_on() else None
 
     @activity.defn
     async def relay_due_events(self, request: RelayBatch) -> RelayBatchReport:
@@ -205,16 +209,33 @@ class RelayActivities:
     async def _deliver(
         self, claimed: _Claimed, run: Run, report: "_ReportBuilder", schedule_id: str | None, pace: "_Pace"
     ) -> None:
+        """Send every claimed event, then record each attempt; while tracing, each attempt is a span."""
+        spans: dict[str, Span] = {}  # by event id, ended as each attempt is recorded
+        try:
+            await self._send_and_record(claimed, run, report, schedule_id, pace, spans)
+        finally:
+            for span in spans.values():
+                DeliverySpans.abandon(span, "the attempt's outcome was not recorded (paused or shut down)")
+
+    async def _send_and_record(
+        self,
+        claimed: _Claimed,
+        run: Run,
+        report: "_ReportBuilder",
+        schedule_id: str | None,
+        pace: "_Pace",
+        spans: dict[str, Span],
+    ) -> None:
         """Send every claimed event, then record each attempt; cut short by shutdown, keep what was learnt."""
         facts: list[tuple[LeasedEvent, AttemptFacts]] = []
         # Answers may all be slow (up to RELAY_HTTP_TIMEOUT_SECONDS each, queued behind the delivery gate):
         # heartbeat meanwhile, so a healthy activity is never taken for a dead one.
         heartbeats = asyncio.create_task(pace.heartbeat_every_second())
         try:
-            await asyncio.gather(*(self._send(event, facts) for event in claimed.events))
+            await asyncio.gather(*(self._send(event, facts, spans) for event in claimed.events))
         except asyncio.CancelledError:
             # The worker is going away: record what was learnt, hand the rest back to another relay.
-            await asyncio.shield(self._record(claimed, facts, run, report))
+            await asyncio.shield(self._record(claimed, facts, run, report, spans))
             await asyncio.shield(self._give_back(claimed.lease_token))
             raise
         finally:
@@ -223,13 +244,18 @@ class RelayActivities:
             for event, _ in facts:
                 report.add(event.event_id, event.aggregate_id, event.description, "LEASE_EXPIRED", "paused")
             return
-        await self._record(claimed, facts, run, report)
+        await self._record(claimed, facts, run, report, spans)
 
-    async def _send(self, event: LeasedEvent, facts: list[tuple[LeasedEvent, AttemptFacts]]) -> None:
+    async def _send(
+        self, event: LeasedEvent, facts: list[tuple[LeasedEvent, AttemptFacts]], spans: dict[str, Span]
+    ) -> None:
         async with self._delivery_gate:
+            traceparent = None
+            if self._spans is not None:
+                spans[event.event_id], traceparent = self._spans.start(event)
             IN_FLIGHT.inc()
             try:
-                facts.append((event, await self._platform.send(event)))
+                facts.append((event, await self._platform.send(event, traceparent)))
             finally:
                 IN_FLIGHT.dec()
 
@@ -249,7 +275,12 @@ class RelayActivities:
         return True
 
     async def _record(
-        self, claimed: _Claimed, facts: list[tuple[LeasedEvent, AttemptFacts]], run: Run, report: "_ReportBuilder"
+        self,
+        claimed: _Claimed,
+        facts: list[tuple[LeasedEvent, AttemptFacts]],
+        run: Run,
+        report: "_ReportBuilder",
+        spans: dict[str, Span],
     ) -> None:
         """Note the answers on the breaker, judge each attempt (HELD while the breaker is open), record them all."""
         if not facts:
@@ -270,6 +301,8 @@ class RelayActivities:
         for (event, fact), attempt in zip(facts, attempts, strict=True):
             outcome = logged.get(event.event_id, "STALE")
             self._observe(event, fact, attempt, outcome, run)
+            if (span := spans.pop(event.event_id, None)) is not None:
+                DeliverySpans.finish(span, fact, outcome, attempt.error, run)
             report.add(event.event_id, event.aggregate_id, event.description, outcome, attempt.error, fact.http_status)
 
     def _note_breaker(self, change: BreakerChange) -> None:

@@ -15,6 +15,7 @@ from api.routes import events, health, orders, products
 from api.write_slots import WriteSlots
 from db.engine import create_engine_from_settings
 from sneaker_orders.settings import Settings
+from sneaker_orders.tracing import instrument_api
 
 DESCRIPTION = """
 Orders are placed before payment. Placing one checks products, stock, the customer's limits and
@@ -57,4 +58,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(RequestTiming)
     for router in (orders.router, products.router, events.router, health.router):
         app.include_router(router)
+    # Only where this process traces (OTEL_*): otherwise no middleware at all.
+    instrument_api(app, settings)
     return app

@@ -16,16 +16,31 @@ REQUEST_DURATION = Histogram(
 )
 
 
-OUTBOX_EVENTS = Gauge("sneaker_orders_outbox_events", "Outbox events by status", ["status"])
+OUTBOX_EVENTS = Gauge(
+    "sneaker_orders_outbox_events",
+    "Outbox events waiting, by status: PENDING, PROCESSING, FAILED (each counted up to 100000; SENT never counted)",
+    ["status"],
+)
+OUTBOX_LAG = Gauge(
+    "sneaker_orders_outbox_lag_seconds",
+    "Age of the oldest event not yet SENT nor FAILED (PENDING, in backoff or due, or PROCESSING); 0 when none",
+)
 OUTBOX_OLDEST_DUE = Gauge(
-    "sneaker_orders_outbox_oldest_due_seconds", "How long the oldest due PENDING event has been waiting"
+    "sneaker_orders_outbox_oldest_due_seconds", "How long the oldest due PENDING event has waited to be claimed"
+)
+OUTBOX_READ = Gauge(
+    "sneaker_orders_outbox_read_ok", "1 if this scrape read the outbox; 0 if not (the outbox gauges are then stale)"
 )
 
 
-def observe_outbox(health: OutboxHealth) -> None:
-    """Set the outbox gauges from a fresh reading."""
+def observe_outbox(health: OutboxHealth | None) -> None:
+    """Set the outbox gauges from a fresh reading (None: the outbox could not be read)."""
+    OUTBOX_READ.set(0 if health is None else 1)
+    if health is None:
+        return
     for status, events in health.events_by_status.items():
         OUTBOX_EVENTS.labels(status).set(events)
+    OUTBOX_LAG.set(health.lag_seconds)
     OUTBOX_OLDEST_DUE.set(health.oldest_due_seconds)
 
 

@@ -120,17 +120,22 @@ def _api(settings: Settings, args: argparse.Namespace) -> int:
 
     from api.app import create_app
     from api.http_server import uvicorn_config
+    from sneaker_orders.tracing import configure_tracing, shutdown_tracing
 
     try:
+        configure_tracing(settings, "sneaker-orders-api")
         app = create_app(api_settings(settings))
     except ValueError as refused:
         print(f"sneaker-orders api cannot start: {refused}", file=sys.stderr)
         return 2
-    uvicorn.Server(
-        uvicorn_config(
-            app, host=args.host, port=args.port, access_log=args.access_log, log_level="info", log_config=None
-        )
-    ).run()
+    try:
+        uvicorn.Server(
+            uvicorn_config(
+                app, host=args.host, port=args.port, access_log=args.access_log, log_level="info", log_config=None
+            )
+        ).run()
+    finally:
+        shutdown_tracing()
     return 0
 
 
@@ -196,9 +201,18 @@ async def _order_total(settings: Settings, order_id: int) -> int | None:
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    from sneaker_orders.tracing import configure_tracing, shutdown_tracing
     from worker import run_worker
 
-    asyncio.run(run_worker(with_database(settings)))
+    try:
+        configure_tracing(settings, "sneaker-orders-worker")
+    except ValueError as refused:
+        print(f"sneaker-orders worker cannot start: {refused}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(run_worker(with_database(settings)))
+    finally:
+        shutdown_tracing()
     # The worker has shut down cleanly and closed what it opened. Interpreter teardown can still
     # abort (SIGABRT) when the Temporal SDK's Rust threads touch the GIL during finalization
     # (temporalio/sdk-python#300), so the process ends here instead.

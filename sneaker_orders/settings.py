@@ -117,6 +117,21 @@ class Settings(BaseSettings):
     worker_metrics_port: int = Field(default=9464, ge=0, le=65535, description="the worker's /metrics on 127.0.0.1")
     log_format: Literal["text", "json"] = "text"
 
+    # OpenTelemetry's standard variables that decide whether this process traces at all (see
+    # sneaker_orders/tracing.py); the SDK reads the others (OTEL_SERVICE_NAME, OTEL_TRACES_SAMPLER,
+    # OTEL_BSP_*, the exporter's headers, timeout, compression...) itself.
+    otel_sdk_disabled: bool = Field(default=False, description="true: no tracing, whatever else is set")
+    otel_traces_exporter: str | None = Field(default=None, description="otlp, console, both (otlp,console) or none")
+    otel_exporter_otlp_endpoint: str | None = Field(default=None, description="OTLP/HTTP base URL; set: tracing on")
+    otel_exporter_otlp_traces_endpoint: str | None = Field(
+        default=None, description="OTLP/HTTP URL of traces (.../v1/traces); set: tracing on"
+    )
+    otel_exporter_otlp_protocol: str | None = Field(default=None, description="only http/protobuf is supported")
+    otel_exporter_otlp_traces_protocol: str | None = Field(default=None, description="only http/protobuf")
+    otel_python_fastapi_excluded_urls: str = Field(
+        default="healthz,readyz,metrics", description="API paths (regular expressions, comma-separated) not traced"
+    )
+
     data_dir: Path = Field(
         default=Path(".data"),
         validation_alias="SNEAKER_ORDERS_DATA_DIR",

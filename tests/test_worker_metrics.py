@@ -6,17 +6,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.outbox_views import insert_pending_events, wait_for_statuses
 from tests.polling import wait_until
-
-
-def sample(metrics: str, name: str, **labels: str) -> float | None:
-    """The value of the sample `name{labels}` in Prometheus text, or None if absent."""
-    for line in metrics.splitlines():
-        match = re.fullmatch(r"([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)", line)
-        if match and match.group(1) == name:
-            found = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', match.group(2) or ""))
-            if all(found.get(key) == value for key, value in labels.items()):
-                return float(match.group(3))
-    return None
+from tests.support.prometheus_text import sample
 
 
 def test_deliveries_move_the_attempt_counter_and_the_latency_histogram(db, catalog, sink, relay):

@@ -41,5 +41,5 @@ async def metrics(engine: EngineDep) -> Response:
     try:
         observe_outbox(await outbox_health(engine))
     except SQLAlchemyError:
-        pass  # the process's own metrics are still worth serving; /readyz reports the database
+        observe_outbox(None)  # the process's own metrics are still worth serving; /readyz reports the database
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

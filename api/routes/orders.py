@@ -21,6 +21,7 @@ from db.orders.placement import PlaceOrder, place_order
 from db.orders.pricing import OrderLine
 from db.orders.view import OrderView, read_order
 from db.statuses import OrderStatus
+from sneaker_orders.tracing import current_traceparent
 
 router = APIRouter(prefix="/orders", tags=["orders"])
 
@@ -93,6 +94,7 @@ async def create_order(
         payment_ttl=timedelta(seconds=settings.order_payment_ttl_seconds),
         idempotency_ttl=timedelta(hours=settings.idempotency_key_ttl_hours),
         max_unpaid_orders=settings.max_unpaid_orders_per_customer,
+        traceparent=current_traceparent(),
     )
     async with write_slots.hold():
         placed = await place_order(engine, request)
@@ -163,6 +165,7 @@ async def confirm(
         return await confirm_payment(
             engine,
             PaymentWebhook(confirmation.webhook_id, order_id, confirmation.body.payment_id, confirmation.body.amount),
+            traceparent=current_traceparent(),
         )
 
 
@@ -183,4 +186,4 @@ async def cancel(
 ) -> OrderView:
     """Cancel the caller's CREATED order: stock and coupon use are given back, OrderCancelled is written."""
     async with write_slots.hold():
-        return await cancel_order(engine, order_id, customer_id=customer)
+        return await cancel_order(engine, order_id, customer_id=customer, traceparent=current_traceparent())

@@ -60,16 +60,19 @@ class PaymentWebhook:
     amount: int
 
 
-async def confirm_payment(engine: AsyncEngine, webhook: PaymentWebhook) -> OrderView:
-    """Confirm the order paid by `webhook` (CONFIRMED, OrderConfirmed written), or raise; a repeat answers the same."""
+async def confirm_payment(engine: AsyncEngine, webhook: PaymentWebhook, *, traceparent: str | None = None) -> OrderView:
+    """Confirm the order paid by `webhook` (CONFIRMED, OrderConfirmed written, traced as `traceparent`), or raise;
+    a repeat answers the same."""
     with timeouts_as_contention(f"order {webhook.order_id}"):
-        answer = await in_transaction(engine, partial(_answer_once, webhook=webhook))
+        answer = await in_transaction(engine, partial(_answer_once, webhook=webhook, traceparent=traceparent))
     if isinstance(answer, OrderError):
         raise answer
     return answer
 
 
-async def _answer_once(connection: AsyncConnection, webhook: PaymentWebhook) -> OrderView | OrderError:
+async def _answer_once(
+    connection: AsyncConnection, webhook: PaymentWebhook, traceparent: str | None
+) -> OrderView | OrderError:
     locks = {
         "webhook_lock": advisory_lock_id("payment-webhook", webhook.webhook_id),
         "payment_lock": advisory_lock_id("payment", webhook.payment_id),
@@ -79,7 +82,7 @@ async def _answer_once(connection: AsyncConnection, webhook: PaymentWebhook) -> 
     if answered is not None:
         return _replay(answered.outcome, answered.response)
     try:
-        answer: OrderView | OrderError = await _confirm(connection, webhook, now)
+        answer: OrderView | OrderError = await _confirm(connection, webhook, now, traceparent)
     except tuple(REPLAYED_ERRORS.values()) as refusal:
         answer = refusal
     await connection.execute(
@@ -94,7 +97,9 @@ async def _answer_once(connection: AsyncConnection, webhook: PaymentWebhook) -> 
     return answer
 
 
-async def _confirm(connection: AsyncConnection, webhook: PaymentWebhook, now: datetime) -> OrderView:
+async def _confirm(
+    connection: AsyncConnection, webhook: PaymentWebhook, now: datetime, traceparent: str | None
+) -> OrderView:
     order = await load_order(connection, webhook.order_id, for_update=True)
     if order.status == "CONFIRMED" and order.payment_id == webhook.payment_id:
         return order
@@ -105,7 +110,7 @@ async def _confirm(connection: AsyncConnection, webhook: PaymentWebhook, now: da
             f"order {order.order_id} is {order.status} and cannot be confirmed by payment {webhook.payment_id}"
         )
     if now >= order.expires_at:
-        await expire_locked_order(connection, order)
+        await expire_locked_order(connection, order, traceparent=traceparent)
         raise OrderExpired(
             f"order {order.order_id} was due for payment by {order.expires_at.isoformat()} and has expired;"
             " refund the payment"
@@ -123,7 +128,7 @@ async def _confirm(connection: AsyncConnection, webhook: PaymentWebhook, now: da
         .values(status="CONFIRMED", payment_id=webhook.payment_id, confirmed_at=now)
     )
     confirmed = order.model_copy(update={"status": "CONFIRMED", "payment_id": webhook.payment_id, "confirmed_at": now})
-    await append_order_event(connection, confirmed, "OrderConfirmed", now)
+    await append_order_event(connection, confirmed, "OrderConfirmed", now, traceparent=traceparent)
     return confirmed
 
 

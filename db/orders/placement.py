@@ -63,6 +63,8 @@ class PlaceOrder:
     idempotency_ttl: timedelta = timedelta(hours=24)
     # MAX_UNPAID_ORDERS_PER_CUSTOMER.
     max_unpaid_orders: int = 3
+    # The W3C traceparent of the request's span, stored with its OrderCreated event (None: not traced).
+    traceparent: str | None = None
 
 
 @dataclass(frozen=True)
@@ -235,7 +237,7 @@ async def _write_if_unchanged(
     """Write the order, its key and its OrderCreated event if the decision still holds; how it went."""
     order, facts = decision.order, decision.facts
     key = request.idempotency_key
-    created = order_event_statement(order, "OrderCreated", order.created_at)
+    created = order_event_statement(order, "OrderCreated", order.created_at, traceparent=request.traceparent)
     [_, [(locked, key_taken, order_id)], _] = await run_pipelined(
         connection,
         [

@@ -42,6 +42,8 @@ class LeasedEvent:
     occurred_at: datetime
     payload_json: str
     attempt: int
+    # The W3C traceparent of the span that wrote the event, if its process traced.
+    traceparent: str | None = None
 
     @property
     def description(self) -> str:
@@ -77,7 +79,7 @@ _CLAIM = text(
         claimed_by_workflow_id = :workflow_id, claimed_by_run_id = :run_id
     FROM due WHERE event.id = due.id
     RETURNING event.id, event.event_id, event.event_type, event.aggregate_type, event.aggregate_id, event.sequence,
-              event.created_at, CAST(event.payload AS text), event.retry_count + 1
+              event.created_at, CAST(event.payload AS text), event.retry_count + 1, event.traceparent
     """
 )
 
@@ -155,7 +157,8 @@ async def claim_due_events(engine: AsyncEngine, claim: Claim) -> tuple[str, list
             },
         )
         events = [
-            LeasedEvent(row[0], str(row[1]), row[2], row[3], row[4], row[5], row[6], row[7], row[8]) for row in rows
+            LeasedEvent(row[0], str(row[1]), row[2], row[3], row[4], row[5], row[6], row[7], row[8], row[9])
+            for row in rows
         ]
     events.sort(key=lambda event: event.id)
     return str(lease_token), events

@@ -26,9 +26,10 @@ WITH numbered AS (
     WHERE id = %(order_id)s
     RETURNING id, last_event_sequence
 )
-INSERT INTO order_events (event_id, aggregate_type, aggregate_id, sequence, event_type, payload, created_at)
+INSERT INTO order_events (event_id, aggregate_type, aggregate_id, sequence, event_type, payload, created_at,
+                          traceparent)
 SELECT %(event_id)s, %(aggregate_type)s, numbered.id::text, numbered.last_event_sequence,
-       %(event_type)s, CAST(%(payload)s AS jsonb), %(occurred_at)s
+       %(event_type)s, CAST(%(payload)s AS jsonb), %(occurred_at)s, %(traceparent)s
 FROM numbered
 RETURNING event_id
 """
@@ -46,8 +47,14 @@ class OrderEventStatement:
         return self.parameters["event_id"]
 
 
-def order_event_statement(order: OrderView, event_type: EventType, occurred_at: datetime) -> OrderEventStatement:
-    """The statement appending `event_type` for `order`, its payload the order as it now is."""
+def order_event_statement(
+    order: OrderView, event_type: EventType, occurred_at: datetime, *, traceparent: str | None = None
+) -> OrderEventStatement:
+    """The statement appending `event_type` for `order`, its payload the order as it now is.
+
+    `traceparent` (W3C) names the span that writes the event, when its process traces: the span of
+    each delivery attempt will be its child.
+    """
     return OrderEventStatement(
         APPEND_ORDER_EVENT,
         {
@@ -57,15 +64,21 @@ def order_event_statement(order: OrderView, event_type: EventType, occurred_at: 
             "event_type": event_type,
             "payload": order.model_dump_json(),
             "occurred_at": occurred_at,
+            "traceparent": traceparent,
         },
     )
 
 
 async def append_order_event(
-    connection: AsyncConnection, order: OrderView, event_type: EventType, occurred_at: datetime
+    connection: AsyncConnection,
+    order: OrderView,
+    event_type: EventType,
+    occurred_at: datetime,
+    *,
+    traceparent: str | None = None,
 ) -> uuid.UUID:
-    """Write `event_type` for `order` as PENDING in the caller's transaction; its event_id."""
-    statement = order_event_statement(order, event_type, occurred_at)
+    """Write `event_type` for `order` as PENDING in the caller's transaction (traced as `traceparent`); its event_id."""
+    statement = order_event_statement(order, event_type, occurred_at, traceparent=traceparent)
     event_id = (await connection.exec_driver_sql(statement.sql, statement.parameters)).scalar()
     if event_id is None:
         raise LookupError(f"order {order.order_id} does not exist; no event written for it")

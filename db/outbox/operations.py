@@ -216,29 +216,56 @@ async def resolve_event_id(engine: AsyncEngine, id_or_prefix: str) -> uuid.UUID:
     return found[0]
 
 
+# Events of one status are counted up to this many: a scrape stays bounded even in a backlog of
+# millions (the lag still says how far behind the relay is). SENT events are never counted.
+HEALTH_COUNT_CAP = 100_000
+WAITING_STATUSES = ("PENDING", "PROCESSING", "FAILED")
+
+
 @dataclass(frozen=True)
 class OutboxHealth:
-    """Events per status, and how long the oldest due PENDING event has waited."""
+    """What an operator watches: events waiting by status, the lag, and how long the oldest due event has waited.
+
+    `events_by_status` counts PENDING, PROCESSING and FAILED, each up to HEALTH_COUNT_CAP. `lag_seconds`
+    is the age of the oldest event not yet SENT nor FAILED (PENDING, in backoff or due, or PROCESSING):
+    how far behind delivery is. FAILED events wait for an operator, not for the relay: they are counted,
+    not in the lag. `oldest_due_seconds` is how long the oldest due PENDING event has waited to be claimed.
+    """
 
     events_by_status: dict[str, int]
+    lag_seconds: float
     oldest_due_seconds: float
 
 
-_HEALTH = text(
-    """
-    SELECT status, count(*) AS events,
-           coalesce(extract(epoch FROM now() - min(next_attempt_at) FILTER (WHERE next_attempt_at <= now())), 0)
-               AS oldest_due_seconds
-    FROM order_events GROUP BY status
+def _count_of(status: str) -> str:
+    return f"(SELECT count(*) FROM (SELECT FROM order_events WHERE status = '{status}' LIMIT :cap) AS counted)"
+
+
+# Every part is an index range of its own status, whatever the number of SENT rows: the counts and
+# the oldest of each status read ix_order_events_status_id (status, id), where the oldest by id is the
+# first inserted; the oldest due reads ix_order_events_due. EXPLAIN (ANALYZE, BUFFERS) with 200,000
+# SENT events (tests/test_outbox_metrics.py): 18 pages and 0.05 ms, where a count by status read all
+# 3,653 pages of the table in 75 ms.
+OUTBOX_HEALTH = text(
+    f"""
+    SELECT {_count_of("PENDING")} AS pending, {_count_of("PROCESSING")} AS processing,
+           {_count_of("FAILED")} AS failed,
+           extract(epoch FROM now() - least(
+               (SELECT created_at FROM order_events WHERE status = 'PENDING' ORDER BY id LIMIT 1),
+               (SELECT created_at FROM order_events WHERE status = 'PROCESSING' ORDER BY id LIMIT 1))) AS lag_seconds,
+           extract(epoch FROM now() - (
+               SELECT next_attempt_at FROM order_events WHERE status = 'PENDING'
+               ORDER BY next_attempt_at, id LIMIT 1)) AS due_for_seconds
     """
 )
 
 
 async def outbox_health(engine: AsyncEngine) -> OutboxHealth:
-    """What an operator watches: the backlog by status and the age of the oldest due event."""
+    """The outbox as an operator watches it, read with one bounded statement."""
     async with autocommit_connection(engine) as connection:
-        rows = (await connection.execute(_HEALTH)).all()
-    by_status = {status: 0 for status in ("PENDING", "PROCESSING", "SENT", "FAILED")}
-    by_status.update({row.status: row.events for row in rows})
-    oldest = next((float(row.oldest_due_seconds) for row in rows if row.status == "PENDING"), 0.0)
-    return OutboxHealth(by_status, oldest)
+        row = (await connection.execute(OUTBOX_HEALTH, {"cap": HEALTH_COUNT_CAP})).one()
+    return OutboxHealth(
+        {"PENDING": row.pending, "PROCESSING": row.processing, "FAILED": row.failed},
+        max(0.0, float(row.lag_seconds or 0)),
+        max(0.0, float(row.due_for_seconds or 0)),
+    )

@@ -41,6 +41,9 @@ order_events = Table(
     Column("last_error", Text),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("sent_at", DateTime(timezone=True)),
+    # The W3C traceparent of the span that wrote the event (the API request's), when that process traced:
+    # each delivery attempt's span is its child.
+    Column("traceparent", Text),
     CheckConstraint(sql_in("status", EVENT_STATUSES), name="status_known"),
     CheckConstraint("sequence >= 1", name="sequence_positive"),
     UniqueConstraint("aggregate_type", "aggregate_id", "sequence", name="uq_order_events_aggregate_sequence"),

@@ -62,7 +62,7 @@ async def receive_event(request: web.Request) -> web.StreamResponse:
         return web.json_response({"error": "body is not JSON"}, status=400)
     if not isinstance(body, dict):
         return web.json_response({"error": "body must be a JSON object"}, status=400)
-    if state.receive(key, body, verified=request.app[CHECK].signed):
+    if state.receive(key, body, verified=request.app[CHECK].signed, traceparent=request.headers.get("traceparent")):
         return web.json_response({"status": "accepted"}, status=201)
     return web.json_response({"status": "duplicate", "detail": "already received"}, status=409)
 

@@ -13,6 +13,7 @@ class ReceivedEvent:
     received_at: float  # unix time, seconds
     deliveries: int = 1
     signature_verified: bool = False
+    traceparent: str | None = None  # of the delivery that was accepted (W3C), when the relay traces
 
 
 @dataclass
@@ -32,14 +33,15 @@ class SinkState:
         """Forget everything."""
         self.__init__()
 
-    def receive(self, key: str, body: dict, *, verified: bool = False) -> bool:
-        """Take an event (its signature `verified`, or not checked); False if its key was seen before (a duplicate)."""
+    def receive(self, key: str, body: dict, *, verified: bool = False, traceparent: str | None = None) -> bool:
+        """Take an event (its signature `verified`, or not checked; the trace it came in); False if its key was seen
+        before (a duplicate)."""
         seen = self.events.get(key)
         if seen is not None:
             seen.deliveries += 1
             self.duplicates += 1
             return False
-        self.events[key] = ReceivedEvent(key, body, time.time(), signature_verified=verified)
+        self.events[key] = ReceivedEvent(key, body, time.time(), signature_verified=verified, traceparent=traceparent)
         aggregate = f"{body.get('aggregate_type')}:{body.get('aggregate_id')}"
         sequence = body.get("sequence")
         sequences = self._sequences.setdefault(aggregate, set())
@@ -69,6 +71,7 @@ class SinkState:
                 "received_at": event.received_at,
                 "deliveries": event.deliveries,
                 "signature_verified": event.signature_verified,
+                "traceparent": event.traceparent,
                 "body": event.body,
             }
             for event in self.events.values()
