@@ -5,18 +5,10 @@ from dataclasses import dataclass
 import psycopg
 from psycopg.rows import dict_row
 
-TABLES = (
-    "products",
-    "coupons",
-    "orders",
-    "order_items",
-    "order_events",
-    "delivery_attempts",
-    "operator_actions",
-    "idempotency_keys",
-    "payment_webhooks",
-    "relay_breakers",
-)
+from db.tables import metadata
+
+# Every table of the schema, emptied between tests.
+TABLES = tuple(table.name for table in metadata.sorted_tables)
 
 PRODUCTS = {
     # name: (sku, price, stock, active)

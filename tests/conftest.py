@@ -8,6 +8,7 @@ import pytest
 
 from api.app import create_app
 from db.migrate import upgrade_to_newest
+from sneaker_orders.cli import main as sneaker_orders
 from sneaker_orders.local_postgres import libpq_url, start_embedded_postgres
 from sneaker_orders.settings import Settings
 from tests.background_loop import BackgroundLoop
@@ -128,3 +129,16 @@ def relay(database_url, temporal_address, sink, catalog, tmp_path):
     relay = Relay(RelayConfig(database_url, temporal_address, sink.url, tmp_path))
     yield relay
     relay.stop_all()
+
+
+@pytest.fixture
+def cli(monkeypatch, database_url, capsys):
+    """Run `sneaker-orders ...` in-process against the test database; (exit code, stdout, stderr)."""
+    monkeypatch.setenv("DATABASE_URL", database_url)
+
+    def run(*arguments: str) -> tuple[int, str, str]:
+        code = sneaker_orders(list(arguments))
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run

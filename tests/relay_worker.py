@@ -13,6 +13,7 @@ import httpx
 
 from sneaker_orders.local_temporal import TEMPORAL_BINARY, search_attribute_limits_environment
 from tests.polling import wait_until
+from tests.support.temporal_cli import delete_schedules
 
 # Short intervals so that a test sees several runs, retries and lease expiries in seconds.
 RELAY_TEST_SETTINGS = {
@@ -149,17 +150,4 @@ class Relay:
     def stop_all(self) -> None:
         for worker in self.workers:
             worker.stop()
-        for schedule_id in self.config.schedule_ids:
-            subprocess.run(
-                [
-                    str(TEMPORAL_BINARY),
-                    "schedule",
-                    "delete",
-                    "--schedule-id",
-                    schedule_id,
-                    "--address",
-                    self.config.temporal_address,
-                ],
-                capture_output=True,
-                timeout=60,
-            )
+        delete_schedules(self.config.temporal_address, self.config.schedule_ids)

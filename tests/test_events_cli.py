@@ -8,25 +8,11 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
 from sqlalchemy.engine import make_url
 
-from sneaker_orders.cli import main as sneaker_orders
 from tests.lifecycle_builders import event_ids_of, log_attempt, make_backing_off, make_failed, place_order
 
 ISO_8601 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00")
-
-
-@pytest.fixture
-def cli(monkeypatch, database_url, capsys):
-    monkeypatch.setenv("DATABASE_URL", database_url)
-
-    def run(*arguments: str) -> tuple[int, str, str]:
-        code = sneaker_orders(list(arguments))
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
-    return run
 
 
 def test_show_prints_a_sent_events_payload_attempts_and_actions_without_a_next_attempt(api, db, catalog, cli):

@@ -14,8 +14,8 @@ import psycopg
 import pytest
 
 from sneaker_orders.local_postgres import libpq_url
-from sneaker_orders.local_temporal import TEMPORAL_BINARY
 from tests.polling import wait_until
+from tests.support.temporal_cli import delete_schedules
 
 
 def free_port() -> int:
@@ -77,20 +77,7 @@ def start_run(scratch_database_url, temporal_address, sink_url, tmp_path):
             if process.poll() is None:
                 process.send_signal(signal.SIGINT)
                 process.wait(timeout=60)
-        for schedule_id in schedules:
-            subprocess.run(
-                [
-                    str(TEMPORAL_BINARY),
-                    "schedule",
-                    "delete",
-                    "--schedule-id",
-                    schedule_id,
-                    "--address",
-                    temporal_address,
-                ],
-                capture_output=True,
-                timeout=60,
-            )
+        delete_schedules(temporal_address, schedules)
 
 
 def test_make_run_generates_the_secrets_and_prints_the_banner_once_the_api_answers(start_run):

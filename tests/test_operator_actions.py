@@ -5,7 +5,6 @@ from datetime import timedelta
 
 import pytest
 
-from sneaker_orders.cli import main as sneaker_orders
 from tests.lifecycle_builders import (
     ADMIN,
     actions_of,
@@ -17,19 +16,6 @@ from tests.lifecycle_builders import (
     place_order,
     status_of,
 )
-
-
-@pytest.fixture
-def cli(monkeypatch, database_url, capsys):
-    """Run `sneaker-orders ...` in-process against the test database; (exit code, stdout, stderr)."""
-    monkeypatch.setenv("DATABASE_URL", database_url)
-
-    def run(*arguments: str) -> tuple[int, str, str]:
-        code = sneaker_orders(list(arguments))
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
-    return run
 
 
 def due_in_seconds(db, event_id) -> float:
