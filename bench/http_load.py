@@ -47,12 +47,12 @@ local products = {%(products)s}
 local tokens = {%(tokens)s}
 local n = 0
 wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
 request = function()
   n = n + 1
   local product = products[math.random(#products)]
   local body = '{"items":[{"product_id":' .. product .. ',"quantity":1}]}'
-  local headers = {["Authorization"] = "Bearer " .. tokens[n %% #tokens + 1]}
+  -- wrk.format uses these headers instead of wrk.headers: every header is named here.
+  local headers = {["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. tokens[n %% #tokens + 1]}
   return wrk.format(nil, "/orders", headers, body)
 end
 done = function(summary, latency, requests)
