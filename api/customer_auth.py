@@ -7,7 +7,8 @@ RS256/ES256 with AUTH_PUBLIC_KEY or the keys of AUTH_JWKS_URL. The key is chosen
 """
 
 import asyncio
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Annotated
 
 import jwt
@@ -25,6 +26,9 @@ ASYMMETRIC_ALGORITHMS = ("RS256", "ES256")
 CUSTOMER_ID_MAX_LENGTH = 64
 # RFC 7518: an HS256 key at least as long as the hash.
 HS256_SECRET_MIN_BYTES = 32
+# Tokens this process has verified, kept until their exp (not exp plus the skew) so that a customer's next
+# request skips the signature check (about 50 µs of CPU for HS256). Bounded: the oldest go first.
+VERIFIED_TOKENS_KEPT = 32768
 
 _bearer = HTTPBearer(
     scheme_name="CustomerToken",
@@ -65,6 +69,8 @@ class CustomerTokens:
     jwks: jwt.PyJWKClient | None
     issuer: str | None
     audience: str | None
+    # token -> (customer, exp): exactly the token strings verified here, each until its exp.
+    _verified: dict[str, tuple[str, float]] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "CustomerTokens":
@@ -95,6 +101,17 @@ class CustomerTokens:
 
     async def customer_of(self, token: str) -> str:
         """The customer `token` proves; raises InvalidCustomerToken saying why not."""
+        verified = self._verified.get(token)
+        if verified is not None and time.time() < verified[1]:
+            return verified[0]
+        customer, expires_at = await self._verify(token)
+        if len(self._verified) >= VERIFIED_TOKENS_KEPT:
+            del self._verified[next(iter(self._verified))]
+        self._verified[token] = (customer, expires_at)
+        return customer
+
+    async def _verify(self, token: str) -> tuple[str, float]:
+        """The customer `token` proves and its exp, from its signature and claims."""
         try:
             algorithm = jwt.get_unverified_header(token).get("alg")
             if algorithm not in self.algorithms:
@@ -118,7 +135,7 @@ class CustomerTokens:
         problem = customer_id_problem(claims["sub"])
         if problem is not None:
             raise InvalidCustomerToken(problem)
-        return claims["sub"]
+        return claims["sub"], float(claims["exp"])
 
     async def _key_for(self, algorithm: str, token: str):
         if algorithm == "HS256":
