@@ -162,11 +162,22 @@ async def authenticated_customer(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> str:
     """The customer of the request's bearer token, or 401 UNAUTHORIZED."""
-    if credentials is None:
+    return await customer_of_token(request.app.state.customer_tokens, credentials and credentials.credentials)
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header, read as FastAPI's HTTPBearer reads it; None if none."""
+    scheme, _, token = (authorization or "").partition(" ")
+    token = token.strip()
+    return token if authorization and scheme and token and scheme.lower() == "bearer" else None
+
+
+async def customer_of_token(tokens: CustomerTokens, token: str | None) -> str:
+    """The customer a bearer token proves, or 401 UNAUTHORIZED (503 AUTH_UNAVAILABLE when the keys cannot be had)."""
+    if token is None:
         raise _unauthorized("this endpoint needs Authorization: Bearer <customer JWT>", error=None)
-    tokens: CustomerTokens = request.app.state.customer_tokens
     try:
-        return await tokens.customer_of(credentials.credentials)
+        return await tokens.customer_of(token)
     except InvalidCustomerToken as invalid:
         raise _unauthorized(f"the bearer token was refused: {invalid}", error="invalid_token") from None
     except jwt.PyJWKClientConnectionError as error:
