@@ -9,6 +9,7 @@ RS256/ES256 with AUTH_PUBLIC_KEY or the keys of AUTH_JWKS_URL. The key is chosen
 import asyncio
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Annotated
 
 import jwt
@@ -87,7 +88,7 @@ class CustomerTokens:
             )
         return cls(secret, public_key, jwks, settings.auth_issuer, settings.auth_audience)
 
-    @property
+    @cached_property
     def algorithms(self) -> list[str]:
         """The algorithms a token may be signed with."""
         accepted = ["HS256"] if self.hs256_secret else []
@@ -113,9 +114,14 @@ class CustomerTokens:
     async def _verify(self, token: str) -> tuple[str, float]:
         """The customer `token` proves and its exp, from its signature and claims."""
         try:
-            algorithm = jwt.get_unverified_header(token).get("alg")
-            if algorithm not in self.algorithms:
-                raise InvalidCustomerToken(f"tokens signed with {algorithm!r} are not accepted")
+            algorithms = self.algorithms
+            if len(algorithms) == 1:
+                # PyJWT refuses any other alg itself; reading the header first would parse the token twice.
+                algorithm = algorithms[0]
+            else:
+                algorithm = jwt.get_unverified_header(token).get("alg")
+                if algorithm not in algorithms:
+                    raise InvalidCustomerToken(f"tokens signed with {algorithm!r} are not accepted")
             claims = jwt.decode(
                 token,
                 await self._key_for(algorithm, token),

@@ -54,27 +54,32 @@ def native_form(sql: str) -> tuple[bytes, tuple[str, ...]]:
     return _NAMED_PARAMETER.sub(number, sql).encode(), tuple(names)
 
 
+def _timestamp(value: datetime) -> bytes:
+    if value.tzinfo is None:
+        raise ValueError("timestamps are sent with their time zone")
+    return value.isoformat().encode()
+
+
+# The text form of each type of parameter, found by the value's exact type (cheaper than a chain of isinstance).
+_TEXT_FORMS = {
+    int: lambda value: b"%d" % value,
+    str: str.encode,
+    bool: lambda value: b"t" if value else b"f",
+    datetime: _timestamp,
+    list: lambda values: b"{%s}" % b",".join(b"NULL" if item is None else b"%d" % item for item in values),
+    UUID: lambda value: str(value).encode(),
+    dict: lambda value: json.dumps(value).encode(),
+}
+
+
 def as_text(value: Any) -> bytes | None:
     """A parameter as PostgreSQL's text input for it (None: NULL)."""
     if value is None:
         return None
-    if isinstance(value, bool):
-        return b"t" if value else b"f"
-    if isinstance(value, int):
-        return b"%d" % value
-    if isinstance(value, str):
-        return value.encode()
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise ValueError("timestamps are sent with their time zone")
-        return value.isoformat().encode()
-    if isinstance(value, list):
-        return b"{%s}" % b",".join(b"NULL" if item is None else b"%d" % item for item in value)
-    if isinstance(value, UUID):
-        return str(value).encode()
-    if isinstance(value, dict):
-        return json.dumps(value).encode()
-    raise TypeError(f"no text form for a parameter of type {type(value).__name__}")
+    form = _TEXT_FORMS.get(type(value))
+    if form is None:
+        raise TypeError(f"no text form for a parameter of type {type(value).__name__}")
+    return form(value)
 
 
 class DriverConnection:
@@ -142,11 +147,11 @@ class DriverConnection:
     async def _results(self, pgconn: pq.PGconn, expected, count: int) -> list[list[tuple]]:
         rows: list[list[tuple]] = [[] for _ in range(count)]
         failure: psycopg.Error | None = None
+        transformer = Transformer(self._connection)
         for index, prepares in expected:
             result = await self._next_result(pgconn)
             status = result.status
             if status == pq.ExecStatus.TUPLES_OK:
-                transformer = Transformer(self._connection)
                 transformer.set_pgresult(result)
                 rows[index] = transformer.load_rows(0, result.ntuples, tuple)
             elif status == pq.ExecStatus.FATAL_ERROR and failure is None:
