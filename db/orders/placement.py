@@ -151,7 +151,8 @@ WITH line AS (
     SELECT coalesce(current_setting('{LOCKED_SETTING}', true), '') = 'yes' AS held
 ), products_unchanged AS MATERIALIZED (
     SELECT products.id FROM products JOIN line ON line.product_id = products.id
-    WHERE (SELECT held FROM locked)
+    -- The same set again, as the planner can use it (it cannot see into unnest): the products by their key.
+    WHERE products.id = ANY(CAST(%(product_ids)s AS integer[])) AND (SELECT held FROM locked)
       AND products.active AND products.price = line.unit_price AND products.stock >= line.quantity
       AND products.max_per_customer IS NOT DISTINCT FROM line.max_per_customer
     ORDER BY products.id
@@ -176,6 +177,7 @@ WITH line AS (
 ), stock_taken AS (
     UPDATE products SET stock = products.stock - line.quantity FROM line
     WHERE (SELECT holds FROM decision_holds) AND products.id = line.product_id
+      AND products.id = ANY(CAST(%(product_ids)s AS integer[]))
 ), coupon_used AS (
     UPDATE coupons SET used_count = used_count + 1
     WHERE (SELECT holds FROM decision_holds) AND id = %(coupon_id)s
