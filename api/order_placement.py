@@ -7,7 +7,7 @@ same requests to both).
 
 from datetime import timedelta
 
-from api.metrics import ORDERS_PLACED
+from api.metrics import ORDER_WRITES_REDECIDED, ORDERS_PLACED
 from api.schemas import PlaceOrderBody
 from api.write_slots import WriteSlots
 from db.orders.catalog_cache import CatalogCache
@@ -33,6 +33,8 @@ async def place_for_customer(state, customer: str, body: PlaceOrderBody, idempot
         placed = await place_order(state.engine, request, catalog=catalog)
     if not placed.replayed:
         ORDERS_PLACED.inc()
+    if placed.writes > 1:
+        ORDER_WRITES_REDECIDED.inc(placed.writes - 1)
     return placed
 
 

@@ -94,6 +94,8 @@ class PlacedOrder:
     json: str
     # True when the order was placed by an earlier request with the same key.
     replayed: bool = False
+    # Writes sent: more than one when a fact the decision assumed or read had changed by the write.
+    writes: int = 1
 
     @property
     def order(self) -> OrderView:
@@ -236,7 +238,7 @@ async def place_order(engine: AsyncEngine, request: PlaceOrder, *, catalog: Cata
             facts = (
                 assumed_facts(known) if known is not None else await _read_facts(connection, request, lines, catalog)
             )
-            for _ in range(MAX_DECISIONS):
+            for writes in range(1, MAX_DECISIONS + 1):
                 try:
                     decision = await _decide(connection, request, lines, facts, catalog)
                 except (OrderRejected, TooManyUnpaidOrders):
@@ -247,14 +249,16 @@ async def place_order(engine: AsyncEngine, request: PlaceOrder, *, catalog: Cata
                     raise
                 written = await _write_if_unchanged(connection, decision, request, fingerprint)
                 if written.order_id is not None:
-                    return PlacedOrder(written.order_id, with_order_id(decision.order_json, written.order_id))
+                    return PlacedOrder(
+                        written.order_id, with_order_id(decision.order_json, written.order_id), writes=writes
+                    )
                 if not written.locked:
                     raise IdempotencyKeyInFlight(
                         f"a request with Idempotency-Key {request.idempotency_key!r} is still being processed"
                     )
                 if written.kept is not None:
                     first = first_response(request.idempotency_key, fingerprint, *written.kept)
-                    return PlacedOrder(first.order_id, first.model_dump_json(), replayed=True)
+                    return PlacedOrder(first.order_id, first.model_dump_json(), replayed=True, writes=writes)
                 facts = written.facts
                 if catalog is not None:
                     catalog.note(facts.catalog)
