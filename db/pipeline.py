@@ -25,7 +25,7 @@ import itertools
 import json
 import re
 import weakref
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Container, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from functools import lru_cache
@@ -71,7 +71,7 @@ def _timestamp(value: datetime) -> bytes:
 
 # The text form of each type of parameter, found by the value's exact type (cheaper than a chain of isinstance).
 _TEXT_FORMS = {
-    int: lambda value: b"%d" % value,
+    int: b"%d".__mod__,
     str: str.encode,
     bool: lambda value: b"t" if value else b"f",
     datetime: _timestamp,
@@ -82,13 +82,16 @@ _TEXT_FORMS = {
 
 
 def as_text(value: Any) -> bytes | None:
-    """A parameter as PostgreSQL's text input for it (None: NULL)."""
-    if value is None:
-        return None
-    form = _TEXT_FORMS.get(type(value))
-    if form is None:
-        raise TypeError(f"no text form for a parameter of type {type(value).__name__}")
-    return form(value)
+    """A parameter as PostgreSQL's text input for it (None: NULL); a KeyError names a type without one."""
+    return None if value is None else _TEXT_FORMS[type(value)](value)
+
+
+_TUPLES_OK, _COMMAND_OK, _FATAL_ERROR, _PIPELINE_SYNC = (
+    pq.ExecStatus.TUPLES_OK,
+    pq.ExecStatus.COMMAND_OK,
+    pq.ExecStatus.FATAL_ERROR,
+    pq.ExecStatus.PIPELINE_SYNC,
+)
 
 
 class DriverConnection:
@@ -104,32 +107,38 @@ class DriverConnection:
         [rows] = await self.run_pipelined([(sql, parameters or {})])
         return rows
 
-    async def run_pipelined(self, statements: Sequence[Statement]) -> list[list[tuple]]:
+    async def run_pipelined(
+        self, statements: Sequence[Statement], *, rows_of: Container[int] | None = None
+    ) -> list[list[tuple]]:
         """`send_pipelined`, raising what SQLAlchemy would (DBAPIError and its kinds) so callers handle one kind."""
         try:
-            return await self.send_pipelined(statements)
+            return await self.send_pipelined(statements, rows_of=rows_of)
         except psycopg.Error as error:
             raise DBAPIError.instance(None, None, error, psycopg.Error) from error
 
-    async def send_pipelined(self, statements: Sequence[Statement]) -> list[list[tuple]]:
+    async def send_pipelined(
+        self, statements: Sequence[Statement], *, rows_of: Container[int] | None = None
+    ) -> list[list[tuple]]:
         """Send `statements` at once and return the rows of each; they commit together at the end or not at all.
 
         The statements before the pipeline's one Sync message form one implicit transaction: a
         statement that fails rolls back the ones before it and skips the ones after. Each statement
         still takes its own snapshot (READ COMMITTED): a lock taken by one is in force, and its
-        waits over, when the next one starts reading.
+        waits over, when the next one starts reading. With `rows_of`, only the statements of those
+        indexes have their rows read (the others' are []).
         """
         statements = [(GENERIC_PLANS, {}), *statements]
+        wanted = range(1, len(statements)) if rows_of is None else {index + 1 for index in rows_of}
         try:
-            return (await self._run(statements))[1:]
+            return (await self._run(statements, wanted))[1:]
         except errors.InvalidSqlStatementName:
             # psycopg sends DEALLOCATE ALL when it sees a ROLLBACK (or DISCARD ALL...) on the connection,
             # which drops these statements too. Nothing was written (the pipeline is one transaction):
             # prepare them again and run it once more.
             self._prepared.clear()
-            return (await self._run(statements))[1:]
+            return (await self._run(statements, wanted))[1:]
 
-    async def _run(self, statements: Sequence[Statement]) -> list[list[tuple]]:
+    async def _run(self, statements: Sequence[Statement], wanted: Container[int]) -> list[list[tuple]]:
         pgconn = self._connection.pgconn
         # What each result the server sends back answers: (statement index, (text, name) it prepares or None).
         expected: list[tuple[int, tuple[bytes, bytes] | None]] = []
@@ -142,53 +151,60 @@ class DriverConnection:
                     name = b"sneaker_orders_%d" % next(_STATEMENT_NUMBERS)
                     pgconn.send_prepare(name, text)
                     expected.append((index, (text, name)))
-                pgconn.send_query_prepared(name, [as_text(parameters[key]) for key in names])
+                values = [parameters[key] for key in names]
+                pgconn.send_query_prepared(
+                    name, [None if value is None else _TEXT_FORMS[type(value)](value) for value in values]
+                )
                 expected.append((index, None))
             pgconn.pipeline_sync()
-            await self._flush(pgconn)
-            return await self._results(pgconn, expected, len(statements))
+            while pgconn.flush():
+                await _socket_ready(pgconn.socket, readable=False)
+            results = await _all_results(pgconn)
         finally:
             if pgconn.pipeline_status != pq.PipelineStatus.OFF:
                 try:
                     pgconn.exit_pipeline_mode()
                 except psycopg.Error:
                     pass  # results left unread: the connection is dropped when given back
+        return self._rows(results, expected, len(statements), wanted)
 
-    async def _results(self, pgconn: pq.PGconn, expected, count: int) -> list[list[tuple]]:
+    def _rows(self, results: list, expected, count: int, wanted: Container[int]) -> list[list[tuple]]:
+        """The rows of each statement from the results of the pipeline (one and a None per command, then a Sync)."""
+        if len(results) != 2 * len(expected) + 1 or any(results[1:-1:2]):
+            raise errors.InternalError("the pipeline's results do not match its commands")
         rows: list[list[tuple]] = [[] for _ in range(count)]
         failure: psycopg.Error | None = None
-        transformer = Transformer(self._connection)
-        for index, prepares in expected:
-            result = await self._next_result(pgconn)
+        transformer = None
+        for (index, prepares), result in zip(expected, results[::2], strict=False):
             status = result.status
-            if status == pq.ExecStatus.TUPLES_OK:
-                transformer.set_pgresult(result)
-                rows[index] = transformer.load_rows(0, result.ntuples, tuple)
-            elif status == pq.ExecStatus.FATAL_ERROR and failure is None:
-                failure = errors.error_from_result(result, encoding=self._connection.info.encoding)
-            elif status == pq.ExecStatus.COMMAND_OK and prepares is not None:
+            if status == _TUPLES_OK:
+                if index in wanted:
+                    transformer = transformer or Transformer(self._connection)
+                    transformer.set_pgresult(result)
+                    rows[index] = transformer.load_rows(0, result.ntuples, tuple)
+            elif status == _FATAL_ERROR:
+                failure = failure or errors.error_from_result(result, encoding=self._connection.info.encoding)
+            elif status == _COMMAND_OK and prepares is not None:
                 # A prepared statement outlives a transaction that fails after it: it is known from now on.
                 # (One whose Parse was skipped, after an error earlier in the pipeline, is not.)
                 text, name = prepares
                 self._prepared[text] = name
-            if await self._next_result(pgconn) is not None:
-                raise errors.InternalError("a statement of the pipeline gave more than one result")
-        if (await self._next_result(pgconn)).status != pq.ExecStatus.PIPELINE_SYNC:
-            raise errors.InternalError("the pipeline did not end with its Sync")
         if failure is not None:
             raise failure
         return rows
 
-    async def _next_result(self, pgconn: pq.PGconn) -> pq.abc.PGresult | None:
-        while pgconn.is_busy():
-            await _socket_ready(pgconn.socket, readable=True)
-            pgconn.consume_input()
-        return pgconn.get_result()
 
-    @staticmethod
-    async def _flush(pgconn: pq.PGconn) -> None:
-        while pgconn.flush():
-            await _socket_ready(pgconn.socket, readable=False)
+async def _all_results(pgconn: pq.PGconn) -> list:
+    """Every result up to and including the pipeline's Sync, reading the socket only when libpq has none ready."""
+    results = []
+    while True:
+        while not pgconn.is_busy():
+            result = pgconn.get_result()
+            results.append(result)
+            if result is not None and result.status == _PIPELINE_SYNC:
+                return results
+        await _socket_ready(pgconn.socket, readable=True)
+        pgconn.consume_input()
 
 
 async def _socket_ready(socket: int, *, readable: bool) -> None:

@@ -365,7 +365,8 @@ async def _write_if_unchanged(
                 },
             ),
             (created.sql, created.parameters),
-        ]
+        ],
+        rows_of={1},
     )
     locked, order_id, kept_fingerprint, kept_response = rows[0][:_FACTS_AT]
     return Written(
