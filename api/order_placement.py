@@ -5,6 +5,7 @@ in api/routes/orders.py declares it for the OpenAPI schema and answers alike (th
 same requests to both).
 """
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 from api.metrics import ORDER_WRITES_REDECIDED, ORDERS_PLACED
@@ -13,19 +14,37 @@ from api.write_slots import WriteSlots
 from db.orders.catalog_cache import CatalogCache
 from db.orders.placement import PlacedOrder, PlaceOrder, place_order
 from db.orders.pricing import OrderLine
+from sneaker_orders.settings import Settings
+
+
+@dataclass(frozen=True)
+class OrderTerms:
+    """The settings every order is placed under, read once."""
+
+    payment_ttl: timedelta
+    idempotency_ttl: timedelta
+    max_unpaid_orders: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "OrderTerms":
+        return cls(
+            timedelta(seconds=settings.order_payment_ttl_seconds),
+            timedelta(hours=settings.idempotency_key_ttl_hours),
+            settings.max_unpaid_orders_per_customer,
+        )
 
 
 async def place_for_customer(state, customer: str, body: PlaceOrderBody, idempotency_key: str | None) -> PlacedOrder:
     """Place `body` for `customer` within a write slot of the app whose `state` is given; counted when new."""
-    settings = state.settings
+    terms: OrderTerms = state.order_terms
     request = PlaceOrder(
         customer_id=customer,
         lines=[OrderLine(line.product_id, line.quantity) for line in body.items],
         coupon_id=body.coupon_id,
         idempotency_key=idempotency_key,
-        payment_ttl=timedelta(seconds=settings.order_payment_ttl_seconds),
-        idempotency_ttl=timedelta(hours=settings.idempotency_key_ttl_hours),
-        max_unpaid_orders=settings.max_unpaid_orders_per_customer,
+        payment_ttl=terms.payment_ttl,
+        idempotency_ttl=terms.idempotency_ttl,
+        max_unpaid_orders=terms.max_unpaid_orders,
     )
     write_slots: WriteSlots = state.write_slots
     catalog: CatalogCache = state.catalog_cache

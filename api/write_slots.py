@@ -33,7 +33,10 @@ class WriteSlots:
     async def hold(self) -> AsyncIterator[None]:
         """Hold a slot for the length of one order write."""
         try:
-            async with asyncio.timeout(self.wait_seconds):
+            if self._free.locked():  # only a write that has to wait needs a timer
+                async with asyncio.timeout(self.wait_seconds):
+                    await self._free.acquire()
+            else:
                 await self._free.acquire()
         except TimeoutError:
             raise ApiProblem(
