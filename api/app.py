@@ -18,6 +18,7 @@ from api.routes import events, health, orders, products
 from api.write_slots import WriteSlots
 from db.engine import create_engine_from_settings
 from db.orders.catalog_cache import CatalogCache
+from db.pipeline import KeptConnections
 from sneaker_orders.settings import Settings
 
 GC_YOUNG_THRESHOLD = 10_000
@@ -44,6 +45,7 @@ def create_app(settings: Settings, *, order_endpoint: bool = True) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         app.state.engine = create_engine_from_settings(settings, application_name="sneaker-orders-api")
+        app.state.order_connections = KeptConnections(app.state.engine)
         # Everything alive now lives as long as the process: the collector need not walk it again and
         # again (the collector took about 8 % of the order path's CPU).
         gc.collect()
@@ -57,6 +59,7 @@ def create_app(settings: Settings, *, order_endpoint: bool = True) -> FastAPI:
         finally:
             gc.set_threshold(*thresholds)
             gc.unfreeze()
+            await app.state.order_connections.close()
             await app.state.engine.dispose()
 
     # /docs (Swagger UI) and /redoc load their scripts and styles from this server, not from a CDN.

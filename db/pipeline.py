@@ -24,6 +24,7 @@ import asyncio
 import itertools
 import json
 import re
+import time
 import weakref
 from collections.abc import AsyncIterator, Container, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -229,25 +230,89 @@ async def _socket_ready(socket: int, *, readable: bool) -> None:
             loop.remove_writer(socket)
 
 
+class KeptConnections:
+    """Connections of the engine's pool that the order path keeps between its orders, given back once idle.
+
+    Checking a connection out of SQLAlchemy's pool and back costs about 40 µs of CPU (two greenlet
+    switches, the pool's events, a rollback on return; measured), a tenth of an order. The order
+    path takes one from here instead: the most recently used first, so that a connection idle for
+    `idle_seconds` goes back to the pool. They stay the pool's connections, counted in its size:
+    at most as many are kept as order writes ran at once (the write slots leave two to the rest).
+    """
+
+    def __init__(self, engine: AsyncEngine, *, idle_seconds: float = 1.0) -> None:
+        self.engine, self.idle_seconds = engine, idle_seconds
+        self._idle: list[tuple[Any, float]] = []
+        self._sweep: asyncio.TimerHandle | None = None
+        self._giving_back: set[asyncio.Task] = set()
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[DriverConnection]:
+        """A connection for statements sent straight to libpq, kept afterwards if it is as it was."""
+        pooled = self._idle.pop()[0] if self._idle else await self.engine.raw_connection()
+        try:
+            yield DriverConnection(pooled)
+        finally:
+            if _clean(pooled):
+                self._idle.append((pooled, time.monotonic()))
+                if self._sweep is None:
+                    self._sweep = asyncio.get_running_loop().call_later(self.idle_seconds, self._give_back_idle)
+            else:
+                await _give_back(pooled)
+
+    def _give_back_idle(self) -> None:
+        self._sweep = None
+        since = time.monotonic() - self.idle_seconds
+        idle = [entry for entry in self._idle if entry[1] < since]
+        self._idle = [entry for entry in self._idle if entry[1] >= since]
+        for pooled, _ in idle:
+            task = asyncio.get_running_loop().create_task(_give_back(pooled))
+            self._giving_back.add(task)
+            task.add_done_callback(self._giving_back.discard)
+        if self._idle:
+            self._sweep = asyncio.get_running_loop().call_later(self.idle_seconds, self._give_back_idle)
+
+    async def close(self) -> None:
+        """Give every kept connection back to the pool."""
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
+        idle, self._idle = self._idle, []
+        for pooled, _ in idle:
+            await _give_back(pooled)
+        if self._giving_back:
+            await asyncio.gather(*self._giving_back)
+
+
 @asynccontextmanager
-async def driver_connection(engine: AsyncEngine) -> AsyncIterator[DriverConnection]:
-    """A connection of `engine`'s pool for statements sent straight to libpq, given back afterwards."""
+async def driver_connection(source: "AsyncEngine | KeptConnections") -> AsyncIterator[DriverConnection]:
+    """A connection of the pool for statements sent straight to libpq: kept ones first, else one of the engine."""
+    if isinstance(source, KeptConnections):
+        async with source.connection() as connection:
+            yield connection
+        return
     # The same exceptions as SQLAlchemy raises (an unreachable database is an OperationalError).
-    pooled = await engine.raw_connection()
+    pooled = await source.raw_connection()
     try:
         yield DriverConnection(pooled)
     finally:
         await _give_back(pooled)
 
 
+def _clean(pooled) -> bool:
+    """True when the connection is as the pool gave it: valid, idle, out of pipeline mode."""
+    if not pooled.is_valid:
+        return False
+    pgconn = pooled.driver_connection.pgconn
+    return (
+        pgconn.status == pq.ConnStatus.OK
+        and pgconn.pipeline_status == pq.PipelineStatus.OFF
+        and pgconn.transaction_status == pq.TransactionStatus.IDLE
+    )
+
+
 async def _give_back(pooled) -> None:
     """Return the connection to the pool, or drop it when a failure left it in a state of its own."""
-    if pooled.is_valid:
-        pgconn = pooled.driver_connection.pgconn
-        if (
-            pgconn.status != pq.ConnStatus.OK
-            or pgconn.pipeline_status != pq.PipelineStatus.OFF
-            or pgconn.transaction_status != pq.TransactionStatus.IDLE
-        ):
-            await greenlet_spawn(pooled.invalidate)
+    if pooled.is_valid and not _clean(pooled):
+        await greenlet_spawn(pooled.invalidate)
     await greenlet_spawn(pooled.close)

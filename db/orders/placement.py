@@ -59,7 +59,7 @@ from db.orders.pricing import CouponTerms, OrderLine, PricedLine, coupon_discoun
 from db.orders.purchase_limits import UNPAID_ORDERS_OF_CUSTOMER, check_purchase_limits, held_pairs_sql
 from db.orders.view import OrderItemView, OrderView, with_order_id
 from db.outbox.events import event_statement
-from db.pipeline import DriverConnection, driver_connection
+from db.pipeline import DriverConnection, KeptConnections, driver_connection
 from db.transactions import timed_out
 
 # A decision is retried only when a fact really changed under it (stock ran short, a price or
@@ -222,9 +222,12 @@ LEFT JOIN LATERAL (
 _FACTS_AT = 4
 
 
-async def place_order(engine: AsyncEngine, request: PlaceOrder, *, catalog: CatalogCache | None = None) -> PlacedOrder:
+async def place_order(
+    engine: AsyncEngine | KeptConnections, request: PlaceOrder, *, catalog: CatalogCache | None = None
+) -> PlacedOrder:
     """Place `request` as a CREATED order with its OrderCreated event, or raise and write nothing.
 
+    `engine`: the engine whose pool the order's connection comes from, or the connections kept from it.
     With `catalog`, orders without a coupon are decided from the products as this process last saw
     them, and the cache learns from every read and from every write that found a fact changed.
     """
