@@ -246,19 +246,14 @@ class KeptConnections:
         self._sweep: asyncio.TimerHandle | None = None
         self._giving_back: set[asyncio.Task] = set()
 
-    @asynccontextmanager
-    async def connection(self) -> AsyncIterator[DriverConnection]:
-        """A connection for statements sent straight to libpq, kept afterwards if it is as it was."""
-        pooled = self._idle.pop()[0] if self._idle else await self.engine.raw_connection()
-        try:
-            yield DriverConnection(pooled)
-        finally:
-            if _clean(pooled):
-                self._idle.append((pooled, time.monotonic()))
-                if self._sweep is None:
-                    self._sweep = asyncio.get_running_loop().call_later(self.idle_seconds, self._give_back_idle)
-            else:
-                await _give_back(pooled)
+    def connection(self) -> "_KeptConnection":
+        """A connection for statements sent straight to libpq (`async with`), kept afterwards if it is as it was."""
+        return _KeptConnection(self)
+
+    def _keep(self, pooled) -> None:
+        self._idle.append((pooled, time.monotonic()))
+        if self._sweep is None:
+            self._sweep = asyncio.get_running_loop().call_later(self.idle_seconds, self._give_back_idle)
 
     def _give_back_idle(self) -> None:
         self._sweep = None
@@ -284,15 +279,33 @@ class KeptConnections:
             await asyncio.gather(*self._giving_back)
 
 
+class _KeptConnection:
+    """One use of a kept connection (a class, not a generator: this runs once per order)."""
+
+    def __init__(self, kept: KeptConnections) -> None:
+        self._kept, self._pooled = kept, None
+
+    async def __aenter__(self) -> DriverConnection:
+        idle = self._kept._idle
+        self._pooled = idle.pop()[0] if idle else await self._kept.engine.raw_connection()
+        return DriverConnection(self._pooled)
+
+    async def __aexit__(self, *exception) -> None:
+        if _clean(self._pooled):
+            self._kept._keep(self._pooled)
+        else:
+            await _give_back(self._pooled)
+
+
+def driver_connection(source: "AsyncEngine | KeptConnections"):
+    """A connection of the pool for statements sent straight to libpq (`async with`): a kept one, or the engine's."""
+    return source.connection() if isinstance(source, KeptConnections) else _engine_connection(source)
+
+
 @asynccontextmanager
-async def driver_connection(source: "AsyncEngine | KeptConnections") -> AsyncIterator[DriverConnection]:
-    """A connection of the pool for statements sent straight to libpq: kept ones first, else one of the engine."""
-    if isinstance(source, KeptConnections):
-        async with source.connection() as connection:
-            yield connection
-        return
+async def _engine_connection(engine: AsyncEngine) -> AsyncIterator[DriverConnection]:
     # The same exceptions as SQLAlchemy raises (an unreachable database is an OperationalError).
-    pooled = await source.raw_connection()
+    pooled = await engine.raw_connection()
     try:
         yield DriverConnection(pooled)
     finally:
