@@ -18,6 +18,7 @@ from api.routes import events, health, orders, products
 from api.write_slots import WriteSlots
 from db.engine import create_engine_from_settings
 from db.orders.catalog_cache import CatalogCache
+from db.orders.holdings_cache import HoldingsCache
 from db.pipeline import KeptConnections
 from sneaker_orders.settings import Settings
 
@@ -67,6 +68,7 @@ def create_app(settings: Settings, *, order_endpoint: bool = True) -> FastAPI:
     app.state.settings = settings
     app.state.customer_tokens = CustomerTokens.from_settings(settings)
     app.state.catalog_cache = CatalogCache()
+    app.state.holdings_cache = HoldingsCache()
     app.state.order_terms = OrderTerms.from_settings(settings)
     app.state.payment_webhook = payment_webhook_verifier(settings)
     app.state.write_slots = WriteSlots.for_pool(

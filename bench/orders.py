@@ -12,9 +12,11 @@ per order) and one hot SKU.
    taken from the service's own SQL text with its parameters filled in, so they cannot drift.
 2. The API and the bare peer take the same load from wrk (Debian's `wrk`; without it an aiohttp
    generator in its own process, which costs CPU the servers then lack): 32 connections, one-line
-   orders. Each order of the API is placed by another customer: a token per order (more tokens than
-   orders), so the per-customer limits (3 unpaid orders, max_per_customer) never bind; they are
-   checked on every order all the same. The API and the peer alternate, `--rounds` times.
+   orders. The API's orders come from many customers, each with its own token, each placing
+   `--orders-per-customer` orders (default 3, the unpaid orders a customer may hold; never two at
+   once, 64 orders of a wrk thread apart), so the per-customer limits never bind, though every
+   order is checked against them; the bench's SKUs have no max_per_customer. With 1, every order
+   is a new customer (and a token never seen before). The API and the peer alternate, `--rounds` times.
 3. CPU per order is the CPU time (user + system, psutil) of the server process over the load,
    divided by the orders it answered; PostgreSQL's likewise (the postmaster and every backend).
 
@@ -39,7 +41,7 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.http_load import post_orders  # noqa: E402
+from bench.http_load import CUSTOMER_WINDOW, WRK_THREADS, post_orders  # noqa: E402
 from bench.support import customer_tokens, free_port, wait_for_http  # noqa: E402
 from db.migrate import upgrade_to_newest  # noqa: E402
 from sneaker_orders.local_postgres import libpq_url, start_embedded_postgres  # noqa: E402
@@ -133,8 +135,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="rounds of API and peer, alternating (medians)")
     parser.add_argument("--clients", type=int, default=8, help="pgbench clients")
     parser.add_argument("--connections", type=int, default=32, help="concurrent HTTP clients")
-    parser.add_argument("--pool-size", type=int, default=16, help="database connections of each server")
+    parser.add_argument(
+        "--pool-size", type=int, default=8, help="database connections of each server (as many as pgbench clients)"
+    )
     parser.add_argument("--products", type=int, default=1000, help="SKUs of the low-contention mix")
+    parser.add_argument("--orders-per-customer", type=int, default=3, choices=(1, 2, 3), help="orders of each customer")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="bench-orders-") as scratch:
@@ -196,7 +201,14 @@ def _pgbench(url: str, transaction: str, product_ids: list[int], args, scratch: 
 
 def _start_api(url: str, args, scratch: Path) -> subprocess.Popen:
     port = free_port()
-    environment = {**os.environ, **API_ENVIRONMENT, "DATABASE_URL": url, "DATABASE_POOL_SIZE": str(args.pool_size)}
+    environment = {
+        **os.environ,
+        **API_ENVIRONMENT,
+        "DATABASE_URL": url,
+        "DATABASE_POOL_SIZE": str(args.pool_size),
+        # As many connections as the peer's pool: no overflow.
+        "DATABASE_POOL_MAX_OVERFLOW": "0",
+    }
     for variable in ("MAX_UNPAID_ORDERS_PER_CUSTOMER", "ADMIN_TOKEN"):
         environment.pop(variable, None)
     server = subprocess.Popen(
@@ -225,6 +237,7 @@ def _start_bare_peer(url: str, args) -> subprocess.Popen:
 def _measure_servers(servers: dict, mixes: dict, args, postgres: psutil.Process) -> dict:
     """Each server under each mix, alternating, `args.rounds` times: {server: {mix: [run, ...]}}."""
     orders_at_most = int(args.seconds * 6000) + 1000  # more than this machine's pgbench rate
+    customers = orders_at_most // args.orders_per_customer + CUSTOMER_WINDOW * WRK_THREADS
     runs = {name: {mix: [] for mix in mixes} for name in servers}
     for name, server in servers.items():  # warm-up: connections opened, statements prepared, caches filled
         post_orders(
@@ -232,11 +245,11 @@ def _measure_servers(servers: dict, mixes: dict, args, postgres: psutil.Process)
             mixes["low_contention"],
             connections=args.connections,
             seconds=2,
-            tokens=customer_tokens(f"warm-{name}", int(2 * orders_at_most / args.seconds)),
+            tokens=customer_tokens(f"warm-{name}", 3000 * 2),
         )
     for round_number in range(args.rounds):
         for mix, ids in mixes.items():
-            tokens = customer_tokens(f"{mix}-{round_number}", orders_at_most)
+            tokens = customer_tokens(f"{mix}-{round_number}", customers)
             for name, server in servers.items():
                 runs[name][mix].append(_measure(server, ids, tokens, args, postgres))
     return runs
@@ -245,7 +258,14 @@ def _measure_servers(servers: dict, mixes: dict, args, postgres: psutil.Process)
 def _measure(server: subprocess.Popen, product_ids: list[int], tokens: list[str], args, postgres) -> dict:
     process = psutil.Process(server.pid)
     before, postgres_before = _cpu(process), _postgres_cpu(postgres)
-    load = post_orders(server.base_url, product_ids, connections=args.connections, seconds=args.seconds, tokens=tokens)
+    load = post_orders(
+        server.base_url,
+        product_ids,
+        connections=args.connections,
+        seconds=args.seconds,
+        tokens=tokens,
+        orders_per_customer=args.orders_per_customer,
+    )
     after, postgres_after = _cpu(process), _postgres_cpu(postgres)
     if load.status_counts.get("2xx", 0) != load.requests:
         raise SystemExit(f"not every order was placed: {load.status_counts}")
@@ -292,7 +312,8 @@ def _report(args, pgbench: dict, runs: dict, mixes: dict) -> dict:
             "load_average_1m_at_end": round(os.getloadavg()[0], 2),
         },
         "settings": {
-            key: getattr(args, key) for key in ("seconds", "rounds", "clients", "connections", "pool_size", "products")
+            key: getattr(args, key)
+            for key in ("seconds", "rounds", "clients", "connections", "pool_size", "products", "orders_per_customer")
         },
         "pgbench_service_statements": pgbench,
         "api": servers["api"],
@@ -339,6 +360,7 @@ def _table(report: dict) -> str:
                 ("API CPU ms per order", lambda mix: api[mix], "cpu_ms_per_order"),
                 ("peer CPU ms per order", lambda mix: bare[mix], "cpu_ms_per_order"),
                 ("PostgreSQL CPU ms per API order", lambda mix: api[mix], "postgres_cpu_ms_per_order"),
+                ("PostgreSQL CPU ms per peer order", lambda mix: bare[mix], "postgres_cpu_ms_per_order"),
                 ("API / pgbench", lambda mix: ratios[mix], "api_over_pgbench"),
                 ("API / bare peer", lambda mix: ratios[mix], "api_over_bare_peer"),
             )

@@ -12,6 +12,7 @@ import pytest
 from db.engine import create_engine
 from db.orders.catalog_cache import CatalogCache
 from db.orders.errors import InsufficientStock, ProductUnavailable, PurchaseLimitExceeded, TooManyUnpaidOrders
+from db.orders.holdings_cache import HoldingsCache
 from db.orders.placement import PlacedOrder, PlaceOrder, place_order
 from db.orders.pricing import OrderLine, ProductForSale
 from sneaker_orders.local_postgres import libpq_url
@@ -20,14 +21,24 @@ from tests.support.customers import customer_headers
 from tests.support.ordering import order_body
 
 
-def place(database_url: str, cache: CatalogCache, customer: str, *lines: tuple[int, int], **request) -> PlacedOrder:
-    """Place an order through place_order with `cache`, as the API does."""
+def place(
+    database_url: str,
+    cache: CatalogCache,
+    customer: str,
+    *lines: tuple[int, int],
+    holdings: HoldingsCache | None = None,
+    **request,
+) -> PlacedOrder:
+    """Place an order through place_order with `cache` (and `holdings`), as the API does."""
 
     async def run() -> PlacedOrder:
         engine = create_engine(database_url, pool_size=2)
         try:
             return await place_order(
-                engine, PlaceOrder(customer, [OrderLine(*line) for line in lines], **request), catalog=cache
+                engine,
+                PlaceOrder(customer, [OrderLine(*line) for line in lines], **request),
+                catalog=cache,
+                holdings=holdings,
             )
         finally:
             await engine.dispose()
@@ -109,6 +120,43 @@ def test_a_customer_assumed_to_hold_nothing_is_refused_429_from_the_real_count(d
     assert [order.writes for order in placed] == [1, 2, 2]  # assumed to hold nothing, then told otherwise
     assert 890 <= refused.value.retry_after_seconds <= 900
     assert count_rows(db, "orders") == 3 + 3  # the three of the cache's warm-up
+
+
+def test_a_customers_next_orders_start_from_what_their_last_one_left(database_url, db, catalog, cache):
+    af1 = catalog.products["af1"]
+    holdings = HoldingsCache()
+
+    placed = [place(database_url, cache, "customer-1", (af1, 1), holdings=holdings) for _ in range(3)]
+    with pytest.raises(TooManyUnpaidOrders) as refused:
+        place(database_url, cache, "customer-1", (af1, 1), holdings=holdings)
+
+    assert [order.writes for order in placed] == [1, 1, 1]  # 0, 1 and 2 unpaid orders, known here
+    assert 890 <= refused.value.retry_after_seconds <= 900  # the refusal comes from the facts read
+    assert count_rows(db, "orders") == 3 + 3
+
+
+def test_pairs_of_a_limited_drop_are_counted_from_what_the_last_order_left(database_url, db, catalog):
+    limited = catalog.products["limited"]
+    db.execute("UPDATE products SET max_per_customer = 2 WHERE id = %s", (limited,))
+    cache, holdings = CatalogCache(), HoldingsCache()
+
+    placed = [place(database_url, cache, "customer-1", (limited, 1), holdings=holdings) for _ in range(2)]
+    with pytest.raises(PurchaseLimitExceeded, match="you hold 2 and asked for 1"):
+        place(database_url, cache, "customer-1", (limited, 1), holdings=holdings)
+
+    assert [order.writes for order in placed] == [1, 1]
+
+
+def test_holdings_gone_stale_cost_one_retry(database_url, db, catalog, cache):
+    af1 = catalog.products["af1"]
+    holdings = HoldingsCache()
+    first = place(database_url, cache, "customer-1", (af1, 1), holdings=holdings)
+    db.execute("UPDATE orders SET status = 'CANCELLED' WHERE id = %s", (first.order_id,))  # as a cancellation would
+
+    second = place(database_url, cache, "customer-1", (af1, 1), holdings=holdings)
+    third = place(database_url, cache, "customer-1", (af1, 1), holdings=holdings)
+
+    assert (first.writes, second.writes, third.writes) == (1, 2, 1)
 
 
 def test_a_cache_that_would_refuse_an_order_never_refuses_it(database_url, db, catalog, cache):

@@ -51,10 +51,17 @@ class DecisionFacts:
     assumed: bool = False
 
 
-def assumed_facts(catalog: dict[int, ProductForSale]) -> DecisionFacts:
-    """Facts for products as last seen (stock unknown), bought by a customer who holds nothing yet."""
-    held = {product.id: 0 for product in catalog.values() if product.max_per_customer is not None}
-    return DecisionFacts(catalog, CustomerHoldings(0, None, held), None, assumed=True)
+def assumed_facts(catalog: dict[int, ProductForSale], holdings: CustomerHoldings | None = None) -> DecisionFacts:
+    """Facts for products as last seen (stock unknown), bought by a customer holding `holdings` (default: nothing)."""
+    known = holdings or CustomerHoldings(0, None, {})
+    held = {
+        product.id: known.held_pairs.get(product.id, 0)
+        for product in catalog.values()
+        if product.max_per_customer is not None
+    }
+    return DecisionFacts(
+        catalog, CustomerHoldings(known.unpaid_orders, known.oldest_unpaid_expires_at, held), None, assumed=True
+    )
 
 
 async def read_decision_facts(

@@ -54,9 +54,15 @@ from db.orders.errors import (
     OrderRejected,
     TooManyUnpaidOrders,
 )
+from db.orders.holdings_cache import HoldingsCache
 from db.orders.idempotency import LIVE_KEY, first_response, first_response_for_key, request_fingerprint
 from db.orders.pricing import CouponTerms, OrderLine, PricedLine, coupon_discount, merge_lines, price_lines
-from db.orders.purchase_limits import UNPAID_ORDERS_OF_CUSTOMER, check_purchase_limits, held_pairs_sql
+from db.orders.purchase_limits import (
+    UNPAID_ORDERS_OF_CUSTOMER,
+    CustomerHoldings,
+    check_purchase_limits,
+    held_pairs_sql,
+)
 from db.orders.view import OrderItemView, OrderView, with_order_id
 from db.outbox.events import event_statement
 from db.pipeline import DriverConnection, KeptConnections, driver_connection
@@ -223,13 +229,18 @@ _FACTS_AT = 4
 
 
 async def place_order(
-    engine: AsyncEngine | KeptConnections, request: PlaceOrder, *, catalog: CatalogCache | None = None
+    engine: AsyncEngine | KeptConnections,
+    request: PlaceOrder,
+    *,
+    catalog: CatalogCache | None = None,
+    holdings: HoldingsCache | None = None,
 ) -> PlacedOrder:
     """Place `request` as a CREATED order with its OrderCreated event, or raise and write nothing.
 
     `engine`: the engine whose pool the order's connection comes from, or the connections kept from it.
     With `catalog`, orders without a coupon are decided from the products as this process last saw
-    them, and the cache learns from every read and from every write that found a fact changed.
+    them, and the cache learns from every read and from every write that found a fact changed; with
+    `holdings`, from what the customer held as this process's last write of their order left it.
     """
     lines = merge_lines(request.lines)
     fingerprint = (
@@ -238,9 +249,10 @@ async def place_order(
     try:
         async with driver_connection(engine) as connection:
             known = None if catalog is None or request.coupon_id is not None else catalog.products(_ids(lines))
-            facts = (
-                assumed_facts(known) if known is not None else await _read_facts(connection, request, lines, catalog)
-            )
+            if known is not None:
+                facts = assumed_facts(known, None if holdings is None else holdings.of(request.customer_id))
+            else:
+                facts = await _read_facts(connection, request, lines, catalog)
             for writes in range(1, MAX_DECISIONS + 1):
                 try:
                     decision = await _decide(connection, request, lines, facts, catalog)
@@ -252,6 +264,9 @@ async def place_order(
                     raise
                 written = await _write_if_unchanged(connection, decision, request, fingerprint)
                 if written.order_id is not None:
+                    if holdings is not None:
+                        before = holdings.of(request.customer_id)
+                        holdings.note(request.customer_id, _holdings_after(decision, request, before))
                     return PlacedOrder(
                         written.order_id, with_order_id(decision.order_json, written.order_id), writes=writes
                     )
@@ -272,6 +287,21 @@ async def place_order(
             ) from error
         raise
     raise OrderContention("the products or coupon of this order kept changing; please try again")
+
+
+def _holdings_after(decision: Decision, request: PlaceOrder, known: CustomerHoldings | None) -> CustomerHoldings:
+    """What the customer holds once the order of `decision` is written: one more unpaid order, and its pairs.
+
+    The pairs of limited products this order did not name are as `known` had them.
+    """
+    before = decision.facts.holdings
+    expires_at = decision.created_at + request.payment_ttl
+    held = {**({} if known is None else known.held_pairs), **before.held_pairs}
+    for line in decision.lines:
+        if line.product_id in before.held_pairs:
+            held[line.product_id] += line.quantity
+    oldest = before.oldest_unpaid_expires_at
+    return CustomerHoldings(before.unpaid_orders + 1, expires_at if oldest is None else min(oldest, expires_at), held)
 
 
 def _ids(lines: list[OrderLine]) -> list[int]:
