@@ -116,15 +116,14 @@ def _bind(sql: str) -> str:
 def service_statements() -> str:
     """What db/orders/placement.py sends for a one-line order without coupon or key, as a pgbench script.
 
-    One round trip: generic plans asked for, the locks (and the order's id), the guarded write and
-    the OrderCreated append, pipelined in one implicit transaction; the service's own text, parameters filled in.
+    One round trip: the locks (and the order's id, and generic plans), the guarded write and the
+    OrderCreated append, pipelined in one implicit transaction; the service's own text, parameters filled in.
     (The service decides from its catalog cache: no read precedes the write.)
     """
     from db.orders.placement import _LOCK, _WRITE_IF_UNCHANGED
     from db.outbox.events import APPEND_ORDER_EVENT
-    from db.pipeline import GENERIC_PLANS
 
-    sent = (GENERIC_PLANS, _LOCK, _WRITE_IF_UNCHANGED, APPEND_ORDER_EVENT)
+    sent = (_LOCK, _WRITE_IF_UNCHANGED, APPEND_ORDER_EVENT)
     statements = "\n".join(_bind(statement) + ";" for statement in sent)
     return "\\set cust random(1, 2000000000)\n\\startpipeline\n" + statements + "\n\\endpipeline\n"
 

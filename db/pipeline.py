@@ -42,8 +42,9 @@ from sqlalchemy.util import greenlet_spawn
 
 Statement = tuple[str, Mapping[str, Any]]
 
-# The first statement of every pipeline (see above).
-GENERIC_PLANS = "SELECT set_config('plan_cache_mode', 'force_generic_plan', true)"
+# The first statement of every pipeline (see above), unless its own first statement does this.
+GENERIC_PLANS_SETTING = "set_config('plan_cache_mode', 'force_generic_plan', true)"
+GENERIC_PLANS = f"SELECT {GENERIC_PLANS_SETTING}"
 
 _NAMED_PARAMETER = re.compile(r"%\((\w+)\)s")
 # Statements prepared on each connection: SQL text -> statement name.
@@ -109,16 +110,16 @@ class DriverConnection:
         return rows
 
     async def run_pipelined(
-        self, statements: Sequence[Statement], *, rows_of: Container[int] | None = None
+        self, statements: Sequence[Statement], *, rows_of: Container[int] | None = None, generic_plans: bool = True
     ) -> list[list[tuple]]:
         """`send_pipelined`, raising what SQLAlchemy would (DBAPIError and its kinds) so callers handle one kind."""
         try:
-            return await self.send_pipelined(statements, rows_of=rows_of)
+            return await self.send_pipelined(statements, rows_of=rows_of, generic_plans=generic_plans)
         except psycopg.Error as error:
             raise DBAPIError.instance(None, None, error, psycopg.Error) from error
 
     async def send_pipelined(
-        self, statements: Sequence[Statement], *, rows_of: Container[int] | None = None
+        self, statements: Sequence[Statement], *, rows_of: Container[int] | None = None, generic_plans: bool = True
     ) -> list[list[tuple]]:
         """Send `statements` at once and return the rows of each; they commit together at the end or not at all.
 
@@ -126,18 +127,20 @@ class DriverConnection:
         statement that fails rolls back the ones before it and skips the ones after. Each statement
         still takes its own snapshot (READ COMMITTED): a lock taken by one is in force, and its
         waits over, when the next one starts reading. With `rows_of`, only the statements of those
-        indexes have their rows read (the others' are []).
+        indexes have their rows read (the others' are []). `generic_plans=False`: the first statement
+        asks for generic plans itself (see GENERIC_PLANS), saving a statement.
         """
-        statements = [(GENERIC_PLANS, {}), *statements]
-        wanted = range(1, len(statements)) if rows_of is None else {index + 1 for index in rows_of}
+        first = 1 if generic_plans else 0
+        statements = [(GENERIC_PLANS, {}), *statements] if generic_plans else list(statements)
+        wanted = range(first, len(statements)) if rows_of is None else {index + first for index in rows_of}
         try:
-            return (await self._run(statements, wanted))[1:]
+            return (await self._run(statements, wanted))[first:]
         except errors.InvalidSqlStatementName:
             # psycopg sends DEALLOCATE ALL when it sees a ROLLBACK (or DISCARD ALL...) on the connection,
             # which drops these statements too. Nothing was written (the pipeline is one transaction):
             # prepare them again and run it once more.
             self._prepared.clear()
-            return (await self._run(statements, wanted))[1:]
+            return (await self._run(statements, wanted))[first:]
 
     async def _run(self, statements: Sequence[Statement], wanted: Container[int]) -> list[list[tuple]]:
         pgconn = self._connection.pgconn

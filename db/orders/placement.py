@@ -65,7 +65,7 @@ from db.orders.purchase_limits import (
 )
 from db.orders.view import OrderItemView, OrderView, with_order_id
 from db.outbox.events import event_statement
-from db.pipeline import DriverConnection, KeptConnections, driver_connection
+from db.pipeline import GENERIC_PLANS_SETTING, DriverConnection, KeptConnections, driver_connection
 from db.transactions import timed_out
 
 # A decision is retried only when a fact really changed under it (stock ran short, a price or
@@ -142,10 +142,11 @@ WITH key AS MATERIALIZED (
 ), customer AS MATERIALIZED (
     SELECT pg_advisory_xact_lock(CAST(%(customer_lock)s AS bigint)) FROM key WHERE free
 )
--- Tells the next statement of this transaction whether it holds the key and the customer, and takes
--- the new order's id (read back with currval by the write and by the outbox's writer).
+-- Tells the next statement of this transaction whether it holds the key and the customer, takes
+-- the new order's id (read back with currval by the write and by the outbox's writer), and asks
+-- for generic plans for the statements after it (db/pipeline.py).
 SELECT set_config('{LOCKED_SETTING}', CASE WHEN key.free THEN 'yes' ELSE 'no' END, true),
-       nextval({_ORDER_ID_SEQUENCE})
+       nextval({_ORDER_ID_SEQUENCE}), {GENERIC_PLANS_SETTING}
 FROM key, (SELECT count(*) FROM customer) AS waited
 """
 
@@ -400,6 +401,7 @@ async def _write_if_unchanged(
             (created.sql, created.parameters),
         ],
         rows_of={1},
+        generic_plans=False,
     )
     locked, order_id, kept_fingerprint, kept_response = rows[0][:_FACTS_AT]
     return Written(
