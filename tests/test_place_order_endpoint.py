@@ -6,6 +6,7 @@ import httpx
 import pytest
 
 from api.app import create_app
+from tests.catalog import count_rows
 from tests.serving import serve
 from tests.support.customers import customer_headers, token_for
 
@@ -90,3 +91,12 @@ def test_the_endpoint_answers_every_kind_of_request_as_the_fastapi_route(api_url
     statuses = [seen["status"] for _, seen in answers[api_url]]
     assert statuses == [401] * 3 + [422] * 11 + [400] * 4 + [201] * 4 + [422, 429]
     assert [seen.get("replayed") for _, seen in answers[api_url][-6:-2]] == [None, None, None, "true"]
+
+
+def test_a_body_that_is_not_utf8_is_a_422_from_the_endpoint(api, db, catalog):
+    body = b'{"items": [{"product_id": 1, "quantity": 1}], "note": "\xff"}'
+
+    response = api.post("/orders", content=body, headers={"content-type": "application/json"})
+
+    assert (response.status_code, response.json()["code"]) == (422, "VALIDATION_ERROR")
+    assert count_rows(db, "orders") == 0
