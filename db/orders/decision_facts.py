@@ -1,9 +1,8 @@
 """What placing an order is decided from: the products, what the customer holds, the coupon; in one statement.
 
-The same SQL is the decision's own read and the tail of the placement's guarded write, which hands
-these facts back, as it found them under the customer's lock, whenever the decision it was sent
-with no longer holds (db/orders/placement.py). Facts may also be assumed (`assumed_facts`): from
-the catalog this process last saw, for a customer holding nothing; the write checks them all.
+Facts are read (`read_decision_facts`) or assumed (`assumed_facts`): the catalog as this process
+last saw it, the customer's holdings as its last write of their order left them, or nothing
+held; the placement's guarded write checks them all (db/orders/placement.py).
 """
 
 from dataclasses import dataclass, fields
@@ -15,13 +14,9 @@ from db.pipeline import DriverConnection
 _COUPON_FIELDS = [field.name for field in fields(CouponTerms)]
 
 
-def decision_facts_sql(only_if: str = "true") -> str:
-    """The read of the facts (psycopg parameters customer_id, product_ids, coupon_id), run only if `only_if` holds.
-
-    One row per product found (one row without a product when none is), each with the customer's
-    facts and the coupon's terms.
-    """
-    return f"""
+# One row per product found (one row without a product when none is), each with the customer's
+# facts and the coupon's terms.
+_READ = f"""
 SELECT customer.unpaid_orders, customer.oldest_unpaid_expires_at,
        {", ".join(f"coupons.{name}" for name in _COUPON_FIELDS)},
        products.id, products.price, products.stock, products.active, products.max_per_customer,
@@ -30,12 +25,7 @@ FROM (SELECT count(*) AS unpaid_orders, min(orders.expires_at) AS oldest_unpaid_
       FROM orders WHERE {UNPAID_ORDERS_OF_CUSTOMER}) AS customer
 LEFT JOIN coupons ON coupons.id = CAST(%(coupon_id)s AS integer)
 LEFT JOIN products ON products.id = ANY(CAST(%(product_ids)s AS integer[]))
-WHERE {only_if}
 """
-
-
-FACT_COLUMNS = 2 + len(_COUPON_FIELDS) + 6
-_READ = decision_facts_sql()
 
 
 @dataclass(frozen=True)
@@ -71,14 +61,9 @@ async def read_decision_facts(
     rows = await connection.execute(
         _READ, {"customer_id": customer_id, "product_ids": [line.product_id for line in lines], "coupon_id": coupon_id}
     )
-    return facts_from_rows(rows)
-
-
-def facts_from_rows(rows: list[tuple], first_column: int = 0) -> DecisionFacts:
-    """The facts in `rows` of decision_facts_sql, whose columns start at `first_column`."""
-    customer = rows[0][first_column:]
+    customer = rows[0]
     coupon = customer[2 : 2 + len(_COUPON_FIELDS)]
-    products = [row[first_column + 2 + len(_COUPON_FIELDS) :] for row in rows]
+    products = [row[2 + len(_COUPON_FIELDS) :] for row in rows]
     products = [product for product in products if product[0] is not None]
     return DecisionFacts(
         catalog={
