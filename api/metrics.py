@@ -7,6 +7,11 @@ from prometheus_client import Counter, Gauge, Histogram
 from db.outbox.operations import OutboxHealth
 
 ORDERS_PLACED = Counter("sneaker_orders_orders_placed_total", "Orders placed (idempotent replays not counted)")
+ORDER_WRITES_REDECIDED = Counter(
+    "sneaker_orders_order_writes_redecided_total",
+    "Order writes that found a fact of their decision changed (a stale cached price, stock run short, another"
+    " order of the customer) and wrote nothing; the order was decided again",
+)
 PROBLEMS = Counter("sneaker_orders_problems_total", "Problem responses, by status and code", ["status", "code"])
 REQUEST_DURATION = Histogram(
     "sneaker_orders_http_request_duration_seconds",

@@ -128,12 +128,29 @@ async def _unexpected(request: Request, error: Exception) -> JSONResponse:
     return problem_response(500, "INTERNAL_ERROR", "an unexpected error occurred; the server log has the details")
 
 
+# Each kind of error and the handler of its response; an error is handled by the first class of its MRO found here.
+_HANDLERS = {
+    DomainError: _domain_error,
+    ApiProblem: _api_problem,
+    RequestValidationError: _validation_error,
+    StarletteHTTPException: _http_error,
+    **dict.fromkeys(
+        (OperationalError, InterfaceError, PoolTimeoutError, psycopg.OperationalError), _database_unavailable
+    ),
+}
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Route every kind of error to its problem+json response."""
-    app.add_exception_handler(DomainError, _domain_error)
-    app.add_exception_handler(ApiProblem, _api_problem)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
-    for unavailable in (OperationalError, InterfaceError, PoolTimeoutError, psycopg.OperationalError):
-        app.add_exception_handler(unavailable, _database_unavailable)
+    for kind, handler in _HANDLERS.items():
+        app.add_exception_handler(kind, handler)
     app.add_exception_handler(Exception, _unexpected)
+
+
+async def problem_for(request: Request, error: Exception) -> JSONResponse | None:
+    """The response to `error` as the app's handlers give it (for code answering outside FastAPI's routing); None
+    for an unexpected error, which goes on to the server error handler (500 INTERNAL_ERROR, logged)."""
+    for kind in type(error).__mro__:
+        if kind in _HANDLERS:
+            return await _HANDLERS[kind](request, error)
+    return None

@@ -8,6 +8,8 @@ the answer is discarded by the server as it arrives.
 
 import asyncio
 
+from fastapi.responses import JSONResponse
+
 from api.problems import problem_response
 
 
@@ -21,39 +23,44 @@ class RequestBodyGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = _content_length(scope)
-        if declared is not None and declared > self.max_bytes:
-            await self._too_large(scope, receive, send)
-            return
-        chunks: list[bytes] = []
-        received = 0
-        try:
-            async with asyncio.timeout(self.timeout_seconds):
-                while True:
-                    message = await receive()
-                    if message["type"] == "http.disconnect":
-                        return  # the client is gone; nobody to answer
-                    chunk = message.get("body", b"")
-                    received += len(chunk)
-                    if received > self.max_bytes:
-                        await self._too_large(scope, receive, send)
-                        return
-                    chunks.append(chunk)
-                    if not message.get("more_body", False):
-                        break
-        except TimeoutError:
-            response = problem_response(
-                408, "REQUEST_TIMEOUT", f"the request body took longer than {self.timeout_seconds:g} s to arrive"
-            )
-            await response(scope, receive, send)
-            return
-        await self.app(scope, _replaying(b"".join(chunks), receive), send)
+        body = await read_guarded_body(scope, receive, max_bytes=self.max_bytes, timeout_seconds=self.timeout_seconds)
+        if isinstance(body, bytes):
+            await self.app(scope, _replaying(body, receive), send)
+        elif body is not None:
+            await body(scope, receive, send)
 
-    async def _too_large(self, scope, receive, send) -> None:
-        response = problem_response(
-            413, "REQUEST_TOO_LARGE", f"request bodies are limited to {self.max_bytes} bytes; nothing was read"
+
+async def read_guarded_body(scope, receive, *, max_bytes: int, timeout_seconds: float) -> bytes | JSONResponse | None:
+    """The whole request body; or the problem refusing it (413, 408) to send instead; None when the client left."""
+    declared = _content_length(scope)
+    if declared is not None and declared > max_bytes:
+        return _too_large(max_bytes)
+    chunks: list[bytes] = []
+    received = 0
+    try:
+        async with asyncio.timeout(timeout_seconds):
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return None  # the client is gone; nobody to answer
+                chunk = message.get("body", b"")
+                received += len(chunk)
+                if received > max_bytes:
+                    return _too_large(max_bytes)
+                chunks.append(chunk)
+                if not message.get("more_body", False):
+                    break
+    except TimeoutError:
+        return problem_response(
+            408, "REQUEST_TIMEOUT", f"the request body took longer than {timeout_seconds:g} s to arrive"
         )
-        await response(scope, receive, send)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _too_large(max_bytes: int) -> JSONResponse:
+    return problem_response(
+        413, "REQUEST_TOO_LARGE", f"request bodies are limited to {max_bytes} bytes; nothing was read"
+    )
 
 
 def _content_length(scope) -> int | None:

@@ -22,6 +22,7 @@ def _plain_decimal(value: object) -> object:
 
 
 ProductId = Annotated[int, Field(ge=1, le=INT32_MAX)]
+IdempotencyKeyValue = Annotated[str, Field(min_length=1, max_length=255)]
 CouponId = Annotated[int, Field(ge=1, le=INT32_MAX)]
 OrderId = Annotated[int, Field(ge=1, le=BIGINT_MAX)]
 # Ids taken from a path (strings until validated): `/orders/+1`, `/orders/1.0`, `/orders/1_0` are 422.

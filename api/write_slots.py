@@ -5,8 +5,6 @@ could take every pooled connection for DATABASE_LOCK_TIMEOUT_MS and starve unrel
 """
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -29,11 +27,16 @@ class WriteSlots:
         """The slots of a pool of `pool_size` connections plus `max_overflow`."""
         return cls(max(1, pool_size + max_overflow - CONNECTIONS_KEPT_FOR_READS), wait_seconds)
 
-    @asynccontextmanager
-    async def hold(self) -> AsyncIterator[None]:
-        """Hold a slot for the length of one order write."""
+    def hold(self) -> "WriteSlots":
+        """Hold a slot for the length of one order write: `async with slots.hold(): ...`."""
+        return self
+
+    async def __aenter__(self) -> None:
         try:
-            async with asyncio.timeout(self.wait_seconds):
+            if self._free.locked():  # only a write that has to wait needs a timer
+                async with asyncio.timeout(self.wait_seconds):
+                    await self._free.acquire()
+            else:
                 await self._free.acquire()
         except TimeoutError:
             raise ApiProblem(
@@ -42,10 +45,9 @@ class WriteSlots:
                 f"all {self.size} order writes this server runs at once are busy; please try again",
                 headers={"Retry-After": "1"},
             ) from None
-        try:
-            yield
-        finally:
-            self._free.release()
+
+    async def __aexit__(self, *exception) -> None:
+        self._free.release()
 
 
 async def get_write_slots(request: Request) -> WriteSlots:

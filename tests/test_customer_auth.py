@@ -1,5 +1,6 @@
 """Customers are who their bearer JWT says: a missing, expired or forged token is 401; no one sees others' orders."""
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -10,6 +11,9 @@ import httpx
 import jwt
 import pytest
 
+import api.customer_auth
+from api.customer_auth import CustomerTokens, InvalidCustomerToken
+from sneaker_orders.settings import Settings
 from tests.catalog import count_rows, snapshot
 from tests.support.customers import JWT_SECRET, customer_headers, token_for
 from tests.support.jwks import ec_key, jwk_of, public_pem, rsa_key, serve_jwks, signed_token
@@ -216,3 +220,48 @@ def test_issuer_and_audience_are_checked_when_configured(api_with, catalog):
         {"iss": "https://id.example"},
     ):
         assert_unauthorized(post(**claims))
+
+
+def verifier() -> CustomerTokens:
+    return CustomerTokens.from_settings(Settings(auth_jwt_secret=JWT_SECRET))
+
+
+def counting_decodes(monkeypatch) -> list[str]:
+    """The tokens PyJWT is asked to verify from now on."""
+    decoded: list[str] = []
+    decode = jwt.decode
+
+    def counted(token, *args, **kwargs):
+        decoded.append(token)
+        return decode(token, *args, **kwargs)
+
+    monkeypatch.setattr(api.customer_auth.jwt, "decode", counted)
+    return decoded
+
+
+def test_a_verified_token_is_not_verified_again_until_its_exp(monkeypatch):
+    tokens, token = verifier(), token_for("cached", ttl_seconds=600)
+    expires_at = jwt.decode(token, options={"verify_signature": False})["exp"]
+    decoded = counting_decodes(monkeypatch)
+
+    assert [asyncio.run(tokens.customer_of(token)) for _ in range(3)] == ["cached"] * 3
+    assert decoded == [token]
+
+    monkeypatch.setattr(api.customer_auth.time, "time", lambda: expires_at + 1)
+    asyncio.run(tokens.customer_of(token))  # PyJWT still accepts it within the clock skew, but checks it again
+    assert decoded == [token, token]
+
+
+def test_a_token_that_fails_is_never_kept_and_the_kept_ones_are_bounded(monkeypatch):
+    monkeypatch.setattr(api.customer_auth, "VERIFIED_TOKENS_KEPT", 3)
+    tokens = verifier()
+    forged = token_for(secret="another-secret-of-at-least-32-bytes!")
+
+    for _ in range(2):
+        with pytest.raises(InvalidCustomerToken):
+            asyncio.run(tokens.customer_of(forged))
+    for number in range(5):
+        asyncio.run(tokens.customer_of(token_for(f"customer-{number}")))
+
+    assert forged not in tokens._verified
+    assert [customer for customer, _ in tokens._verified.values()] == ["customer-2", "customer-3", "customer-4"]

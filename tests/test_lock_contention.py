@@ -98,3 +98,28 @@ def test_orders_placed_after_many_lock_timeouts_on_the_same_connections_succeed(
     assert {response.status_code for response in before} == {201}
     assert {response.status_code for response in refused} == {503}
     assert {response.status_code for response in placed} == {201}
+
+
+def test_orders_after_the_databases_connections_were_cut_get_503_at_most_once_per_connection(api_with, db, catalog):
+    """Connections the order path keeps between orders may die (a restart, an administrator): no 500, no hang."""
+    af1 = catalog.products["af1"]
+    started = db.execute("SELECT now()").fetchone()[0]
+    url = api_with()  # its own API: only its connections are cut
+
+    def order(client: httpx.Client, customer: str) -> httpx.Response:
+        return client.post("/orders", json=order_body((af1, 1)), headers=customer_headers(customer))
+
+    with httpx.Client(base_url=url, timeout=30) as client:
+        assert {order(client, f"before-{n}").status_code for n in range(5)} == {201}
+        cut = db.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE application_name = 'sneaker-orders-api' AND backend_start > %s",
+            (started,),
+        ).fetchone()[0]
+        after = [order(client, f"after-{n}") for n in range(cut + 5)]
+
+    assert cut >= 1
+    answers = Counter((r.status_code, r.json().get("code")) for r in after)
+    assert set(answers) <= {(201, None), (503, "DATABASE_UNAVAILABLE")}
+    assert answers[(503, "DATABASE_UNAVAILABLE")] <= cut
+    assert [r.status_code for r in after[-5:]] == [201] * 5

@@ -21,7 +21,7 @@ def place_after_a_change(database_url, request: PlaceOrder, change, monkeypatch)
         decided = await decide(connection, *args)
         if not changes:
             changes.append(change)
-            await connection.exec_driver_sql(change)
+            await connection.execute(change)
         return decided
 
     monkeypatch.setattr(placement, "_decide", decide_then_change)

@@ -1,56 +1,78 @@
-"""What placing an order is decided from, read in one statement: the products, what the customer holds, an id."""
+"""What placing an order is decided from: the products, what the customer holds, the coupon; in one statement.
 
-from dataclasses import dataclass
+Facts are read (`read_decision_facts`) or assumed (`assumed_facts`): the catalog as this process
+last saw it, the customer's holdings as its last write of their order left them, or nothing
+held; the placement's guarded write checks them all (db/orders/placement.py).
+"""
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+from dataclasses import dataclass, fields
 
-from db.orders.pricing import ProductForSale
+from db.orders.pricing import CouponTerms, OrderLine, ProductForSale
 from db.orders.purchase_limits import UNPAID_ORDERS_OF_CUSTOMER, CustomerHoldings, held_pairs_sql
+from db.pipeline import DriverConnection
 
+_COUPON_FIELDS = [field.name for field in fields(CouponTerms)]
+
+
+# One row per product found (one row without a product when none is), each with the customer's
+# facts and the coupon's terms.
 _READ = f"""
-WITH customer AS MATERIALIZED (
-    SELECT count(*) AS unpaid_orders, min(orders.expires_at) AS oldest_unpaid_expires_at,
-           -- The new order's id, taken now so that its first response and event are serialised once, whole.
-           CASE WHEN %(allocate_order_id)s THEN nextval(pg_get_serial_sequence('orders', 'id')) END AS order_id
-    FROM orders WHERE {UNPAID_ORDERS_OF_CUSTOMER}
-)
-SELECT customer.unpaid_orders, customer.oldest_unpaid_expires_at, customer.order_id,
+SELECT customer.unpaid_orders, customer.oldest_unpaid_expires_at,
+       {", ".join(f"coupons.{name}" for name in _COUPON_FIELDS)},
        products.id, products.price, products.stock, products.active, products.max_per_customer,
        CASE WHEN products.max_per_customer IS NOT NULL THEN {held_pairs_sql("products.id")} END AS held_pairs
-FROM customer LEFT JOIN products ON products.id = ANY(CAST(%(product_ids)s AS integer[]))
+FROM (SELECT count(*) AS unpaid_orders, min(orders.expires_at) AS oldest_unpaid_expires_at
+      FROM orders WHERE {UNPAID_ORDERS_OF_CUSTOMER}) AS customer
+LEFT JOIN coupons ON coupons.id = CAST(%(coupon_id)s AS integer)
+LEFT JOIN products ON products.id = ANY(CAST(%(product_ids)s AS integer[]))
 """
 
 
 @dataclass(frozen=True)
 class DecisionFacts:
-    """The catalog of the order's products and the customer's holdings, as one statement saw them."""
+    """The catalog of the order's products, the customer's holdings and the coupon, as one statement saw them.
+
+    `assumed` facts were not read: they are what this process expects, and a refusal needs a read.
+    """
 
     catalog: dict[int, ProductForSale]
     holdings: CustomerHoldings
-    # A fresh order id when one was asked for.
-    order_id: int | None
+    coupon: CouponTerms | None
+    assumed: bool = False
+
+
+def assumed_facts(catalog: dict[int, ProductForSale], holdings: CustomerHoldings | None = None) -> DecisionFacts:
+    """Facts for products as last seen (stock unknown), bought by a customer holding `holdings` (default: nothing)."""
+    known = holdings or CustomerHoldings(0, None, {})
+    held = {
+        product.id: known.held_pairs.get(product.id, 0)
+        for product in catalog.values()
+        if product.max_per_customer is not None
+    }
+    return DecisionFacts(
+        catalog, CustomerHoldings(known.unpaid_orders, known.oldest_unpaid_expires_at, held), None, assumed=True
+    )
 
 
 async def read_decision_facts(
-    connection: AsyncConnection, customer_id: str, product_ids: list[int], *, allocate_order_id: bool
+    connection: DriverConnection, customer_id: str, lines: list[OrderLine], coupon_id: int | None
 ) -> DecisionFacts:
-    """The facts of the catalog and of the customer now, without locking anything."""
-    rows = (
-        await connection.exec_driver_sql(
-            _READ,
-            {"customer_id": customer_id, "product_ids": product_ids, "allocate_order_id": allocate_order_id},
-        )
-    ).all()
-    first = rows[0]  # the customer row is always there, joined to each product found
-    products = [row for row in rows if row.id is not None]
+    """The facts of the catalog, of the customer and of the coupon now, without locking anything."""
+    rows = await connection.execute(
+        _READ, {"customer_id": customer_id, "product_ids": [line.product_id for line in lines], "coupon_id": coupon_id}
+    )
+    customer = rows[0]
+    coupon = customer[2 : 2 + len(_COUPON_FIELDS)]
+    products = [row[2 + len(_COUPON_FIELDS) :] for row in rows]
+    products = [product for product in products if product[0] is not None]
     return DecisionFacts(
         catalog={
-            row.id: ProductForSale(row.id, row.price, row.stock, row.active, row.max_per_customer) for row in products
+            id_: ProductForSale(id_, price, stock, active, limit) for id_, price, stock, active, limit, _ in products
         },
         holdings=CustomerHoldings(
-            unpaid_orders=first.unpaid_orders,
-            oldest_unpaid_expires_at=first.oldest_unpaid_expires_at,
-            held_pairs={row.id: row.held_pairs for row in products if row.held_pairs is not None},
+            unpaid_orders=customer[0],
+            oldest_unpaid_expires_at=customer[1],
+            held_pairs={product[0]: product[5] for product in products if product[5] is not None},
         ),
-        order_id=first.order_id,
+        coupon=None if coupon[0] is None else CouponTerms(*coupon),
     )

@@ -8,12 +8,13 @@ is free again: the next request with it places a new order.
 import hashlib
 import json
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db.engine import autocommit_connection
 from db.orders.errors import IdempotencyKeyReused
 from db.orders.pricing import OrderLine
 from db.orders.view import OrderView
+from db.pipeline import DriverConnection
 
 LIVE_KEY = (
     "idempotency_keys.customer_id = %(customer_id)s AND idempotency_keys.key = %(idempotency_key)s"
@@ -38,17 +39,18 @@ def request_fingerprint(customer_id: str, lines: list[OrderLine], coupon_id: int
 
 
 async def first_response_for_key(
-    connection: AsyncConnection, customer_id: str, key: str, fingerprint: str
+    connection: DriverConnection, customer_id: str, key: str, fingerprint: str
 ) -> OrderView | None:
     """The first response to the customer's live `key`, or None; raises if the key was used for another request."""
-    kept = (
-        await connection.exec_driver_sql(_FIRST_RESPONSE, {"customer_id": customer_id, "idempotency_key": key})
-    ).one_or_none()
-    if kept is None:
-        return None
-    if kept.request_fingerprint != fingerprint:
+    kept = await connection.execute(_FIRST_RESPONSE, {"customer_id": customer_id, "idempotency_key": key})
+    return None if not kept else first_response(key, fingerprint, *kept[0])
+
+
+def first_response(key: str, fingerprint: str, kept_fingerprint: str, kept_response: dict) -> OrderView:
+    """The response kept for `key`, for a request with `fingerprint`; raises if the key was used for another request."""
+    if kept_fingerprint != fingerprint:
         raise IdempotencyKeyReused(f"Idempotency-Key {key!r} was already used for a different request")
-    return OrderView.model_validate(kept.response)
+    return OrderView.model_validate(kept_response)
 
 
 async def purge_expired_idempotency_keys(engine: AsyncEngine, *, limit: int) -> int:

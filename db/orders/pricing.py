@@ -28,7 +28,8 @@ class ProductForSale:
 
     id: int
     price: int
-    stock: int
+    # None when not read: the order is decided as if there were enough, and its write checks the stock.
+    stock: int | None
     active: bool
     # Pairs one customer may hold across unpaid and paid orders; None: no limit.
     max_per_customer: int | None = None
@@ -83,7 +84,7 @@ def price_lines(lines: list[OrderLine], catalog: dict[int, ProductForSale]) -> l
             raise ProductNotFound(f"product {line.product_id} does not exist")
         if not product.active:
             raise ProductUnavailable(f"product {line.product_id} is not for sale")
-        if product.stock < line.quantity:
+        if product.stock is not None and product.stock < line.quantity:
             raise InsufficientStock(
                 f"product {line.product_id} has {product.stock} in stock, {line.quantity} requested"
             )

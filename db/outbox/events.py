@@ -20,16 +20,20 @@ ORDER_AGGREGATE = "order"
 # statement: it stays right when retention has deleted old events, and the update locks the order
 # row, so the writers of one order take their numbers one after the other. No order row (a
 # placement that did not happen), no event.
+#
+# Without an order_id the order is the one whose id this transaction took last (currval of the
+# orders' id sequence): a placement appends its OrderCreated in the same round trip as the insert,
+# before it knows the id. The payload's order_id is always the id of the order numbered here.
 APPEND_ORDER_EVENT = """
 WITH numbered AS (
     UPDATE orders SET last_event_sequence = last_event_sequence + 1
-    WHERE id = %(order_id)s
+    WHERE id = (SELECT coalesce(CAST(%(order_id)s AS bigint), currval(pg_get_serial_sequence('orders', 'id'))))
     RETURNING id, last_event_sequence
 )
 INSERT INTO order_events (event_id, aggregate_type, aggregate_id, sequence, event_type, payload, created_at,
                           traceparent)
-SELECT %(event_id)s, %(aggregate_type)s, numbered.id::text, numbered.last_event_sequence,
-       %(event_type)s, CAST(%(payload)s AS jsonb), %(occurred_at)s, %(traceparent)s
+SELECT %(event_id)s, %(aggregate_type)s, numbered.id::text, numbered.last_event_sequence, %(event_type)s,
+       jsonb_set(CAST(%(payload)s AS jsonb), '{order_id}', to_jsonb(numbered.id)), %(occurred_at)s, %(traceparent)s
 FROM numbered
 RETURNING event_id
 """
@@ -50,19 +54,27 @@ class OrderEventStatement:
 def order_event_statement(
     order: OrderView, event_type: EventType, occurred_at: datetime, *, traceparent: str | None = None
 ) -> OrderEventStatement:
-    """The statement appending `event_type` for `order`, its payload the order as it now is.
+    """The statement appending `event_type` for `order`, its payload the order as it now is (its JSON)."""
+    return event_statement(order.order_id, order.model_dump_json(), event_type, occurred_at, traceparent=traceparent)
 
-    `traceparent` (W3C) names the span that writes the event, when its process traces: the span of
-    each delivery attempt will be its child.
+
+def event_statement(
+    order_id: int | None, payload: str, event_type: EventType, occurred_at: datetime, *, traceparent: str | None = None
+) -> OrderEventStatement:
+    """The statement appending `event_type` for order `order_id` with `payload`, an OrderView's JSON.
+
+    `order_id` None: the order whose id the running transaction took last. `traceparent` (W3C) names
+    the span that writes the event, when its process traces: the span of each delivery attempt will
+    be its child.
     """
     return OrderEventStatement(
         APPEND_ORDER_EVENT,
         {
-            "order_id": order.order_id,
+            "order_id": order_id,
             "event_id": uuid.uuid4(),
             "aggregate_type": ORDER_AGGREGATE,
             "event_type": event_type,
-            "payload": order.model_dump_json(),
+            "payload": payload,
             "occurred_at": occurred_at,
             "traceparent": traceparent,
         },

@@ -1,0 +1,67 @@
+"""Placing a customer's order from a validated request: the part both ways into POST /orders share.
+
+POST /orders is answered by the pure ASGI handler of api/place_order_endpoint.py; the FastAPI route
+in api/routes/orders.py declares it for the OpenAPI schema and answers alike (the tests send the
+same requests to both).
+"""
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from api.metrics import ORDER_WRITES_REDECIDED, ORDERS_PLACED
+from api.schemas import PlaceOrderBody
+from api.write_slots import WriteSlots
+from db.orders.catalog_cache import CatalogCache
+from db.orders.placement import PlacedOrder, PlaceOrder, place_order
+from db.orders.pricing import OrderLine
+from sneaker_orders.settings import Settings
+from sneaker_orders.tracing import current_traceparent
+
+
+@dataclass(frozen=True)
+class OrderTerms:
+    """The settings every order is placed under, read once."""
+
+    payment_ttl: timedelta
+    idempotency_ttl: timedelta
+    max_unpaid_orders: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "OrderTerms":
+        return cls(
+            timedelta(seconds=settings.order_payment_ttl_seconds),
+            timedelta(hours=settings.idempotency_key_ttl_hours),
+            settings.max_unpaid_orders_per_customer,
+        )
+
+
+async def place_for_customer(state, customer: str, body: PlaceOrderBody, idempotency_key: str | None) -> PlacedOrder:
+    """Place `body` for `customer` within a write slot of the app whose `state` is given; counted when new."""
+    terms: OrderTerms = state.order_terms
+    request = PlaceOrder(
+        customer_id=customer,
+        lines=[OrderLine(line.product_id, line.quantity) for line in body.items],
+        coupon_id=body.coupon_id,
+        idempotency_key=idempotency_key,
+        payment_ttl=terms.payment_ttl,
+        idempotency_ttl=terms.idempotency_ttl,
+        max_unpaid_orders=terms.max_unpaid_orders,
+        traceparent=current_traceparent(),
+    )
+    write_slots: WriteSlots = state.write_slots
+    catalog: CatalogCache = state.catalog_cache
+    async with write_slots.hold():
+        placed = await place_order(state.order_connections, request, catalog=catalog, holdings=state.holdings_cache)
+    if not placed.replayed:
+        ORDERS_PLACED.inc()
+    if placed.writes > 1:
+        ORDER_WRITES_REDECIDED.inc(placed.writes - 1)
+    return placed
+
+
+def placed_headers(placed: PlacedOrder) -> dict[str, str]:
+    """The headers of the 201 besides its content type: where the order is, and whether this is a replay."""
+    headers = {"Location": f"/orders/{placed.order_id}"}
+    if placed.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return headers
