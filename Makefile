@@ -13,7 +13,7 @@ test: $(VENV)/.installed-test
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
 
-bench: $(VENV)/.installed-run
+bench: $(VENV)/.installed-test
 	$(BIN)/python bench/orders.py
 	$(BIN)/python bench/relay.py
 

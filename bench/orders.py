@@ -99,6 +99,7 @@ SERVICE_PARAMETERS = {
     "event_type": "'OrderCreated'",
     "payload": f"'{PAYLOAD}'",
     "occurred_at": "now()",
+    "traceparent": "NULL",
 }
 
 
