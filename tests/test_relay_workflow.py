@@ -9,11 +9,12 @@ import asyncio
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from temporalio import activity
-from temporalio.client import WorkflowExecution, WorkflowExecutionStatus
-from temporalio.worker import Worker
+from temporalio.client import WorkflowExecution, WorkflowExecutionStatus, WorkflowHistory
+from temporalio.worker import Replayer, Worker
 
 from activities.payloads import RelayBatch, RelayBatchReport, RelayReport, RelayRun
 from workflows.relay import TICK_MARGIN, OrderEventsRelay, run_deadline
@@ -26,6 +27,8 @@ class FakeRelayActivities:
 
     backlog: dict[str, tuple[str, str]] = field(default_factory=dict)
     paused: bool = False
+    most_per_call: int | None = None
+    reports_with_events: int = 0
     requests: list[RelayBatch] = field(default_factory=list)
     running: int = 0
     most_at_once: int = 0
@@ -38,15 +41,16 @@ class FakeRelayActivities:
         try:
             if self.paused:
                 return RelayBatchReport(paused=True)
-            taken = list(self.backlog)[: batch.max_events]
+            taken = list(self.backlog)[: min(batch.max_events, self.most_per_call or batch.max_events)]
             if not taken:
                 await asyncio.sleep(min(batch.wait_seconds, 0.2))
                 return RelayBatchReport()
-            await asyncio.sleep(0.05)  # a delivery takes a while, so that lanes overlap
             lines = []
-            for event_id in taken:
+            for event_id in taken:  # claimed before the delivery's wait, so that no other lane takes them
                 order_id, outcome = self.backlog.pop(event_id)
                 lines.append(f"{event_id} {order_id} {outcome}")
+            await asyncio.sleep(0.05)  # a delivery takes a while, so that lanes overlap
+            self.reports_with_events += 1
             report = RelayBatchReport("\n".join(lines), backlog=len(taken) >= batch.batch_size)
             report.slowest_batch_seconds = 0.05
             return report
@@ -164,3 +168,57 @@ def test_a_paused_schedule_ends_the_run_at_once(run_relay):
 
     assert report.ended == "stopped: the schedule is paused"
     assert len(fake.requests) == 1
+
+
+def test_a_backlogs_names_are_upserted_together_and_every_event_is_named(temporal, background, run_relay):
+    events = made_up_events(300)
+    fake = FakeRelayActivities(backlog=dict(events), most_per_call=10)
+    relay = run_relay(fake, relay_run(run_seconds=3))
+    [run] = relay.runs
+
+    history = background.run(temporal.client.get_workflow_handle(run.id, run_id=run.run_id).fetch_history())
+    upserts = sum(event.HasField("upsert_workflow_search_attributes_event_attributes") for event in history.events)
+    assert fake.reports_with_events >= 30
+    assert 1 <= upserts <= 3  # the first names at once, the rest when the wait is over or the run ends
+    assert set(run.typed_search_attributes.get(EVENT_IDS)) == set(events)
+
+
+def test_names_reach_the_search_attributes_while_the_run_goes_on(temporal, background):
+    """Names that arrive soon after an upsert are upserted when the wait is over, not when the run ends."""
+    fake = FakeRelayActivities(backlog=made_up_events(3))
+    queue = f"relay-workflow-test-{uuid.uuid4().hex[:8]}"
+    client = temporal.client
+
+    async def go() -> tuple[set[str], WorkflowExecutionStatus]:
+        async with Worker(client, task_queue=queue, workflows=[OrderEventsRelay], activities=[fake.relay_due_events]):
+            handle = await client.start_workflow(
+                OrderEventsRelay.run, relay_run(batch_size=1, lanes=1, run_seconds=20), id=queue, task_queue=queue
+            )
+            deadline = asyncio.get_running_loop().time() + 10
+            while True:
+                described = await handle.describe()
+                named = set(described.typed_search_attributes.get(EVENT_IDS) or [])
+                if len(named) == 3 or asyncio.get_running_loop().time() > deadline:
+                    break
+                await asyncio.sleep(0.2)
+            status = described.status
+            await handle.terminate("the test has seen what it came for")
+            return named, status
+
+    named, status = background.run(go())
+    assert len(named) == 3
+    assert status == WorkflowExecutionStatus.RUNNING
+
+
+RECORDED_BEFORE_NAMES_WERE_GROUPED = Path(__file__).parent / "histories" / "relay-run-before-names-were-grouped.json"
+
+
+def test_a_run_recorded_before_names_were_grouped_replays_as_it_ran(background):
+    """A run in flight when the worker is upgraded replays on the new code: one upsert per report, as recorded."""
+    history = WorkflowHistory.from_json("relay-before-names-grouped", RECORDED_BEFORE_NAMES_WERE_GROUPED.read_text())
+    assert sum(event.HasField("upsert_workflow_search_attributes_event_attributes") for event in history.events) >= 2
+
+    result = background.run(
+        Replayer(workflows=[OrderEventsRelay]).replay_workflow(history, raise_on_replay_failure=False)
+    )
+    assert result.replay_failure is None

@@ -47,6 +47,15 @@ FIRST_BATCH_ESTIMATE = 0.1
 MIN_WINDOW = timedelta(seconds=1)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 FAILED_SHOWN = 20
+# Each upsert sends a run's whole lists (up to the value limit, 160 KiB on the dev server) and was
+# most of the Temporal server's CPU per delivered event. So new names are upserted together: at once
+# when the last upsert is this long ago, else when it will be; the wait grows with the names a run
+# already holds (each upsert costs more), up to NAMES_MOST_SECONDS. A run upserts what is left
+# before it ends or continues as new.
+NAMES_LEAST_SECONDS = 2.0
+NAMES_BYTES_PER_SECOND = 16 * 1024
+NAMES_MOST_SECONDS = 10.0
+NAMES_GROUPED = "names-upserted-together"
 
 
 @workflow.defn
@@ -67,6 +76,9 @@ class OrderEventsRelay:
         self._budget = SearchAttributeBudget(0, 0)
         self._memo: dict = {}
         self._backlog = False
+        self._names_grouped = False
+        self._names_upserted_at = EPOCH
+        self._names_timer: asyncio.Task | None = None
 
     @workflow.run
     async def run(self, run: RelayRun) -> RelayReport:
@@ -80,6 +92,7 @@ class OrderEventsRelay:
         self._budget = SearchAttributeBudget(
             run.search_attribute_value_limit_bytes, run.search_attributes_total_limit_bytes
         )
+        self._names_grouped = workflow.patched(NAMES_GROUPED)
         self._show(run)
         self._backlog = run.backlog
         self._open_lane(run)
@@ -89,6 +102,7 @@ class OrderEventsRelay:
         # Lanes may open while others run, so wait for all of them rather than gather the first few.
         await workflow.wait_condition(lambda: all(lane.done() for lane in self._lanes))
         await asyncio.gather(*self._lanes)  # a lane that failed fails the run
+        self._upsert_names()
         reason = self._reason_to_continue()
         if reason and not self._paused and self._seconds_left() > 0:
             self._report.ended = f"continued as new: {reason}"
@@ -175,10 +189,38 @@ class OrderEventsRelay:
             else:
                 self._retried.add(event_id)
         if event_ids:
-            self._budget.upsert({ORDER_IDS: order_ids, EVENT_IDS: event_ids, DELIVERY_OUTCOMES: outcomes})
+            self._budget.add({ORDER_IDS: order_ids, EVENT_IDS: event_ids, DELIVERY_OUTCOMES: outcomes})
+            self._upsert_names_when_due()
         self._report.sent, self._report.retried = len(self._sent), len(self._retried)
         self._report.failed = len(self._report.failed_events)
         self._show(run)
+
+    def _upsert_names_when_due(self) -> None:
+        """Upsert the new names now if the last upsert is long enough ago, else have a timer do it then."""
+        if not self._names_grouped:  # a run started before names were grouped replays as it ran
+            self._upsert_names()
+            return
+        if self._names_timer is not None:
+            return
+        wait = min(max(NAMES_LEAST_SECONDS, self._budget.named_bytes() / NAMES_BYTES_PER_SECOND), NAMES_MOST_SECONDS)
+        due = self._names_upserted_at + timedelta(seconds=wait)
+        if workflow.now() >= due:
+            self._upsert_names()
+        else:
+            self._names_timer = asyncio.create_task(self._upsert_names_at(due))
+
+    async def _upsert_names_at(self, due: datetime) -> None:
+        await workflow.sleep(due - workflow.now())
+        self._names_timer = None
+        self._upsert_names()
+
+    def _upsert_names(self) -> None:
+        if self._names_timer is not None:
+            self._names_timer.cancel()
+            self._names_timer = None
+        if self._budget.unsent:
+            self._budget.flush()
+            self._names_upserted_at = workflow.now()
 
     def _reason_to_continue(self) -> str | None:
         if self._out_of_names:

@@ -41,6 +41,7 @@ class SearchAttributeBudget:
     total_limit_bytes: int
     values: dict[str, set[str]] = field(default_factory=dict)
     _element_bytes: dict[str, int] = field(default_factory=dict, init=False, repr=False)
+    _unsent: dict[str, SearchAttributeKey] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         for name, values in self.values.items():
@@ -71,17 +72,36 @@ class SearchAttributeBudget:
         return max(0, min(fits))
 
     def upsert(self, additions: dict[SearchAttributeKey, Iterable[str]]) -> None:
-        """Add `additions` to the run's attributes (only the attributes that change are sent)."""
-        changed = []
+        """Add `additions` to the run's attributes and upsert the attributes that changed."""
+        self.add(additions)
+        self.flush()
+
+    def add(self, additions: dict[SearchAttributeKey, Iterable[str]]) -> None:
+        """Count `additions` as the run's, to be upserted by the next `flush` (each upsert sends whole lists)."""
         for key, values in additions.items():
             known = self.values.setdefault(key.name, set())
             new = set(values) - known
             if new:
                 known.update(new)
                 self._element_bytes[key.name] = self._element_bytes.get(key.name, 0) + sum(map(_element_size, new))
-                changed.append(key)
-        if changed:
-            workflow.upsert_search_attributes([key.value_set(sorted(self.values[key.name])) for key in changed])
+                self._unsent[key.name] = key
+
+    @property
+    def unsent(self) -> bool:
+        """Whether names were added since the last flush."""
+        return bool(self._unsent)
+
+    def flush(self) -> None:
+        """Upsert every attribute that gained names since the last flush."""
+        if self._unsent:
+            workflow.upsert_search_attributes(
+                [key.value_set(sorted(self.values[name])) for name, key in self._unsent.items()]
+            )
+            self._unsent.clear()
+
+    def named_bytes(self) -> int:
+        """The bytes of all the run's names: what an upsert of every attribute would send."""
+        return sum(self._element_bytes.values())
 
     def _sizes(self, additions: dict[SearchAttributeKey, Iterable[str]]) -> dict[str, int]:
         """Each attribute's encoded size, as it would be with `additions`."""
