@@ -6,7 +6,7 @@ import psycopg
 
 from bench.orders import service_statements
 from sneaker_orders.local_postgres import libpq_url
-from tests.catalog import count_rows
+from tests.support.catalog import count_rows
 
 
 def test_the_pgbench_ceiling_runs_the_order_statements_the_service_sends(database_url, catalog, db, tmp_path):

@@ -6,7 +6,7 @@ import pytest
 
 from db.catalog.seeding import demo_catalog
 from sneaker_orders.cli import main
-from tests.catalog import reset_database, snapshot
+from tests.support.catalog import reset_database, snapshot
 from tests.support.ordering import placed
 
 

@@ -7,10 +7,10 @@ from api.app import create_app
 from sneaker_orders.cli import main
 from sneaker_orders.dev_secrets import with_dev_secrets
 from tests.conftest import ADMIN_TOKEN
-from tests.serving import serve
 from tests.support.customers import JWT_SECRET
 from tests.support.ordering import placed
 from tests.support.payments import WEBHOOK_SECRET
+from tests.support.serving import serve
 
 SECRETS = ("ADMIN_TOKEN", "AUTH_JWT_SECRET", "PAYMENT_WEBHOOK_SECRET", "AUTH_JWKS_URL", "AUTH_PUBLIC_KEY")
 

@@ -14,7 +14,7 @@ import pytest
 import api.customer_auth
 from api.customer_auth import CustomerTokens, InvalidCustomerToken
 from sneaker_orders.settings import Settings
-from tests.catalog import count_rows, snapshot
+from tests.support.catalog import count_rows, snapshot
 from tests.support.customers import JWT_SECRET, customer_headers, token_for
 from tests.support.jwks import ec_key, jwk_of, public_pem, rsa_key, serve_jwks, signed_token
 from tests.support.ordering import order_body, placed

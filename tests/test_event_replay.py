@@ -3,9 +3,9 @@
 import pytest
 
 from sneaker_orders.cli import main as sneaker_orders
-from tests.lifecycle_builders import ADMIN, actions_of, event_ids_of, pay, place_order
-from tests.outbox_views import attempts_of, wait_for_statuses
-from tests.polling import wait_until
+from tests.support.lifecycle_builders import ADMIN, actions_of, event_ids_of, pay, place_order
+from tests.support.outbox_views import attempts_of, wait_for_statuses
+from tests.support.polling import wait_until
 
 
 def delivered_twice(sink, order) -> list[dict] | None:

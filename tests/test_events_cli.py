@@ -10,7 +10,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from tests.lifecycle_builders import event_ids_of, log_attempt, make_backing_off, make_failed, place_order
+from tests.support.lifecycle_builders import event_ids_of, log_attempt, make_backing_off, make_failed, place_order
 
 ISO_8601 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00")
 

@@ -7,11 +7,11 @@ import httpx
 
 from db.engine import create_engine
 from db.orders.idempotency import purge_expired_idempotency_keys
-from tests.catalog import count_rows, stock_of
-from tests.polling import wait_until
+from tests.support.catalog import count_rows, stock_of
 from tests.support.customers import customer_headers
 from tests.support.ordering import order_body
 from tests.support.payments import pay
+from tests.support.polling import wait_until
 
 
 def body(catalog, quantity=1):

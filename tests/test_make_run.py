@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 from sneaker_orders.local_postgres import libpq_url
-from tests.polling import wait_until
+from tests.support.polling import wait_until
 from tests.support.temporal_cli import delete_schedules
 
 

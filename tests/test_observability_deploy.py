@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.outbox_views import wait_for_statuses
-from tests.polling import wait_until
 from tests.support.ordering import placed
+from tests.support.outbox_views import wait_for_statuses
+from tests.support.polling import wait_until
 from tests.support.prometheus_text import exported_names
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"

@@ -3,9 +3,9 @@
 import httpx
 
 from api.app import create_app
-from tests.serving import serve
 from tests.support.customers import customer_headers
 from tests.support.ordering import place
+from tests.support.serving import serve
 
 
 def test_healthz_and_readyz_answer_when_all_is_up(api):

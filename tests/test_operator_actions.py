@@ -5,7 +5,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.lifecycle_builders import (
+from tests.support.lifecycle_builders import (
     ADMIN,
     actions_of,
     event_ids_of,

@@ -7,9 +7,9 @@ import pytest
 
 from api.app import create_app
 from tests.conftest import ADMIN_TOKEN
-from tests.serving import serve
 from tests.support.ordering import placed
 from tests.support.payments import pay
+from tests.support.serving import serve
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 

@@ -2,7 +2,7 @@
 
 from collections import Counter
 
-from tests.catalog import count_rows, stock_of, used_count_of
+from tests.support.catalog import count_rows, stock_of, used_count_of
 from tests.support.ordering import order_body, place_concurrently
 
 

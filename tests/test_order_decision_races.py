@@ -9,7 +9,7 @@ from db.engine import create_engine
 from db.orders.errors import CouponExhausted, InsufficientStock
 from db.orders.placement import PlaceOrder, place_order
 from db.orders.pricing import OrderLine
-from tests.catalog import count_rows, events_of, stock_of, used_count_of
+from tests.support.catalog import count_rows, events_of, stock_of, used_count_of
 
 
 def place_after_a_change(database_url, request: PlaceOrder, change, monkeypatch):

@@ -4,7 +4,7 @@ import asyncio
 
 from db.engine import create_engine
 from db.orders.expiry import expire_due_orders
-from tests.catalog import events_of, stock_of, used_count_of
+from tests.support.catalog import events_of, stock_of, used_count_of
 from tests.support.payments import pay
 from tests.test_order_lifecycle import place
 

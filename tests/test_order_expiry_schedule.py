@@ -9,12 +9,12 @@ import httpx
 import pytest
 
 from api.app import create_app
-from tests.catalog import events_of, stock_of, used_count_of
-from tests.lifecycle_builders import pay, place_order
-from tests.polling import wait_until
-from tests.serving import serve
+from tests.support.catalog import events_of, stock_of, used_count_of
 from tests.support.customers import customer_headers
-from tests.temporal_server import start_dev_server
+from tests.support.lifecycle_builders import pay, place_order
+from tests.support.polling import wait_until
+from tests.support.serving import serve
+from tests.support.temporal_server import start_dev_server
 
 PAYMENT_TTL_SECONDS = 2
 

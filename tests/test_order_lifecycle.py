@@ -1,6 +1,6 @@
 """Confirm (by the payment provider) and cancel (by the customer): each transition writes its event with it."""
 
-from tests.catalog import events_of, snapshot, stock_of, used_count_of
+from tests.support.catalog import events_of, snapshot, stock_of, used_count_of
 from tests.support.ordering import placed
 from tests.support.payments import pay
 

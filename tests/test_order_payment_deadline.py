@@ -9,7 +9,7 @@ import httpx
 
 from db.engine import create_engine
 from db.orders.expiry import expire_due_orders
-from tests.catalog import events_of, snapshot, stock_of
+from tests.support.catalog import events_of, snapshot, stock_of
 from tests.support.ordering import order_body, place_concurrently, placed
 from tests.support.payments import pay, signed
 from tests.test_order_expiry import expire, past_deadline

@@ -5,7 +5,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from tests.catalog import count_rows, events_of, reset_database, snapshot, stock_of, used_count_of
+from tests.support.catalog import count_rows, events_of, reset_database, snapshot, stock_of, used_count_of
 
 
 def place(api, items, coupon_id=None, **kwargs):

@@ -6,8 +6,8 @@ from collections import Counter
 import httpx
 import pytest
 
-from tests.catalog import count_rows
 from tests.support.api_process import ApiProcess, api_process
+from tests.support.catalog import count_rows
 from tests.support.customers import JWT_SECRET, customer_headers
 from tests.support.ordering import order_body
 from tests.support.payments import WEBHOOK_SECRET

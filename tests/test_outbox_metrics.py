@@ -5,11 +5,11 @@ import json
 import time
 from datetime import timedelta
 
-from tests.lifecycle_builders import ADMIN
-from tests.outbox_fill import insert_events
-from tests.outbox_views import wait_for_statuses
-from tests.polling import wait_until
+from tests.support.lifecycle_builders import ADMIN
 from tests.support.ordering import placed
+from tests.support.outbox_fill import insert_events
+from tests.support.outbox_views import wait_for_statuses
+from tests.support.polling import wait_until
 from tests.support.prometheus_text import sample
 
 

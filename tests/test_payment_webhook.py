@@ -10,7 +10,7 @@ import pytest
 
 from db.engine import create_engine
 from db.orders.payments import purge_answered_webhooks
-from tests.catalog import count_rows, events_of, snapshot
+from tests.support.catalog import count_rows, events_of, snapshot
 from tests.support.customers import customer_headers
 from tests.support.ordering import placed
 from tests.support.payments import pay, signed

@@ -6,9 +6,9 @@ import httpx
 import pytest
 
 from api.app import create_app
-from tests.catalog import count_rows
-from tests.serving import serve
+from tests.support.catalog import count_rows
 from tests.support.customers import customer_headers, token_for
+from tests.support.serving import serve
 
 
 @pytest.fixture(scope="module")

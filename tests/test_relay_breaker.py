@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 from sneaker_orders.cli import main as sneaker_orders
 from tests.conftest import ADMIN_TOKEN
-from tests.outbox_views import attempts_of, event_rows, insert_pending_events, wait_for_statuses
-from tests.polling import wait_until
+from tests.support.outbox_views import attempts_of, event_rows, insert_pending_events, wait_for_statuses
+from tests.support.polling import wait_until
 
 OUTAGE_SECONDS = 30
 

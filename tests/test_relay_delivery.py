@@ -4,10 +4,10 @@ import itertools
 import uuid
 from datetime import datetime
 
-from tests.outbox_views import attempts_of, event_rows, insert_pending_events, wait_for_statuses
-from tests.polling import wait_until
 from tests.support.ordering import placed
+from tests.support.outbox_views import attempts_of, event_rows, insert_pending_events, wait_for_statuses
 from tests.support.payments import pay
+from tests.support.polling import wait_until
 
 
 def place(api, catalog, product="af1", quantity=1):

@@ -6,10 +6,10 @@ from collections import Counter
 
 from temporalio.testing import WorkflowEnvironment
 
-from tests.outbox_views import attempts_of, event_rows, wait_for_statuses
-from tests.polling import wait_until
 from tests.support.ordering import order_body, place_concurrently, placed
-from tests.temporal_server import start_dev_server
+from tests.support.outbox_views import attempts_of, event_rows, wait_for_statuses
+from tests.support.polling import wait_until
+from tests.support.temporal_server import start_dev_server
 
 
 def place_orders(api, catalog, count):

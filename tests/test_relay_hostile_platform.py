@@ -6,9 +6,9 @@ from datetime import timedelta
 import psutil
 import pytest
 
-from tests.hostile_platform import MISBEHAVIOURS, HostilePlatform
-from tests.outbox_views import attempts_of, event_rows, insert_pending_events
-from tests.polling import wait_until
+from tests.support.hostile_platform import MISBEHAVIOURS, HostilePlatform
+from tests.support.outbox_views import attempts_of, event_rows, insert_pending_events
+from tests.support.polling import wait_until
 
 HEALTHY_EVENTS = 20
 RSS_LIMIT_BYTES = 200 * 1024 * 1024

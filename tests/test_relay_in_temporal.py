@@ -14,8 +14,8 @@ import psycopg
 from psycopg.rows import dict_row
 
 from sneaker_orders.local_postgres import libpq_url
-from tests.outbox_views import event_rows, insert_pending_events, wait_for_statuses
-from tests.polling import wait_until
+from tests.support.outbox_views import event_rows, insert_pending_events, wait_for_statuses
+from tests.support.polling import wait_until
 
 
 def runs_found(relay, query: str) -> set[str]:

@@ -5,10 +5,10 @@ import time
 
 from sneaker_orders.cli import main as sneaker_orders
 from tests.conftest import ADMIN_TOKEN
-from tests.outbox_views import attempts_of, event_rows, wait_for_statuses
-from tests.polling import wait_until
 from tests.support.ordering import placed
+from tests.support.outbox_views import attempts_of, event_rows, wait_for_statuses
 from tests.support.payments import pay
+from tests.support.polling import wait_until
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 

@@ -6,8 +6,8 @@ import json
 import pytest
 
 from sneaker_orders.sink.verification import DeliveryCheck
-from tests.outbox_views import attempts_of, insert_pending_events, wait_for_statuses
-from tests.sink_control import Sink, serve_sink
+from tests.support.outbox_views import attempts_of, insert_pending_events, wait_for_statuses
+from tests.support.sink_control import Sink, serve_sink
 
 TOKEN = "platform-token-that-must-stay-secret"
 SECRET = "whsec_" + base64.b64encode(b"signing-key-that-must-stay-secret").decode()

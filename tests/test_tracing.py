@@ -13,11 +13,11 @@ from api.place_order_endpoint import PlaceOrderEndpoint
 from api.request_guard import RequestBodyGuard
 from sneaker_orders.settings import Settings
 from sneaker_orders.tracing import current_traceparent, requested_exporters
-from tests.outbox_views import attempts_of, wait_for_statuses
 from tests.support.api_process import api_process
 from tests.support.customers import JWT_SECRET
 from tests.support.ordering import placed
 from tests.support.otlp_receiver import CLIENT, SERVER, STATUS_ERROR, serve_otlp_receiver
+from tests.support.outbox_views import attempts_of, wait_for_statuses
 from tests.support.payments import WEBHOOK_SECRET
 
 

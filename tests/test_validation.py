@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tests.catalog import count_rows
+from tests.support.catalog import count_rows
 from tests.support.payments import signed
 
 GOOD_LINE = {"product_id": 1, "quantity": 1}

@@ -4,8 +4,8 @@ import re
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.outbox_views import insert_pending_events, wait_for_statuses
-from tests.polling import wait_until
+from tests.support.outbox_views import insert_pending_events, wait_for_statuses
+from tests.support.polling import wait_until
 from tests.support.prometheus_text import sample
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import psutil
 
-from tests.polling import wait_until
+from tests.support.polling import wait_until
 from tests.support.ports import free_port
 
 

@@ -17,8 +17,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from tests.background_loop import BackgroundLoop
-from tests.polling import wait_until
+from tests.support.background_loop import BackgroundLoop
+from tests.support.polling import wait_until
 
 SERVER, CLIENT = 2, 3  # opentelemetry.proto.trace.v1.Span.SpanKind
 STATUS_ERROR = 2

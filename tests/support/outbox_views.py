@@ -3,7 +3,7 @@
 import psycopg
 from psycopg.rows import dict_row
 
-from tests.polling import wait_until
+from tests.support.polling import wait_until
 
 
 def event_rows(db: psycopg.Connection) -> list[dict]:

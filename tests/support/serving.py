@@ -7,7 +7,7 @@ from contextlib import contextmanager
 import uvicorn
 
 from api.http_server import uvicorn_config
-from tests.polling import wait_until
+from tests.support.polling import wait_until
 
 
 @contextmanager

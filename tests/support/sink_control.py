@@ -8,8 +8,8 @@ from aiohttp import web
 
 from sneaker_orders.sink.app import create_sink_app
 from sneaker_orders.sink.verification import DeliveryCheck
-from tests.background_loop import BackgroundLoop
-from tests.polling import wait_until
+from tests.support.background_loop import BackgroundLoop
+from tests.support.polling import wait_until
 
 
 @contextmanager

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 
 from sneaker_orders.local_temporal import TEMPORAL_BINARY, search_attribute_limits_environment
-from tests.polling import wait_until
+from tests.support.polling import wait_until
 from tests.support.temporal_cli import delete_schedules
 
 # Short intervals so that a test sees several runs, retries and lease expiries in seconds.
