@@ -15,6 +15,8 @@ from pydantic import SecretStr
 from sneaker_orders.settings import Settings
 
 SECRETS_FILE = "secrets.json"
+# The variables these secrets stand in for; each is kept under its lower-case name (the setting's).
+DEVELOPMENT_SECRETS = ("ADMIN_TOKEN", "AUTH_JWT_SECRET", "PAYMENT_WEBHOOK_SECRET")
 
 
 def _new_secrets() -> dict[str, str]:

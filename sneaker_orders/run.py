@@ -17,7 +17,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from sneaker_orders.dev_secrets import dev_secrets_path, secrets_environment, with_dev_secrets
+from sneaker_orders.dev_secrets import DEVELOPMENT_SECRETS, dev_secrets_path, secrets_environment, with_dev_secrets
 from sneaker_orders.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ def run_everything(settings: Settings) -> int:
                 return 1
         except KeyboardInterrupt:
             return 0
-        print(_banner(settings, generated_admin_token=given.admin_token is None), flush=True)
+        print(_banner(settings, given), flush=True)
         return _supervise(started)
     finally:
         _stop(started)
@@ -101,30 +101,35 @@ def _wait_until_answering(url: str, processes: dict[str, subprocess.Popen]) -> b
     return False
 
 
-def _banner(settings: Settings, *, generated_admin_token: bool) -> str:
-    """What the user needs to start: where everything is, the admin token, how to get a customer token."""
+def _banner(settings: Settings, given: Settings) -> str:
+    """What the user needs to start: where everything is, the development secrets, how to get a customer token."""
     api = _api_url(settings)
     command = os.path.relpath(Path(sys.executable).parent / "sneaker-orders")
-    if generated_admin_token:
-        token = settings.admin_token.get_secret_value()
-        origin = f"generated, kept in {dev_secrets_path(settings)}"
-    else:
-        token, origin = "$ADMIN_TOKEN", "from the environment"
-    return "\n".join(
-        [
-            "",
-            "sneaker-orders is up",
-            f"  API              {api}   (docs: {api}/docs and {api}/redoc)",
-            f"  Temporal Web UI  {settings.temporal_ui_url}",
-            f"  platform         {settings.platform_url}",
-            f"  ADMIN_TOKEN      {token}   ({origin})",
-            f'                   curl -H "Authorization: Bearer {token}" {api}/events',
-            f"  customer token   {command} token --customer c-1",
-            f"  pay an order     {command} pay ORDER_ID",
-            "  Ctrl-C stops it all",
-            "",
-        ]
-    )
+    lines = [
+        "",
+        "sneaker-orders is up",
+        f"  {'API':<22} {api}   (docs: {api}/docs and {api}/redoc)",
+        f"  {'Temporal Web UI':<22} {settings.temporal_ui_url}",
+        f"  {'platform':<22} {settings.platform_url}",
+    ]
+    for name in DEVELOPMENT_SECRETS:
+        value = getattr(settings, name.lower())
+        if value is None:
+            continue
+        if getattr(given, name.lower()) is None:  # from the data directory, where `make run` generated it
+            shown, origin = value.get_secret_value(), f"generated, kept in {dev_secrets_path(settings)}"
+        else:
+            shown, origin = f"${name}", "from the environment"
+        lines.append(f"  {name:<22} {shown}   ({origin})")
+        if name == "ADMIN_TOKEN":
+            lines.append(f'  {"":<22} curl -H "Authorization: Bearer {shown}" {api}/events')
+    lines += [
+        f"  {'customer token':<22} {command} token --customer c-1",
+        f"  {'pay an order':<22} {command} pay ORDER_ID",
+        "  Ctrl-C stops it all",
+        "",
+    ]
+    return "\n".join(lines)
 
 
 def _stop_on_sigterm() -> None:

@@ -59,11 +59,11 @@ def start_run(scratch_database_url, temporal_address, sink_url, tmp_path):
     output = tmp_path / "run.log"
     started = []
 
-    def start():
+    def start(**variables: str):
         with output.open("w") as log:
             process = subprocess.Popen(
                 [sys.executable, "-m", "sneaker_orders.cli", "run"],
-                env=environment,
+                env=environment | variables,
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
@@ -96,7 +96,8 @@ def test_make_run_generates_the_secrets_and_prints_the_banner_once_the_api_answe
     secrets = json.loads(secrets_file.read_text())
     assert secrets_file.stat().st_mode & 0o777 == 0o600
     assert set(secrets) == {"admin_token", "auth_jwt_secret", "payment_webhook_secret"}
-    assert secrets["admin_token"] in text
+    for name, value in secrets.items():  # each generated secret is printed, under its variable's name
+        assert f"{name.upper()}" in text and value in text, name
     assert "token --customer c-1" in text and f"{api_url}/docs" in text
     events = httpx.get(f"{api_url}/events", headers={"Authorization": f"Bearer {secrets['admin_token']}"})
     assert events.status_code == 200
@@ -118,6 +119,16 @@ def test_make_run_reuses_the_secrets_kept_in_the_data_directory(start_run, tmp_p
     wait_until(lambda: "sneaker-orders is up" in output.read_text(), timeout=120, what="the banner")
 
     assert httpx.get(f"{api_url}/events", headers={"Authorization": f"Bearer {'a' * 40}"}).status_code == 200
+
+
+def test_a_secret_the_environment_gives_is_not_printed(start_run):
+    given = "whsec_" + "Z2l2ZW4gYnkgdGhlIGVudmlyb25tZW50IGFuZCBrZXB0IHNlY3JldA=="
+    process, output, _, _ = start_run(PAYMENT_WEBHOOK_SECRET=given)
+
+    text = wait_until(lambda: output.read_text() if "sneaker-orders is up" in output.read_text() else None, timeout=120)
+
+    assert "PAYMENT_WEBHOOK_SECRET" in text and "$PAYMENT_WEBHOOK_SECRET   (from the environment)" in text
+    assert given not in text
 
 
 def test_sigterm_stops_every_service_it_started(start_run):
