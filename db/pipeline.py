@@ -83,11 +83,6 @@ _TEXT_FORMS = {
 }
 
 
-def as_text(value: Any) -> bytes | None:
-    """A parameter as PostgreSQL's text input for it (None: NULL); a KeyError names a type without one."""
-    return None if value is None else _TEXT_FORMS[type(value)](value)
-
-
 _TUPLES_OK, _COMMAND_OK, _FATAL_ERROR, _PIPELINE_SYNC = (
     pq.ExecStatus.TUPLES_OK,
     pq.ExecStatus.COMMAND_OK,
@@ -100,7 +95,6 @@ class DriverConnection:
     """A connection of the pool used through libpq: statements outside a pipeline are each their own transaction."""
 
     def __init__(self, pooled) -> None:
-        self._pooled = pooled
         self._connection: psycopg.AsyncConnection = pooled.driver_connection
         self._prepared = _PREPARED.setdefault(self._connection, {})
 
@@ -156,6 +150,7 @@ class DriverConnection:
                     pgconn.send_prepare(name, text)
                     expected.append((index, (text, name)))
                 values = [parameters[key] for key in names]
+                # Each parameter as PostgreSQL's text input for it (None: NULL); a KeyError names a type without one.
                 pgconn.send_query_prepared(
                     name, [None if value is None else _TEXT_FORMS[type(value)](value) for value in values]
                 )

@@ -36,11 +36,11 @@ the few hundred microseconds PostgreSQL needs to run the write.
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db.advisory_locks import advisory_lock_id
 from db.orders.catalog_cache import CatalogCache
+from db.orders.contention import timeouts_as_contention
 from db.orders.decision_facts import (
     DecisionFacts,
     assumed_facts,
@@ -65,7 +65,6 @@ from db.orders.purchase_limits import (
 from db.orders.view import OrderItemView, OrderView, with_order_id
 from db.outbox.events import event_statement
 from db.pipeline import GENERIC_PLANS_SETTING, DriverConnection, KeptConnections, driver_connection
-from db.transactions import timed_out
 
 # A decision is retried only when a fact really changed under it (stock ran short, a price or
 # coupon was edited, the customer's other order went through); the facts the write hands back
@@ -119,6 +118,8 @@ class Decision:
     subtotal: int
     discount: int
     created_at: datetime
+    # When the order expires unpaid: created_at + the payment TTL, as the order row, its JSON and holdings say.
+    expires_at: datetime
     order_json: str
 
 
@@ -240,7 +241,7 @@ async def place_order(
     fingerprint = (
         None if request.idempotency_key is None else request_fingerprint(request.customer_id, lines, request.coupon_id)
     )
-    try:
+    with timeouts_as_contention("a product or coupon of this order"):
         async with driver_connection(engine) as connection:
             known = None if catalog is None or request.coupon_id is not None else catalog.products(_ids(lines))
             if known is not None:
@@ -260,7 +261,7 @@ async def place_order(
                 if written.order_id is not None:
                     if holdings is not None:
                         before = holdings.of(request.customer_id)
-                        holdings.note(request.customer_id, _holdings_after(decision, request, before))
+                        holdings.note(request.customer_id, _holdings_after(decision, before))
                     return PlacedOrder(
                         written.order_id, with_order_id(decision.order_json, written.order_id), writes=writes
                     )
@@ -273,22 +274,15 @@ async def place_order(
                     return PlacedOrder(first.order_id, first.model_dump_json(), replayed=True, writes=writes)
                 # A fact of the decision did not hold: decide again from the facts as they are now.
                 facts = await _read_facts(connection, request, lines, catalog)
-    except DBAPIError as error:
-        if timed_out(error):
-            raise OrderContention(
-                "a product or coupon of this order is locked by another transaction; please try again"
-            ) from error
-        raise
     raise OrderContention("the products or coupon of this order kept changing; please try again")
 
 
-def _holdings_after(decision: Decision, request: PlaceOrder, known: CustomerHoldings | None) -> CustomerHoldings:
+def _holdings_after(decision: Decision, known: CustomerHoldings | None) -> CustomerHoldings:
     """What the customer holds once the order of `decision` is written: one more unpaid order, and its pairs.
 
     The pairs of limited products this order did not name are as `known` had them.
     """
-    before = decision.facts.holdings
-    expires_at = decision.created_at + request.payment_ttl
+    before, expires_at = decision.facts.holdings, decision.expires_at
     held = {**({} if known is None else known.held_pairs), **before.held_pairs}
     for line in decision.lines:
         if line.product_id in before.held_pairs:
@@ -328,6 +322,7 @@ async def _decide(
 
 def _decision(request: PlaceOrder, lines: list[OrderLine], facts: DecisionFacts) -> Decision:
     now = datetime.now(UTC)
+    expires_at = now + request.payment_ttl
     priced = price_lines(lines, facts.catalog)
     check_purchase_limits(lines, facts.catalog, facts.holdings, max_unpaid_orders=request.max_unpaid_orders, now=now)
     subtotal = sum(line.line_total for line in priced)
@@ -347,9 +342,9 @@ def _decision(request: PlaceOrder, lines: list[OrderLine], facts: DecisionFacts)
         total=subtotal - discount,
         items=[OrderItemView(**vars(line), line_total=line.line_total) for line in priced],
         created_at=now,
-        expires_at=now + request.payment_ttl,
+        expires_at=expires_at,
     )
-    return Decision(priced, coupon, facts, subtotal, discount, now, order.model_dump_json())
+    return Decision(priced, coupon, facts, subtotal, discount, now, expires_at, order.model_dump_json())
 
 
 async def _write_if_unchanged(
@@ -385,7 +380,7 @@ async def _write_if_unchanged(
                     "discount": decision.discount,
                     "total": decision.subtotal - decision.discount,
                     "created_at": decision.created_at,
-                    "expires_at": decision.created_at + request.payment_ttl,
+                    "expires_at": decision.expires_at,
                     "idempotency_key": key,
                     "request_fingerprint": fingerprint,
                     "response": decision.order_json,

@@ -1,4 +1,4 @@
-"""Stock: reading what is for sale, locking products in id order, and giving stock back."""
+"""Stock: locking products in id order, and giving stock back."""
 
 from sqlalchemy import Integer, any_, bindparam, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -21,11 +21,6 @@ _RETURN_STOCK = text(
     WHERE products.id = line.product_id
     """
 )
-
-
-async def read_products(connection: AsyncConnection, product_ids: list[int]) -> dict[int, ProductForSale]:
-    """What is known now of the named products, without locking them."""
-    return _by_id(await connection.execute(_PRODUCTS, {"ids": product_ids}))
 
 
 async def lock_products(connection: AsyncConnection, product_ids: list[int]) -> dict[int, ProductForSale]:
