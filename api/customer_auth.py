@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 
 from api.problems import ApiProblem
 from sneaker_orders.settings import Settings
@@ -173,9 +174,8 @@ async def authenticated_customer(
 
 def bearer_token(authorization: str | None) -> str | None:
     """The token of an `Authorization: Bearer <token>` header, read as FastAPI's HTTPBearer reads it; None if none."""
-    scheme, _, token = (authorization or "").partition(" ")
-    token = token.strip()
-    return token if authorization and scheme and token and scheme.lower() == "bearer" else None
+    scheme, token = get_authorization_scheme_param(authorization)
+    return token if token and scheme.lower() == "bearer" else None
 
 
 async def customer_of_token(tokens: CustomerTokens, token: str | None) -> str:

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from api.problems import ApiProblem
-from api.schemas import ConfirmOrderBody
+from api.schemas import ConfirmOrderBody, body_errors
 from sneaker_orders.settings import Settings
 
 # What payment_webhooks.webhook_id holds: printable ASCII, bounded.
@@ -79,7 +79,7 @@ async def signed_confirmation(
     webhook_timestamp: Annotated[
         str | None, Header(alias="webhook-timestamp", description="seconds since the epoch, within 5 minutes")
     ] = None,
-) -> str:
+) -> SignedConfirmation:
     """The webhook-id and body of a request signed by the payment provider; 401 UNAUTHORIZED before any parsing."""
     if not (signature and webhook_id and webhook_timestamp):
         raise _unauthorized("a payment webhook needs the headers webhook-id, webhook-timestamp and webhook-signature")
@@ -97,9 +97,7 @@ async def signed_confirmation(
     try:
         return SignedConfirmation(webhook_id, ConfirmOrderBody.model_validate_json(raw))
     except ValidationError as invalid:
-        raise RequestValidationError(
-            [{**error, "loc": ("body", *error["loc"])} for error in invalid.errors(include_url=False)]
-        ) from None
+        raise RequestValidationError(body_errors(invalid)) from None
 
 
 def _unauthorized(detail: str) -> ApiProblem:

@@ -24,7 +24,7 @@ from api.metrics import REQUEST_DURATION
 from api.order_placement import place_for_customer, placed_headers
 from api.problems import problem_for
 from api.request_guard import read_guarded_body
-from api.schemas import IdempotencyKeyValue, PlaceOrderBody
+from api.schemas import IdempotencyKeyValue, PlaceOrderBody, body_errors
 
 PATH = "/orders"
 _IDEMPOTENCY_KEY = TypeAdapter(IdempotencyKeyValue)
@@ -121,7 +121,7 @@ def _validated(
         try:
             order = PlaceOrderBody.model_validate_json(body)
         except ValidationError as invalid:
-            problems += [{**error, "loc": ("body", *error["loc"])} for error in invalid.errors(include_url=False)]
+            problems += body_errors(invalid)
     if problems:
         raise RequestValidationError(problems)
     return order, idempotency_key

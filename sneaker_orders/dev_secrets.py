@@ -15,8 +15,8 @@ from pydantic import SecretStr
 from sneaker_orders.settings import Settings
 
 SECRETS_FILE = "secrets.json"
-# The variables these secrets stand in for; each is kept under its lower-case name (the setting's).
-DEVELOPMENT_SECRETS = ("ADMIN_TOKEN", "AUTH_JWT_SECRET", "PAYMENT_WEBHOOK_SECRET")
+# The settings a development secret stands in for; each is kept, and read from the environment, under its name.
+SECRET_SETTINGS = ("admin_token", "auth_jwt_secret", "payment_webhook_secret")
 
 
 def _new_secrets() -> dict[str, str]:
@@ -48,7 +48,7 @@ def load_or_create_dev_secrets(settings: Settings) -> dict[str, str]:
 
 def with_dev_secrets(settings: Settings) -> Settings:
     """`settings` with every secret the environment left unset taken from the development secrets."""
-    missing = [name for name in _new_secrets() if getattr(settings, name) is None]
+    missing = [name for name in SECRET_SETTINGS if getattr(settings, name) is None]
     if not missing:
         return settings
     stored = load_or_create_dev_secrets(settings)
@@ -59,6 +59,6 @@ def secrets_environment(settings: Settings) -> dict[str, str]:
     """The secrets of `settings` as the environment variables child processes read."""
     return {
         name.upper(): getattr(settings, name).get_secret_value()
-        for name in _new_secrets()
+        for name in SECRET_SETTINGS
         if getattr(settings, name) is not None
     }

@@ -17,7 +17,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from sneaker_orders.dev_secrets import DEVELOPMENT_SECRETS, dev_secrets_path, secrets_environment, with_dev_secrets
+from sneaker_orders.dev_secrets import dev_secrets_path, secrets_environment, with_dev_secrets
 from sneaker_orders.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -112,12 +112,9 @@ def _banner(settings: Settings, given: Settings) -> str:
         f"  {'Temporal Web UI':<22} {settings.temporal_ui_url}",
         f"  {'platform':<22} {settings.platform_url}",
     ]
-    for name in DEVELOPMENT_SECRETS:
-        value = getattr(settings, name.lower())
-        if value is None:
-            continue
+    for name, value in secrets_environment(settings).items():
         if getattr(given, name.lower()) is None:  # from the data directory, where `make run` generated it
-            shown, origin = value.get_secret_value(), f"generated, kept in {dev_secrets_path(settings)}"
+            shown, origin = value, f"generated, kept in {dev_secrets_path(settings)}"
         else:
             shown, origin = f"${name}", "from the environment"
         lines.append(f"  {name:<22} {shown}   ({origin})")

@@ -11,7 +11,7 @@ from api.openapi import BODY_GUARD_STATUSES, problems
 from api.order_cursor import CURSOR_PATTERN, decode_cursor, encode_cursor
 from api.order_placement import place_for_customer, placed_headers
 from api.payment_webhook import CONFIRMATION_BODY, SignedConfirmationDep
-from api.schemas import OrderIdInPath, PlaceOrderBody
+from api.schemas import IdempotencyKeyValue, OrderIdInPath, PlaceOrderBody
 from api.write_slots import WriteSlotsDep
 from db.orders.lifecycle import cancel_order
 from db.orders.listing import list_orders
@@ -24,11 +24,9 @@ router = APIRouter(prefix="/orders", tags=["orders"])
 
 OrderIdPath = Annotated[OrderIdInPath, Path(description="the order's id (decimal digits)")]
 IdempotencyKey = Annotated[
-    str | None,
+    IdempotencyKeyValue | None,
     Header(
         alias="Idempotency-Key",
-        min_length=1,
-        max_length=255,
         description="retries with the same key and body get the first response, no second order; keys belong to"
         " the customer and are kept IDEMPOTENCY_KEY_TTL_HOURS (default 24), after which the key is free again",
     ),
