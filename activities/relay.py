@@ -80,7 +80,7 @@ class RelayActivities:
         engine: AsyncEngine,
         platform: PlatformClient,
         settings: Settings,
-        pause_watch: SchedulePauseWatch | None = None,
+        pause_watch: SchedulePauseWatch,
         *,
         poll_interval_seconds: float = 0.05,
     ) -> None:
@@ -92,7 +92,6 @@ class RelayActivities:
         self._breaker_rule = BreakerRule(settings.relay_breaker_failures, settings.relay_breaker_probe_seconds)
         self._probe_hold_seconds = settings.relay_http_timeout_seconds + 5
         self._lease_seconds = settings.relay_lease_seconds
-        self._max_attempts = settings.relay_max_attempts
         self._delivery_gate = asyncio.Semaphore(settings.relay_delivery_concurrency)
         self._poll_interval = poll_interval_seconds
         self._pause_watch = pause_watch
@@ -114,11 +113,12 @@ class RelayActivities:
         lease_token = _lease_token(info, info.attempt)
         remaining = request.max_events - len(report.events)
         while remaining > 0 and not activity.is_worker_shutdown():
-            if await self._is_paused(request.schedule_id):
+            if await self._pause_watch.is_paused(request.schedule_id):
                 report.paused = True
                 break
             if pace.time_to_release_expired_leases():
-                self._report_released(await release_expired_leases(self._engine, self._max_attempts), run, report)
+                released = await release_expired_leases(self._engine, self._retry_policy.max_attempts)
+                self._report_released(released, run, report)
             claimed = await self._claim_or_probe(min(request.batch_size, remaining), run, lease_token)
             if claimed is not None:
                 await self._deliver(claimed, run, report, request.schedule_id, pace)
@@ -136,7 +136,7 @@ class RelayActivities:
     async def _take_over_from_earlier_attempts(self, info: activity.Info, report: "_ReportBuilder") -> None:
         """An earlier attempt of this activity died: give back what it still held, and name all it did."""
         earlier = [_lease_token(info, attempt) for attempt in range(1, info.attempt)]
-        self._report_released(await release_leases(self._engine, earlier, self._max_attempts), None, None)
+        self._report_released(await release_leases(self._engine, earlier, self._retry_policy.max_attempts), None, None)
         for logged in await attempts_of_run(self._engine, info.workflow_run_id, since=info.scheduled_time):
             report.add(logged.event_id, logged.aggregate_id, logged.description, logged.outcome, logged.error)
 
@@ -151,9 +151,6 @@ class RelayActivities:
         for lease in released:
             if report is not None and run is not None and lease.claimed_by_run_id == run.run_id:
                 report.add(lease.event_id, lease.aggregate_id, lease.description, "LEASE_EXPIRED", "lease expired")
-
-    async def _is_paused(self, schedule_id: str | None) -> bool:
-        return self._pause_watch is not None and await self._pause_watch.is_paused(schedule_id)
 
     async def _claim_or_probe(self, size: int, run: Run, lease_token: uuid.UUID) -> _Claimed | None:
         """Claim due events; while the breaker is open, claim one event to probe with, if this worker may probe now."""
@@ -262,7 +259,7 @@ class RelayActivities:
     async def _may_record(self, schedule_id: str | None, claimed: _Claimed, pace: "_Pace") -> bool:
         """False if the schedule was paused (and stayed paused) before these outcomes could be recorded."""
         give_up_at = claimed.claimed_at + self._lease_seconds - LEASE_MARGIN_SECONDS
-        while await self._is_paused(schedule_id):
+        while await self._pause_watch.is_paused(schedule_id):
             if time.monotonic() >= give_up_at or activity.is_worker_shutdown():
                 log.warning(
                     "schedule %s paused before %d outcomes were recorded; their leases will expire",

@@ -10,6 +10,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from db.engine import autocommit_connection
 
 
+def event_description(event_type: str, sequence: int, aggregate_type: str, aggregate_id: str) -> str:
+    """What an event is, in words: "OrderCreated #1 of order 42"."""
+    return f"{event_type} #{sequence} of {aggregate_type} {aggregate_id}"
+
+
 @dataclass(frozen=True)
 class Claim:
     """Who claims: how many events at most, the lease length, the Temporal run that will deliver, for which platform.
@@ -47,8 +52,7 @@ class LeasedEvent:
 
     @property
     def description(self) -> str:
-        """What the event is, in words: "OrderCreated #1 of order 42"."""
-        return f"{self.event_type} #{self.sequence} of {self.aggregate_type} {self.aggregate_id}"
+        return event_description(self.event_type, self.sequence, self.aggregate_type, self.aggregate_id)
 
 
 # Due events, oldest first, none of which has an earlier event of its order still unsent: that is
@@ -98,9 +102,7 @@ _RELEASE = """
             lease_token = NULL, lease_expires_at = NULL,
             last_error = 'lease expired before an outcome was recorded'
         FROM expired WHERE event.id = expired.id
-        RETURNING event.event_id, event.aggregate_id,
-                  event.event_type || ' #' || event.sequence || ' of ' || event.aggregate_type || ' '
-                      || event.aggregate_id AS description,
+        RETURNING event.event_id, event.aggregate_id, event.event_type, event.sequence, event.aggregate_type,
                   event.claimed_by_workflow_id, event.claimed_by_run_id
     ), logged AS (
         INSERT INTO delivery_attempts (event_id, attempt_number, attempted_at, outcome, error, workflow_id, run_id)
@@ -110,7 +112,7 @@ _RELEASE = """
                released.claimed_by_workflow_id, released.claimed_by_run_id
         FROM released
     )
-    SELECT event_id, aggregate_id, description, claimed_by_run_id FROM released
+    SELECT event_id, aggregate_id, event_type, sequence, aggregate_type, claimed_by_run_id FROM released
 """
 _RELEASE_EXPIRED = text(_RELEASE.format(which="lease_expires_at < now()"))
 _RELEASE_LEASES = text(_RELEASE.format(which="lease_token = ANY(CAST(:lease_tokens AS uuid[]))"))
@@ -122,8 +124,14 @@ class ReleasedLease:
 
     event_id: str
     aggregate_id: str
-    description: str
+    event_type: str
+    sequence: int
+    aggregate_type: str
     claimed_by_run_id: str | None
+
+    @property
+    def description(self) -> str:
+        return event_description(self.event_type, self.sequence, self.aggregate_type, self.aggregate_id)
 
 
 async def release_expired_leases(engine: AsyncEngine, max_attempts: int) -> list[ReleasedLease]:

@@ -8,6 +8,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db.engine import autocommit_connection
+from db.outbox.claims import event_description
 
 # HELD: the attempt failed while the platform failed for every event; the event keeps its budget.
 Outcome = Literal["SENT", "RETRY", "FAILED", "HELD"]
@@ -103,17 +104,21 @@ class RunAttempt:
 
     event_id: str
     aggregate_id: str
-    description: str
+    event_type: str
+    sequence: int
+    aggregate_type: str
     outcome: str
     http_status: int | None
     error: str | None
 
+    @property
+    def description(self) -> str:
+        return event_description(self.event_type, self.sequence, self.aggregate_type, self.aggregate_id)
+
 
 _RUN_ATTEMPTS = text(
     """
-    SELECT attempt.event_id, event.aggregate_id,
-           event.event_type || ' #' || event.sequence || ' of ' || event.aggregate_type || ' ' || event.aggregate_id
-               AS description,
+    SELECT attempt.event_id, event.aggregate_id, event.event_type, event.sequence, event.aggregate_type,
            attempt.outcome, attempt.http_status, attempt.error
     FROM delivery_attempts AS attempt JOIN order_events AS event ON event.event_id = attempt.event_id
     WHERE attempt.run_id = :run_id AND attempt.attempted_at >= :since
