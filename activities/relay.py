@@ -138,7 +138,14 @@ class RelayActivities:
         earlier = [_lease_token(info, attempt) for attempt in range(1, info.attempt)]
         self._report_released(await release_leases(self._engine, earlier, self._retry_policy.max_attempts), None, None)
         for logged in await attempts_of_run(self._engine, info.workflow_run_id, since=info.scheduled_time):
-            report.add(logged.event_id, logged.aggregate_id, logged.description, logged.outcome, logged.error)
+            report.add(
+                logged.event_id,
+                logged.aggregate_id,
+                logged.description,
+                logged.outcome,
+                logged.error,
+                logged.http_status,
+            )
 
     def _report_released(self, released: list[ReleasedLease], run: Run | None, report: "_ReportBuilder | None") -> None:
         """Count and log leases given back; those this run had claimed are its attempts, and named as such."""
