@@ -42,15 +42,10 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.http_load import CUSTOMER_WINDOW, WRK_THREADS, post_orders  # noqa: E402
-from bench.support import customer_tokens, free_port, wait_for_http  # noqa: E402
+from bench.support import BENCH_SECRETS, customer_tokens, free_port, wait_for_http  # noqa: E402
 from db.migrate import upgrade_to_newest  # noqa: E402
 from sneaker_orders.local_postgres import libpq_url, start_embedded_postgres  # noqa: E402
 
-# The API's secrets; its limits are the defaults.
-API_ENVIRONMENT = {
-    "AUTH_JWT_SECRET": "bench-customer-token-secret-of-32-bytes",
-    "PAYMENT_WEBHOOK_SECRET": "whsec_YmVuY2gtcGF5bWVudC13ZWJob29rLXNlY3JldA==",
-}
 PRICE = 139000
 PAYLOAD = json.dumps(
     {
@@ -203,7 +198,7 @@ def _start_api(url: str, args, scratch: Path) -> subprocess.Popen:
     port = free_port()
     environment = {
         **os.environ,
-        **API_ENVIRONMENT,
+        **BENCH_SECRETS,  # its limits are the defaults
         "DATABASE_URL": url,
         "DATABASE_POOL_SIZE": str(args.pool_size),
         # As many connections as the peer's pool: no overflow.

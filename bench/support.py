@@ -8,18 +8,18 @@ import httpx
 from sneaker_orders.customer_tokens import mint_customer_token
 from sneaker_orders.settings import Settings
 
-# The secrets the benchmarks' API processes run with, and a limit of unpaid orders no benchmark reaches
-# (its customers place many orders each and never pay).
-BENCH_API_ENVIRONMENT = {
+# The secrets the benchmarks' API processes run with.
+BENCH_SECRETS = {
     "AUTH_JWT_SECRET": "bench-customer-token-secret-of-32-bytes",
     "PAYMENT_WEBHOOK_SECRET": "whsec_YmVuY2gtcGF5bWVudC13ZWJob29rLXNlY3JldA==",
-    "MAX_UNPAID_ORDERS_PER_CUSTOMER": "1000000000",
 }
+# With a limit of unpaid orders no benchmark reaches (its customers place many orders each and never pay).
+BENCH_API_ENVIRONMENT = {**BENCH_SECRETS, "MAX_UNPAID_ORDERS_PER_CUSTOMER": "1000000000"}
 
 
 def customer_tokens(prefix: str, count: int) -> list[str]:
     """Tokens of `count` customers `{prefix}-{n}`, valid for a day, as the benchmarks' API accepts them."""
-    settings = Settings(auth_jwt_secret=BENCH_API_ENVIRONMENT["AUTH_JWT_SECRET"])
+    settings = Settings(auth_jwt_secret=BENCH_SECRETS["AUTH_JWT_SECRET"])
     return [mint_customer_token(settings, f"{prefix}-{n}", ttl_seconds=86400) for n in range(count)]
 
 

@@ -11,6 +11,7 @@ from db.migrate import upgrade_to_newest
 from sneaker_orders.cli import main as sneaker_orders
 from sneaker_orders.local_postgres import libpq_url, start_embedded_postgres
 from sneaker_orders.settings import Settings
+from tests.support.admin import ADMIN_TOKEN
 from tests.support.background_loop import BackgroundLoop
 from tests.support.catalog import SeededCatalog, reset_database
 from tests.support.customers import JWT_SECRET, customer_headers
@@ -19,8 +20,6 @@ from tests.support.relay_worker import Relay, RelayConfig
 from tests.support.serving import serve
 from tests.support.sink_control import Sink, serve_sink
 from tests.support.temporal_server import start_dev_server
-
-ADMIN_TOKEN = "test-admin-token-of-at-least-32-characters"
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.conftest import ADMIN_TOKEN
+from tests.support.admin import ADMIN_TOKEN
 from tests.support.customers import token_for
 
 

@@ -6,7 +6,7 @@ import pytest
 from api.app import create_app
 from sneaker_orders.cli import main
 from sneaker_orders.dev_secrets import with_dev_secrets
-from tests.conftest import ADMIN_TOKEN
+from tests.support.admin import ADMIN_TOKEN
 from tests.support.customers import JWT_SECRET
 from tests.support.ordering import placed
 from tests.support.payments import WEBHOOK_SECRET

@@ -2,9 +2,10 @@
 
 import pytest
 
-from sneaker_orders.cli import main as sneaker_orders
-from tests.support.lifecycle_builders import ADMIN, actions_of, event_ids_of, pay, place_order
+from tests.support.admin import ADMIN
+from tests.support.lifecycle_builders import actions_of, event_ids_of, place_order
 from tests.support.outbox_views import attempts_of, wait_for_statuses
+from tests.support.payments import pay
 from tests.support.polling import wait_until
 
 
@@ -15,7 +16,7 @@ def delivered_twice(sink, order) -> list[dict] | None:
 
 @pytest.mark.parametrize("through", ["cli", "api"])
 def test_replay_redelivers_an_orders_retained_events_in_sequence_with_their_original_ids(
-    api, db, catalog, sink, relay, monkeypatch, database_url, through
+    api, db, catalog, sink, relay, cli, through
 ):
     relay.start_worker()
     order, other = place_order(api, catalog), place_order(api, catalog, customer="c-2")
@@ -25,8 +26,7 @@ def test_replay_redelivers_an_orders_retained_events_in_sequence_with_their_orig
     first_time = {event["key"]: event["body"] for event in sink.received(str(order["order_id"]))}
 
     if through == "cli":
-        monkeypatch.setenv("DATABASE_URL", database_url)
-        assert sneaker_orders(["events", "replay", "--order-id", str(order["order_id"])]) == 0
+        assert cli("events", "replay", "--order-id", str(order["order_id"]))[0] == 0
     else:
         answer = api.post("/events/replay", json={"order_id": order["order_id"]}, headers=ADMIN)
         assert answer.json()["event_ids"] == event_ids

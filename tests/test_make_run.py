@@ -3,7 +3,6 @@
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import uuid
@@ -15,13 +14,8 @@ import pytest
 
 from sneaker_orders.local_postgres import libpq_url
 from tests.support.polling import wait_until
+from tests.support.ports import free_port
 from tests.support.temporal_cli import delete_schedules
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture

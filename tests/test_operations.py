@@ -5,6 +5,7 @@ import httpx
 from api.app import create_app
 from tests.support.customers import customer_headers
 from tests.support.ordering import place
+from tests.support.prometheus_text import sample
 from tests.support.serving import serve
 
 
@@ -14,20 +15,17 @@ def test_healthz_and_readyz_answer_when_all_is_up(api):
 
 
 def test_metrics_count_placed_orders_and_problems(api, catalog):
-    def sample(name: str) -> float:
-        for line in api.get("/metrics").text.splitlines():
-            if line.startswith(name + " ") or line.startswith(name + "{"):
-                return float(line.rsplit(" ", 1)[1])
-        return 0.0
+    def counted(name: str, **labels: str) -> float:
+        return sample(api.get("/metrics").text, name, **labels) or 0.0
 
-    placed = sample("sneaker_orders_orders_placed_total")
-    short = sample('sneaker_orders_problems_total{code="INSUFFICIENT_STOCK",status="400"}')
+    placed = counted("sneaker_orders_orders_placed_total")
+    short = counted("sneaker_orders_problems_total", code="INSUFFICIENT_STOCK", status="400")
 
     place(api, (catalog.products["af1"], 1))
     place(api, (catalog.products["af1"], 999))
 
-    assert sample("sneaker_orders_orders_placed_total") == placed + 1
-    assert sample('sneaker_orders_problems_total{code="INSUFFICIENT_STOCK",status="400"}') == short + 1
+    assert counted("sneaker_orders_orders_placed_total") == placed + 1
+    assert counted("sneaker_orders_problems_total", code="INSUFFICIENT_STOCK", status="400") == short + 1
     assert 'route="/orders"' in api.get("/metrics").text
 
 

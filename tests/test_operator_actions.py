@@ -5,17 +5,17 @@ from datetime import timedelta
 
 import pytest
 
+from tests.support.admin import ADMIN
 from tests.support.lifecycle_builders import (
-    ADMIN,
     actions_of,
     event_ids_of,
     make_backing_off,
     make_failed,
     make_sent,
-    pay,
     place_order,
     status_of,
 )
+from tests.support.payments import pay
 
 
 def due_in_seconds(db, event_id) -> float:

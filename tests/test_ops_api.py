@@ -6,12 +6,10 @@ import httpx
 import pytest
 
 from api.app import create_app
-from tests.conftest import ADMIN_TOKEN
+from tests.support.admin import ADMIN, ADMIN_TOKEN
 from tests.support.ordering import placed
 from tests.support.payments import pay
 from tests.support.serving import serve
-
-ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 def place(api, catalog, quantity=1):

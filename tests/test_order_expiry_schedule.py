@@ -1,7 +1,6 @@
 """Unpaid orders expire through the Temporal schedule ORDER_EXPIRY_SCHEDULE_ID, run by real `sneaker-orders worker`s."""
 
 import json
-import socket
 import time
 import uuid
 
@@ -11,8 +10,10 @@ import pytest
 from api.app import create_app
 from tests.support.catalog import events_of, stock_of, used_count_of
 from tests.support.customers import customer_headers
-from tests.support.lifecycle_builders import pay, place_order
+from tests.support.lifecycle_builders import place_order
+from tests.support.payments import pay
 from tests.support.polling import wait_until
+from tests.support.ports import free_port
 from tests.support.serving import serve
 from tests.support.temporal_server import start_dev_server
 
@@ -161,9 +162,7 @@ def test_expiry_is_late_but_not_lost_while_the_worker_is_down(shop, db, catalog,
 
 
 def test_expiry_is_late_but_not_lost_while_temporal_is_down(shop, db, catalog, relay, background, tmp_path):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     database = str(tmp_path / "temporal.db")
 
     def start_temporal():

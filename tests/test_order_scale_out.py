@@ -6,21 +6,16 @@ from collections import Counter
 import httpx
 import pytest
 
-from tests.support.api_process import ApiProcess, api_process
+from tests.support.api_process import ApiProcess, api_environment, api_process
 from tests.support.catalog import count_rows
-from tests.support.customers import JWT_SECRET, customer_headers
+from tests.support.customers import customer_headers
 from tests.support.ordering import order_body
-from tests.support.payments import WEBHOOK_SECRET
 
 
 @pytest.fixture(scope="module")
 def two_apis(database_url, tmp_path_factory) -> list[ApiProcess]:
     """Two `sneaker-orders api` processes on the same database, as behind a load balancer."""
-    environment = {
-        "DATABASE_URL": database_url,
-        "AUTH_JWT_SECRET": JWT_SECRET,
-        "PAYMENT_WEBHOOK_SECRET": WEBHOOK_SECRET,
-    }
+    environment = api_environment(database_url)
     logs = tmp_path_factory.mktemp("apis")
     with api_process(environment, logs / "a.log") as first, api_process(environment, logs / "b.log") as second:
         yield [first, second]

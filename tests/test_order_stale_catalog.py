@@ -19,6 +19,7 @@ from sneaker_orders.local_postgres import libpq_url
 from tests.support.catalog import count_rows, events_of, snapshot, stock_of
 from tests.support.customers import customer_headers
 from tests.support.ordering import order_body
+from tests.support.prometheus_text import sample
 
 
 def place(
@@ -239,7 +240,4 @@ def test_prices_changed_under_load_never_give_a_wrong_order(api_url, database_ur
 
 
 def metric(api_url: str, name: str) -> float:
-    for line in httpx.get(f"{api_url}/metrics").text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
+    return sample(httpx.get(f"{api_url}/metrics").text, name) or 0.0

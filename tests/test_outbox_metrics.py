@@ -5,7 +5,7 @@ import json
 import time
 from datetime import timedelta
 
-from tests.support.lifecycle_builders import ADMIN
+from tests.support.admin import ADMIN
 from tests.support.ordering import placed
 from tests.support.outbox_fill import insert_events
 from tests.support.outbox_views import wait_for_statuses

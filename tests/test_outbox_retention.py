@@ -13,8 +13,9 @@ import httpx
 from db.engine import create_engine
 from db.outbox.retention import RetentionBatch, delete_sent_events_past_retention
 from tests.support.customers import customer_headers
-from tests.support.lifecycle_builders import event_ids_of, make_sent, pay, place_order, status_of
+from tests.support.lifecycle_builders import event_ids_of, make_sent, place_order, status_of
 from tests.support.outbox_fill import SYNTHETIC_ORDER_IDS, count_events, insert_events
+from tests.support.payments import pay
 from tests.support.polling import wait_until
 
 log = logging.getLogger(__name__)

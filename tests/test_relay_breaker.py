@@ -4,8 +4,7 @@ import json
 import time
 from datetime import UTC, datetime, timedelta
 
-from sneaker_orders.cli import main as sneaker_orders
-from tests.conftest import ADMIN_TOKEN
+from tests.support.admin import ADMIN
 from tests.support.outbox_views import attempts_of, event_rows, insert_pending_events, wait_for_statuses
 from tests.support.polling import wait_until
 
@@ -23,7 +22,7 @@ def running_relay_run(relay) -> str:
 
 
 def test_an_outage_fails_no_event_and_the_backlog_drains_within_seconds_of_the_platforms_return(
-    db, catalog, sink, relay, monkeypatch, database_url, capsys
+    db, catalog, sink, relay, cli
 ):
     relay.config.extra.update(
         {"RELAY_MAX_ATTEMPTS": "3", "RELAY_BACKOFF_BASE_SECONDS": "5", "RELAY_BACKOFF_MAX_SECONDS": "300"}
@@ -42,9 +41,9 @@ def test_an_outage_fails_no_event_and_the_backlog_drains_within_seconds_of_the_p
 
     # The outage shows: in the worker's metrics, in `sneaker-orders events list`, and on the run's page.
     assert f'sneaker_orders_relay_breaker_open{{platform="{sink.url}"}} 1.0' in worker.metrics()
-    monkeypatch.setenv("DATABASE_URL", database_url)
-    assert sneaker_orders(["events", "list", "--limit", "1"]) == 0
-    assert "breaker OPEN since" in capsys.readouterr().out
+    code, out, _ = cli("events", "list", "--limit", "1")
+    assert code == 0
+    assert "breaker OPEN since" in out
     details = relay.temporal("workflow", "metadata", "--workflow-id", running_relay_run(relay))
     assert "breaker OPEN" in details
 
@@ -87,7 +86,7 @@ def test_a_held_attempt_shows_in_the_ops_api_as_held(api, db, catalog):
         (event_id,),
     )
 
-    response = api.get(f"/events/{event_id}", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    response = api.get(f"/events/{event_id}", headers=ADMIN)
 
     assert response.status_code == 200
     assert [(a["outcome"], a["error"][:4]) for a in response.json()["attempts"]] == [("HELD", "held")]

@@ -1,7 +1,6 @@
 """Crashes, shutdowns, concurrent relays and a Temporal outage: nothing committed is lost."""
 
 import json
-import socket
 from collections import Counter
 
 from temporalio.testing import WorkflowEnvironment
@@ -9,6 +8,7 @@ from temporalio.testing import WorkflowEnvironment
 from tests.support.ordering import order_body, place_concurrently, placed
 from tests.support.outbox_views import attempts_of, event_rows, wait_for_statuses
 from tests.support.polling import wait_until
+from tests.support.ports import free_port
 from tests.support.temporal_server import start_dev_server
 
 
@@ -113,7 +113,7 @@ def test_two_workers_and_an_extra_relay_never_deliver_an_attempt_twice(api_url, 
 def test_orders_are_accepted_while_temporal_is_down_and_delivered_once_it_is_back(
     api, db, catalog, sink, relay, background, tmp_path
 ):
-    port = _free_port()
+    port = free_port()
     database = str(tmp_path / "temporal.db")
 
     def start_temporal() -> WorkflowEnvironment:
@@ -138,9 +138,3 @@ def test_orders_are_accepted_while_temporal_is_down_and_delivered_once_it_is_bac
     finally:
         relay.stop_all()
         background.run(temporal.shutdown())
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]

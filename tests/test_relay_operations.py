@@ -3,14 +3,11 @@
 import json
 import time
 
-from sneaker_orders.cli import main as sneaker_orders
-from tests.conftest import ADMIN_TOKEN
+from tests.support.admin import ADMIN
 from tests.support.ordering import placed
 from tests.support.outbox_views import attempts_of, event_rows, wait_for_statuses
 from tests.support.payments import pay
 from tests.support.polling import wait_until
-
-ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 def place(api, catalog):
@@ -93,9 +90,7 @@ def test_a_failed_event_is_redriven_through_the_api_and_then_sent(api, db, catal
     assert [(r["requested_by"], r["retry_count_before"]) for r in detail["redrives"]] == [("api", 1)]
 
 
-def test_a_blocked_order_resumes_in_order_after_its_failed_event_is_redriven(
-    api, db, catalog, sink, relay, monkeypatch, database_url
-):
+def test_a_blocked_order_resumes_in_order_after_its_failed_event_is_redriven(api, db, catalog, sink, relay, cli):
     sink.set_faults(fail_next=[400])
     relay.start_worker()
     order = place(api, catalog)
@@ -104,11 +99,10 @@ def test_a_blocked_order_resumes_in_order_after_its_failed_event_is_redriven(
         lambda: {r["sequence"]: r["status"] for r in event_rows(db)} == {1: "FAILED", 2: "PENDING"},
         what="OrderCreated failed and OrderConfirmed held back",
     )
-    monkeypatch.setenv("DATABASE_URL", database_url)
 
-    assert sneaker_orders(["events", "redrive", "--order-id", str(order["order_id"]), "--dry-run"]) == 0
+    assert cli("events", "redrive", "--order-id", str(order["order_id"]), "--dry-run")[0] == 0
     assert {r["sequence"]: r["status"] for r in event_rows(db)} == {1: "FAILED", 2: "PENDING"}
-    assert sneaker_orders(["events", "redrive", "--order-id", str(order["order_id"])]) == 0
+    assert cli("events", "redrive", "--order-id", str(order["order_id"]))[0] == 0
 
     wait_for_statuses(db, "SENT")
     assert [r["body"]["sequence"] for r in sink.received(str(order["order_id"]))] == [1, 2]

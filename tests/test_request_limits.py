@@ -8,9 +8,8 @@ import time
 import httpx
 import pytest
 
-from tests.support.api_process import api_process
-from tests.support.customers import JWT_SECRET, customer_headers
-from tests.support.payments import WEBHOOK_SECRET
+from tests.support.api_process import api_environment, api_process
+from tests.support.customers import customer_headers
 
 MB = 1024 * 1024
 
@@ -18,13 +17,7 @@ MB = 1024 * 1024
 @pytest.fixture(scope="module")
 def api_server(database_url, tmp_path_factory):
     """`sneaker-orders api` as its own process, with one-second head and body timeouts."""
-    environment = {
-        "DATABASE_URL": database_url,
-        "AUTH_JWT_SECRET": JWT_SECRET,
-        "PAYMENT_WEBHOOK_SECRET": WEBHOOK_SECRET,
-        "REQUEST_HEADER_TIMEOUT_SECONDS": "1",
-        "REQUEST_BODY_TIMEOUT_SECONDS": "1",
-    }
+    environment = api_environment(database_url, REQUEST_HEADER_TIMEOUT_SECONDS="1", REQUEST_BODY_TIMEOUT_SECONDS="1")
     with api_process(environment, tmp_path_factory.mktemp("api") / "api.log") as server:
         yield server
 

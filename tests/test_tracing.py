@@ -13,12 +13,10 @@ from api.place_order_endpoint import PlaceOrderEndpoint
 from api.request_guard import RequestBodyGuard
 from sneaker_orders.settings import Settings
 from sneaker_orders.tracing import current_traceparent, requested_exporters
-from tests.support.api_process import api_process
-from tests.support.customers import JWT_SECRET
+from tests.support.api_process import api_environment, api_process
 from tests.support.ordering import placed
 from tests.support.otlp_receiver import CLIENT, SERVER, STATUS_ERROR, serve_otlp_receiver
 from tests.support.outbox_views import attempts_of, wait_for_statuses
-from tests.support.payments import WEBHOOK_SECRET
 
 
 @pytest.fixture
@@ -30,15 +28,6 @@ def otlp(background):
 def tracing_to(receiver) -> dict[str, str]:
     """The standard variables that make a process trace to `receiver`, exporting every 100 ms."""
     return {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url, "OTEL_BSP_SCHEDULE_DELAY": "100"}
-
-
-def api_environment(database_url: str, **extra: str) -> dict[str, str]:
-    return {
-        "DATABASE_URL": database_url,
-        "AUTH_JWT_SECRET": JWT_SECRET,
-        "PAYMENT_WEBHOOK_SECRET": WEBHOOK_SECRET,
-        **extra,
-    }
 
 
 def named_span(traceparent: str | None) -> tuple[str, str] | None:

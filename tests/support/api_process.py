@@ -11,8 +11,20 @@ from pathlib import Path
 import httpx
 import psutil
 
+from tests.support.customers import JWT_SECRET
+from tests.support.payments import WEBHOOK_SECRET
 from tests.support.polling import wait_until
 from tests.support.ports import free_port
+
+
+def api_environment(database_url: str, **extra: str) -> dict[str, str]:
+    """What an API process of the suite needs: its database and the suite's customer and payment secrets."""
+    return {
+        "DATABASE_URL": database_url,
+        "AUTH_JWT_SECRET": JWT_SECRET,
+        "PAYMENT_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        **extra,
+    }
 
 
 @dataclass(frozen=True)

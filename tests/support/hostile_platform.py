@@ -12,16 +12,6 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from functools import cache
 
-MISBEHAVIOURS = (
-    "bad-status-line",
-    "oversized-header",
-    "unreadable-retry-after",
-    "huge-retry-after",
-    "drip",
-    "endless-body",
-    "gigabyte-body",
-    "gzip-bomb",
-)
 GIBIBYTE = 1 << 30
 CHUNK = b"x" * (1 << 16)
 
@@ -152,3 +142,5 @@ ANSWERS: dict[str, Callable[[asyncio.StreamWriter], Awaitable[bool]]] = {
     "gigabyte-body": _gigabyte_body,
     "gzip-bomb": _gzip_bomb,
 }
+# Every misbehaviour, named by the order id that asks for it.
+MISBEHAVIOURS = tuple(ANSWERS)

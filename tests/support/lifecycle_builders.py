@@ -1,25 +1,16 @@
-"""Builders the lifecycle tests share: placing and paying orders, and putting outbox events into a given state."""
+"""Builders the lifecycle tests share: placing orders, and putting outbox events into a given state."""
 
 from datetime import timedelta
 
 import psycopg
 
-from tests.conftest import ADMIN_TOKEN
-from tests.support import payments
 from tests.support.ordering import placed
-
-ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 def place_order(api, catalog, product: str = "af1", quantity: int = 1, customer: str = "c-1", coupon=None) -> dict:
     """Place an order through the API as `customer` (201 expected); the order as answered."""
     coupon_id = catalog.coupons[coupon] if coupon else None
     return placed(api, (catalog.products[product], quantity), coupon_id=coupon_id, customer=customer)
-
-
-def pay(api, order: dict, payment_id: str = "pay-1"):
-    """The payment provider's signed confirmation of `order` for its total."""
-    return payments.pay(api, order, payment_id=payment_id)
 
 
 def event_ids_of(db: psycopg.Connection, order_id: int) -> list[str]:
