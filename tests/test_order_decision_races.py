@@ -1,39 +1,12 @@
 """When the catalog changes between the decision and the write, the write refuses and the order is decided again."""
 
-import asyncio
-
 import pytest
 
-import db.orders.placement as placement
-from db.engine import create_engine
 from db.orders.errors import CouponExhausted, InsufficientStock
-from db.orders.placement import PlaceOrder, place_order
+from db.orders.placement import PlaceOrder
 from db.orders.pricing import OrderLine
 from tests.support.catalog import count_rows, events_of, stock_of, used_count_of
-
-
-def place_after_a_change(database_url, request: PlaceOrder, change, monkeypatch):
-    """Place `request`, running `change` (SQL) right after the first decision was made, before its write."""
-    decide = placement._decide
-    changes = []
-
-    async def decide_then_change(connection, *args):
-        decided = await decide(connection, *args)
-        if not changes:
-            changes.append(change)
-            await connection.execute(change)
-        return decided
-
-    monkeypatch.setattr(placement, "_decide", decide_then_change)
-
-    async def run():
-        engine = create_engine(database_url, pool_size=2)
-        try:
-            return await place_order(engine, request)
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(run())
+from tests.support.placement_races import place_after_a_change
 
 
 def test_a_price_changed_after_the_decision_is_charged_at_the_new_price(database_url, db, catalog, monkeypatch):

@@ -1,27 +1,9 @@
 """Unpaid orders expire once past their deadline: stock and coupon use back, OrderExpired written."""
 
-import asyncio
-
-from db.engine import create_engine
-from db.orders.expiry import expire_due_orders
 from tests.support.catalog import events_of, stock_of, used_count_of
+from tests.support.expiry import expire, past_deadline
 from tests.support.payments import pay
 from tests.test_order_lifecycle import place
-
-
-def expire(database_url, limit=100):
-    async def run():
-        engine = create_engine(database_url, pool_size=1)
-        try:
-            return await expire_due_orders(engine, limit=limit)
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(run())
-
-
-def past_deadline(db, order):
-    db.execute("UPDATE orders SET expires_at = now() - interval '1 second' WHERE id = %s", (order["order_id"],))
 
 
 def test_an_order_past_its_deadline_expires_and_gives_back_what_it_held(api, db, catalog, database_url):

@@ -10,9 +10,9 @@ import httpx
 from db.engine import create_engine
 from db.orders.expiry import expire_due_orders
 from tests.support.catalog import events_of, snapshot, stock_of
+from tests.support.expiry import expire, past_deadline
 from tests.support.ordering import order_body, place_concurrently, placed
 from tests.support.payments import pay, signed
-from tests.test_order_expiry import expire, past_deadline
 
 
 def status_of(db, order) -> str:

@@ -13,11 +13,11 @@ from db.orders.pricing import OrderLine
 from sneaker_orders.local_postgres import libpq_url
 from tests.support.catalog import count_rows, snapshot
 from tests.support.customers import customer_headers
+from tests.support.expiry import expire, past_deadline
 from tests.support.ordering import order_body, place, place_concurrently, placed
 from tests.support.payments import pay
+from tests.support.placement_races import place_after_a_change
 from tests.support.polling import wait_until
-from tests.test_order_decision_races import place_after_a_change
-from tests.test_order_expiry import expire, past_deadline
 
 
 @pytest.fixture
