@@ -9,7 +9,7 @@ from db.engine import create_engine
 from db.orders.idempotency import purge_expired_idempotency_keys
 from tests.support.catalog import count_rows, stock_of
 from tests.support.customers import customer_headers
-from tests.support.ordering import order_body
+from tests.support.ordering import order_body, place
 from tests.support.payments import pay
 from tests.support.polling import wait_until
 
@@ -19,8 +19,7 @@ def body(catalog, quantity=1):
 
 
 def post(api, catalog, key, quantity=1, customer="customer-1"):
-    headers = {**customer_headers(customer), "Idempotency-Key": key}
-    return api.post("/orders", json=body(catalog, quantity), headers=headers)
+    return place(api, (catalog.products["af1"], quantity), customer=customer, headers={"Idempotency-Key": key})
 
 
 def test_a_retry_with_the_same_key_and_body_gets_the_first_response(api, db, catalog):

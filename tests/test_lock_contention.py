@@ -9,7 +9,7 @@ import psycopg
 
 from sneaker_orders.local_postgres import libpq_url
 from tests.support.customers import customer_headers
-from tests.support.ordering import order_body
+from tests.support.ordering import order_body, place
 
 HOLD_SECONDS = 25
 BUYERS_OF_THE_LOCKED_PRODUCT = 20
@@ -84,16 +84,13 @@ def test_orders_placed_after_many_lock_timeouts_on_the_same_connections_succeed(
     url = api_with(database_lock_timeout_ms=50)
     af1 = catalog.products["af1"]
 
-    def order(client: httpx.Client, customer: str) -> httpx.Response:
-        return client.post("/orders", json=order_body((af1, 1)), headers=customer_headers(customer))
-
     with httpx.Client(base_url=url, timeout=30) as client:
-        before = [order(client, f"before-{n}") for n in range(3)]
+        before = [place(client, (af1, 1), customer=f"before-{n}") for n in range(3)]
         with psycopg.connect(libpq_url(database_url)) as holder:
             holder.execute("SELECT 1 FROM products WHERE id = %s FOR UPDATE", (af1,))
-            refused = [order(client, f"refused-{n}") for n in range(12)]
+            refused = [place(client, (af1, 1), customer=f"refused-{n}") for n in range(12)]
             holder.rollback()
-        placed = [order(client, f"placed-{n}") for n in range(6)]
+        placed = [place(client, (af1, 1), customer=f"placed-{n}") for n in range(6)]
 
     assert {response.status_code for response in before} == {201}
     assert {response.status_code for response in refused} == {503}
@@ -106,17 +103,14 @@ def test_orders_after_the_databases_connections_were_cut_get_503_at_most_once_pe
     started = db.execute("SELECT now()").fetchone()[0]
     url = api_with()  # its own API: only its connections are cut
 
-    def order(client: httpx.Client, customer: str) -> httpx.Response:
-        return client.post("/orders", json=order_body((af1, 1)), headers=customer_headers(customer))
-
     with httpx.Client(base_url=url, timeout=30) as client:
-        assert {order(client, f"before-{n}").status_code for n in range(5)} == {201}
+        assert {place(client, (af1, 1), customer=f"before-{n}").status_code for n in range(5)} == {201}
         cut = db.execute(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
             " WHERE application_name = 'sneaker-orders-api' AND backend_start > %s",
             (started,),
         ).fetchone()[0]
-        after = [order(client, f"after-{n}") for n in range(cut + 5)]
+        after = [place(client, (af1, 1), customer=f"after-{n}") for n in range(cut + 5)]
 
     assert cut >= 1
     answers = Counter((r.status_code, r.json().get("code")) for r in after)

@@ -12,8 +12,8 @@ import httpx
 
 from db.engine import create_engine
 from db.outbox.retention import RetentionBatch, delete_sent_events_past_retention
-from tests.support.customers import customer_headers
 from tests.support.lifecycle_builders import event_ids_of, make_sent, place_order, status_of
+from tests.support.ordering import place
 from tests.support.outbox_fill import SYNTHETIC_ORDER_IDS, count_events, insert_events
 from tests.support.payments import pay
 from tests.support.polling import wait_until
@@ -113,10 +113,8 @@ class OrderTraffic:
         while not self._stop.is_set():
             number += 1
             # A customer per order: the unpaid-orders limit is not under test here.
-            headers = customer_headers(f"traffic-{number}")
-            body = {"items": [{"product_id": self._product_id, "quantity": 1}]}
             began = time.monotonic()
-            status = self._client.post("/orders", json=body, headers=headers).status_code
+            status = place(self._client, (self._product_id, 1), customer=f"traffic-{number}").status_code
             self.timings.append((began, time.monotonic() - began, status))
 
     def __enter__(self) -> "OrderTraffic":
