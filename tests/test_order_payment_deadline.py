@@ -1,7 +1,6 @@
 """No payment after the deadline: a late payment expires the order and is refused; confirm and expiry race cleanly."""
 
 import asyncio
-import json
 import random
 import time
 
@@ -12,7 +11,7 @@ from db.orders.expiry import expire_due_orders
 from tests.support.catalog import events_of, snapshot, stock_of
 from tests.support.expiry import expire, past_deadline
 from tests.support.ordering import order_body, place_concurrently, placed
-from tests.support.payments import pay, signed
+from tests.support.payments import confirmation_body, pay, signed
 
 
 def status_of(db, order) -> str:
@@ -80,7 +79,7 @@ def test_fifty_payments_racing_the_expiry_at_the_deadline_each_end_one_way(api_u
 
         async def confirm(client, order):
             await asyncio.sleep(max(0, deadline + random.uniform(-0.4, 0.4) - time.monotonic()))
-            content = json.dumps({"payment_id": f"pay-{order['order_id']}", "amount": order["total"]}).encode()
+            content = confirmation_body(order, payment_id=f"pay-{order['order_id']}")
             return await client.post(f"/orders/{order['order_id']}/confirm", content=content, headers=signed(content))
 
         async def expire_repeatedly():

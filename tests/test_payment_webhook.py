@@ -1,7 +1,6 @@
 """Only the payment provider confirms: Standard Webhooks signatures, 5 minutes of tolerance, each webhook-id once."""
 
 import asyncio
-import json
 import time
 from datetime import timedelta
 
@@ -13,11 +12,7 @@ from db.orders.payments import purge_answered_webhooks
 from tests.support.catalog import count_rows, events_of, snapshot
 from tests.support.customers import customer_headers
 from tests.support.ordering import placed
-from tests.support.payments import pay, signed
-
-
-def confirmation(order, payment_id="pay-1", amount=None) -> bytes:
-    return json.dumps({"payment_id": payment_id, "amount": order["total"] if amount is None else amount}).encode()
+from tests.support.payments import confirmation_body, pay, signed
 
 
 def post_confirm(client, order, content: bytes, headers: dict) -> httpx.Response:
@@ -71,7 +66,7 @@ def without(headers: dict, name: str) -> dict:
     ],
 )
 def test_a_confirmation_not_signed_by_the_provider_is_401_and_changes_nothing(anonymous, db, order, forge):
-    headers, content = forge(confirmation(order))
+    headers, content = forge(confirmation_body(order))
     before = snapshot(db)
 
     response = post_confirm(anonymous, order, content, headers)
@@ -84,7 +79,7 @@ def test_a_confirmation_not_signed_by_the_provider_is_401_and_changes_nothing(an
 
 
 def test_a_signed_confirmation_within_the_tolerance_is_accepted(anonymous, order):
-    content = confirmation(order)
+    content = confirmation_body(order)
 
     response = post_confirm(anonymous, order, content, signed(content, timestamp=time.time() - 4 * 60))
 
@@ -92,7 +87,7 @@ def test_a_signed_confirmation_within_the_tolerance_is_accepted(anonymous, order
 
 
 def test_a_repeated_webhook_id_answers_as_the_first_time_and_changes_nothing(anonymous, db, order):
-    content = confirmation(order)
+    content = confirmation_body(order)
     first = post_confirm(anonymous, order, content, signed(content, webhook_id="msg_1"))
     before = snapshot(db)
 
@@ -106,7 +101,7 @@ def test_a_repeated_webhook_id_answers_as_the_first_time_and_changes_nothing(ano
 
 def test_a_repeated_webhook_id_for_another_order_changes_nothing(anonymous, db, api, catalog, order):
     other = placed(api, (catalog.products["dunk"], 1))
-    content = confirmation(order)
+    content = confirmation_body(order)
     first = post_confirm(anonymous, order, content, signed(content, webhook_id="msg_1"))
     before = snapshot(db)
 
@@ -117,7 +112,7 @@ def test_a_repeated_webhook_id_for_another_order_changes_nothing(anonymous, db, 
 
 
 def test_a_refused_webhook_is_refused_the_same_way_when_repeated(anonymous, db, order):
-    content = confirmation(order, amount=order["total"] - 1)
+    content = confirmation_body(order, amount=order["total"] - 1)
     first = post_confirm(anonymous, order, content, signed(content, webhook_id="msg_1"))
     db.execute("UPDATE orders SET total = total - 1, subtotal = subtotal - 1")  # the amount would now match
 
@@ -147,7 +142,7 @@ def test_one_payment_sent_for_two_orders_at_once_pays_one(api_url, api, db, cata
         async with httpx.AsyncClient(base_url=api_url, timeout=30) as client:
             requests = []
             for one in orders:
-                content = confirmation(one, payment_id="pay-shared")
+                content = confirmation_body(one, payment_id="pay-shared")
                 requests.append(
                     client.post(f"/orders/{one['order_id']}/confirm", content=content, headers=signed(content))
                 )

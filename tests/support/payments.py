@@ -27,9 +27,14 @@ def signed(
     }
 
 
+def confirmation_body(order: dict, payment_id: str = "pay-1", amount: int | None = None) -> bytes:
+    """The body of the provider's confirmation of `order` (its total unless `amount`)."""
+    return json.dumps({"payment_id": payment_id, "amount": order["total"] if amount is None else amount}).encode()
+
+
 def pay(
     client: httpx.Client, order: dict, *, payment_id: str = "pay-1", amount: int | None = None, **signing
 ) -> httpx.Response:
     """POST the provider's signed confirmation of `order` (its total unless `amount`)."""
-    body = json.dumps({"payment_id": payment_id, "amount": order["total"] if amount is None else amount}).encode()
+    body = confirmation_body(order, payment_id, amount)
     return client.post(f"/orders/{order['order_id']}/confirm", content=body, headers=signed(body, **signing))
