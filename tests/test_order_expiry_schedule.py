@@ -1,7 +1,6 @@
 """Unpaid orders expire through the Temporal schedule ORDER_EXPIRY_SCHEDULE_ID, run by real `sneaker-orders worker`s."""
 
 import json
-import time
 import uuid
 
 import httpx
@@ -12,7 +11,7 @@ from tests.support.catalog import events_of, stock_of, used_count_of
 from tests.support.customers import customer_headers
 from tests.support.lifecycle_builders import place_order
 from tests.support.payments import pay
-from tests.support.polling import wait_until
+from tests.support.polling import holds_for, wait_until
 from tests.support.ports import free_port
 from tests.support.serving import serve
 from tests.support.temporal_server import start_dev_server
@@ -47,20 +46,11 @@ def wait_for_status(shop, order, status: str, timeout: float = 30) -> dict:
 
 def stays(shop, orders, status: str, seconds: float) -> None:
     """Assert that every order keeps `status` for `seconds`."""
-    until = time.monotonic() + seconds
-    while time.monotonic() < until:
+
+    def kept() -> None:
         assert [status_of(shop, order) for order in orders] == [status] * len(orders)
-        time.sleep(0.2)
 
-
-def received_by_platform(sink, order, count: int) -> list[dict]:
-    """Wait until the platform received `count` events of the order; those events, in arrival order."""
-
-    def arrived():
-        events = sink.received(str(order["order_id"]))
-        return events if len(events) >= count else None
-
-    return wait_until(arrived, timeout=30, what=f"{count} events of order {order['order_id']} at the platform")
+    holds_for(kept, seconds, interval=0.2)
 
 
 def expiry_runs_naming(relay, order) -> list[dict]:
@@ -93,7 +83,7 @@ def test_an_unpaid_order_expires_after_its_deadline_and_the_platform_hears_it_ne
     assert expired["expired_at"] >= order["expires_at"]
     assert stock_of(db, catalog.products["af1"]) == stock_before
     assert used_count_of(db, catalog.coupons["five_uses"]) == 0
-    received = received_by_platform(sink, order, count=2)
+    received = sink.wait_for_events(2, aggregate_id=str(order["order_id"]))
     assert [(r["body"]["event_type"], r["body"]["sequence"]) for r in received] == [
         ("OrderCreated", 1),
         ("OrderExpired", 2),

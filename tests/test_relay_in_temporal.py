@@ -15,7 +15,7 @@ from psycopg.rows import dict_row
 
 from sneaker_orders.local_postgres import libpq_url
 from tests.support.outbox_views import event_rows, insert_pending_events, wait_for_statuses
-from tests.support.polling import wait_until
+from tests.support.polling import holds_for, wait_until
 
 
 def runs_found(relay, query: str) -> set[str]:
@@ -112,12 +112,14 @@ def test_after_a_pause_no_event_changes_state_after_two_seconds_while_orders_flo
         relay.temporal("schedule", "toggle", "--schedule-id", relay.config.schedule_id, "--pause", "--reason", "test")
         time.sleep(2)
         frozen = _states(db)
-        observed_until = time.monotonic() + 5
-        while time.monotonic() < observed_until:
+
+        def nothing_changes() -> dict:
             now = _states(db)
             assert {event_id: now[event_id] for event_id in frozen} == frozen
             assert {state[0] for event_id, state in now.items() if event_id not in frozen} <= {"PENDING"}
-            time.sleep(0.1)
+            return now
+
+        now = holds_for(nothing_changes, 5)
         assert len(now) > len(frozen), "orders were meant to keep coming"
     finally:
         stop_flowing.set()

@@ -1,13 +1,12 @@
 """Operators: pause and resume the relay with the `temporal` CLI, redrive FAILED events, find the runs."""
 
 import json
-import time
 
 from tests.support.admin import ADMIN
 from tests.support.ordering import placed
 from tests.support.outbox_views import attempts_of, event_rows, wait_for_statuses
 from tests.support.payments import pay
-from tests.support.polling import wait_until
+from tests.support.polling import holds_for, wait_until
 
 
 def place(api, catalog):
@@ -27,10 +26,11 @@ def test_a_paused_schedule_changes_no_event_and_unpausing_drains_them(api, db, c
 
     for _ in range(3):
         place(api, catalog)
-    observed_until = time.monotonic() + 3  # three schedule intervals of the test relay
-    while time.monotonic() < observed_until:
+
+    def all_pending() -> None:
         assert {row["status"] for row in event_rows(db)} == {"PENDING"}
-        time.sleep(0.1)
+
+    holds_for(all_pending, 3)  # three schedule intervals of the test relay
     assert describe_schedule(relay)["schedule"]["state"]["notes"] == "platform maintenance"
 
     relay.temporal("schedule", "toggle", "--schedule-id", relay.config.schedule_id, "--unpause", "--reason", "back")

@@ -47,11 +47,12 @@ class Sink:
     def stats(self) -> dict:
         return self._http.get("/stats").json()
 
-    def wait_for_events(self, count: int, timeout: float = 30) -> list[dict]:
-        """Wait until at least `count` distinct events arrived; return them."""
+    def wait_for_events(self, count: int, timeout: float = 30, aggregate_id: str | None = None) -> list[dict]:
+        """Wait until at least `count` distinct events (of `aggregate_id`, if given) arrived; return them."""
 
         def arrived() -> list[dict] | None:
-            events = self.received()
+            events = self.received(aggregate_id)
             return events if len(events) >= count else None
 
-        return wait_until(arrived, timeout=timeout, what=f"{count} events at the sink")
+        of = f" of order {aggregate_id}" if aggregate_id else ""
+        return wait_until(arrived, timeout=timeout, what=f"{count} events{of} at the sink")
