@@ -63,7 +63,7 @@ from db.orders.purchase_limits import (
     held_pairs_sql,
 )
 from db.orders.view import OrderItemView, OrderView, with_order_id
-from db.outbox.events import event_statement
+from db.outbox.events import APPEND_ORDER_EVENT, event_parameters
 from db.pipeline import GENERIC_PLANS_SETTING, DriverConnection, KeptConnections, driver_connection
 
 # A decision is retried only when a fact really changed under it (stock ran short, a price or
@@ -352,7 +352,7 @@ async def _write_if_unchanged(
 ) -> Written:
     """Write the order, its key and its OrderCreated event if the decision still holds; how it went."""
     facts, key, customer = decision.facts, request.idempotency_key, request.customer_id
-    created = event_statement(
+    created = event_parameters(
         None, decision.order_json, "OrderCreated", decision.created_at, traceparent=request.traceparent
     )
     [_, rows, _] = await connection.run_pipelined(
@@ -387,7 +387,7 @@ async def _write_if_unchanged(
                     "key_expires_at": decision.created_at + request.idempotency_ttl,
                 },
             ),
-            (created.sql, created.parameters),
+            (APPEND_ORDER_EVENT, created),
         ],
         rows_of={1},
         generic_plans=False,

@@ -1,11 +1,10 @@
 """The one writer of order events: every event, OrderCreated included, is appended here, serialised once.
 
 The statement is written for the driver (psycopg's `%(name)s` parameters) so that it runs as it is
-both through SQLAlchemy (`append_order_event`) and inside the placement's pipeline (`order_event_statement`).
+both through SQLAlchemy (`append_order_event`) and inside the placement's pipeline (with `event_parameters`).
 """
 
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -39,46 +38,24 @@ RETURNING event_id
 """
 
 
-@dataclass(frozen=True)
-class OrderEventStatement:
-    """The append of one event, ready for whichever connection runs it."""
-
-    sql: str
-    parameters: dict[str, Any]
-
-    @property
-    def event_id(self) -> uuid.UUID:
-        return self.parameters["event_id"]
-
-
-def order_event_statement(
-    order: OrderView, event_type: EventType, occurred_at: datetime, *, traceparent: str | None = None
-) -> OrderEventStatement:
-    """The statement appending `event_type` for `order`, its payload the order as it now is (its JSON)."""
-    return event_statement(order.order_id, order.model_dump_json(), event_type, occurred_at, traceparent=traceparent)
-
-
-def event_statement(
+def event_parameters(
     order_id: int | None, payload: str, event_type: EventType, occurred_at: datetime, *, traceparent: str | None = None
-) -> OrderEventStatement:
-    """The statement appending `event_type` for order `order_id` with `payload`, an OrderView's JSON.
+) -> dict[str, Any]:
+    """The parameters of APPEND_ORDER_EVENT for `event_type` of order `order_id` with `payload`, an OrderView's JSON.
 
     `order_id` None: the order whose id the running transaction took last. `traceparent` (W3C) names
     the span that writes the event, when its process traces: the span of each delivery attempt will
     be its child.
     """
-    return OrderEventStatement(
-        APPEND_ORDER_EVENT,
-        {
-            "order_id": order_id,
-            "event_id": uuid.uuid4(),
-            "aggregate_type": ORDER_AGGREGATE,
-            "event_type": event_type,
-            "payload": payload,
-            "occurred_at": occurred_at,
-            "traceparent": traceparent,
-        },
-    )
+    return {
+        "order_id": order_id,
+        "event_id": uuid.uuid4(),
+        "aggregate_type": ORDER_AGGREGATE,
+        "event_type": event_type,
+        "payload": payload,
+        "occurred_at": occurred_at,
+        "traceparent": traceparent,
+    }
 
 
 async def append_order_event(
@@ -90,8 +67,10 @@ async def append_order_event(
     traceparent: str | None = None,
 ) -> uuid.UUID:
     """Write `event_type` for `order` as PENDING in the caller's transaction (traced as `traceparent`); its event_id."""
-    statement = order_event_statement(order, event_type, occurred_at, traceparent=traceparent)
-    event_id = (await connection.exec_driver_sql(statement.sql, statement.parameters)).scalar()
+    parameters = event_parameters(
+        order.order_id, order.model_dump_json(), event_type, occurred_at, traceparent=traceparent
+    )
+    event_id = (await connection.exec_driver_sql(APPEND_ORDER_EVENT, parameters)).scalar()
     if event_id is None:
         raise LookupError(f"order {order.order_id} does not exist; no event written for it")
     return event_id
