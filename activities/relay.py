@@ -7,6 +7,7 @@ not as the run shows it, or the worker shuts down; then it reports every attempt
 """
 
 import asyncio
+import dataclasses
 import logging
 import time
 import uuid
@@ -163,21 +164,20 @@ class RelayActivities:
         """Claim due events; while the breaker is open, claim one event to probe with, if this worker may probe now."""
         platform = self._platform.endpoint.name
         claim = Claim(size, self._lease_seconds, run.workflow_id, run.run_id, platform, lease_token=lease_token)
-        lease_token, events = await claim_due_events(self._engine, claim)
+        events = await claim_due_events(self._engine, claim)
         if events:
-            return await self._unless_shutting_down(_Claimed(lease_token, events, time.monotonic()))
+            return await self._unless_shutting_down(_Claimed(str(lease_token), events, time.monotonic()))
         if not await self._breaker_is_open() or not self._probe_due():
             return None
         probe_token = uuid.uuid4()
         if not await take_probe(self._engine, platform, probe_token, self._probe_hold_seconds):
             return None
-        probe = Claim(1, self._lease_seconds, run.workflow_id, run.run_id, platform, True, lease_token)
-        lease_token, events = await claim_due_events(self._engine, probe)
+        events = await claim_due_events(self._engine, dataclasses.replace(claim, batch_size=1, probe=True))
         if not events:
             await release_probe(self._engine, platform, probe_token, self._breaker_rule)
             return None
         log.info("probing %s with event %s", platform, events[0].event_id)
-        return await self._unless_shutting_down(_Claimed(lease_token, events, time.monotonic(), probe_token))
+        return await self._unless_shutting_down(_Claimed(str(lease_token), events, time.monotonic(), probe_token))
 
     async def _unless_shutting_down(self, claimed: _Claimed) -> _Claimed | None:
         if not activity.is_worker_shutdown():

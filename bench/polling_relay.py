@@ -46,7 +46,7 @@ async def relay(settings: Settings) -> None:
 
     async def lane() -> None:
         while True:
-            lease_token, events = await claim_due_events(engine, claim)
+            events = await claim_due_events(engine, claim)
             if not events:
                 await asyncio.sleep(POLL_SECONDS)
                 continue
@@ -65,7 +65,7 @@ async def relay(settings: Settings) -> None:
                         step.wait_seconds,
                     )
                 )
-            await record_attempts(engine, lease_token, attempts, RUN)
+            await record_attempts(engine, str(claim.lease_token), attempts, RUN)
 
     lanes = [asyncio.create_task(lane()) for _ in range(settings.relay_lanes)]
     stop = asyncio.Event()

@@ -148,15 +148,14 @@ async def release_leases(engine: AsyncEngine, lease_tokens: list[uuid.UUID], max
         return [ReleasedLease(str(row.event_id), *row[1:]) for row in rows]
 
 
-async def claim_due_events(engine: AsyncEngine, claim: Claim) -> tuple[str, list[LeasedEvent]]:
-    """Claim up to `claim.batch_size` due events under the claim's lease: (lease token, events in claim order)."""
-    lease_token = claim.lease_token
+async def claim_due_events(engine: AsyncEngine, claim: Claim) -> list[LeasedEvent]:
+    """Claim up to `claim.batch_size` due events under the claim's lease (`claim.lease_token`), in claim order."""
     async with autocommit_connection(engine) as connection:
         rows = await connection.execute(
             _CLAIM,
             {
                 "batch_size": claim.batch_size,
-                "lease_token": lease_token,
+                "lease_token": claim.lease_token,
                 "lease_seconds": claim.lease_seconds,
                 "workflow_id": claim.workflow_id,
                 "run_id": claim.run_id,
@@ -169,7 +168,7 @@ async def claim_due_events(engine: AsyncEngine, claim: Claim) -> tuple[str, list
             for row in rows
         ]
     events.sort(key=lambda event: event.id)
-    return str(lease_token), events
+    return events
 
 
 _GIVE_BACK = text(
