@@ -1,6 +1,5 @@
 """Unpaid orders expire through the Temporal schedule ORDER_EXPIRY_SCHEDULE_ID, run by real `sneaker-orders worker`s."""
 
-import json
 import uuid
 
 import httpx
@@ -59,13 +58,11 @@ def expiry_runs_naming(relay, order) -> list[dict]:
     Order ids restart at 1 in every test, so the query keeps to this test's schedule.
     """
     query = f"OrderIds = '{order['order_id']}' AND TemporalScheduledById = '{relay.config.expiry_schedule_id}'"
-    listed = relay.temporal("workflow", "list", "-q", query, "-o", "json")
-    return json.loads(listed) if listed.strip() else []
+    return relay.list_workflows(query)
 
 
 def expiry_schedule(relay) -> dict:
-    schedule_id = relay.config.expiry_schedule_id
-    return json.loads(relay.temporal("schedule", "describe", "--schedule-id", schedule_id, "-o", "json"))
+    return relay.describe_schedule(relay.config.expiry_schedule_id)
 
 
 def toggle_expiry(relay, *flags: str) -> None:

@@ -1,7 +1,6 @@
 """Retention: SENT events past OUTBOX_RETENTION_DAYS go with their attempts, in bounded batches; nothing else does."""
 
 import asyncio
-import json
 import logging
 import statistics
 import threading
@@ -95,7 +94,7 @@ def run_result(relay, background, temporal, schedule_id: str, timeout: float = 3
 
 
 def describe(relay, schedule_id: str) -> dict:
-    return json.loads(relay.temporal("schedule", "describe", "--schedule-id", schedule_id, "-o", "json"))
+    return relay.describe_schedule(schedule_id)
 
 
 class OrderTraffic:

@@ -1,6 +1,5 @@
 """An outage is the platform's, not the events': attempts are held, one probe at a time, the backlog drains at once."""
 
-import json
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -15,7 +14,7 @@ def running_relay_run(relay) -> str:
     """The workflow id of the schedule's run in progress."""
     query = f"TemporalScheduledById = '{relay.config.schedule_id}' AND ExecutionStatus = 'Running'"
     runs = wait_until(
-        lambda: json.loads(relay.temporal("workflow", "list", "-q", query, "-o", "json") or "[]"),
+        lambda: relay.list_workflows(query),
         what="a running relay run",
     )
     return runs[0]["execution"]["workflowId"]

@@ -1,6 +1,5 @@
 """Crashes, shutdowns, concurrent relays and a Temporal outage: nothing committed is lost."""
 
-import json
 from collections import Counter
 
 from temporalio.testing import WorkflowEnvironment
@@ -94,7 +93,7 @@ def test_two_workers_and_an_extra_relay_never_deliver_an_attempt_twice(api_url, 
     )
     running = f"WorkflowId STARTS_WITH '{relay.config.schedule_id}' AND ExecutionStatus = 'Running'"
     wait_until(
-        lambda: len(json.loads(relay.temporal("workflow", "list", "-q", running, "-o", "json") or "[]")) == 2,
+        lambda: len(relay.list_workflows(running)) == 2,
         what="the scheduled run and the extra run to be relaying side by side",
     )
 

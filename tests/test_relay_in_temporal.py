@@ -4,7 +4,6 @@ Real worker processes, a real dev server, real PostgreSQL and the demo platform;
 the `temporal` CLI, as an operator would type them.
 """
 
-import json
 import threading
 import time
 from collections import defaultdict
@@ -21,8 +20,7 @@ from tests.support.polling import holds_for, wait_until
 def runs_found(relay, query: str) -> set[str]:
     """The run ids of this test's relay runs that `query` finds."""
     scoped = f"WorkflowId STARTS_WITH '{relay.config.schedule_id}' AND ({query})"
-    listed = json.loads(relay.temporal("workflow", "list", "-q", scoped, "-o", "json") or "[]")
-    return {run["execution"]["runId"] for run in listed}
+    return {run["execution"]["runId"] for run in relay.list_workflows(scoped)}
 
 
 def runs_by(db, key: str) -> dict[str, set[str]]:

@@ -1,7 +1,5 @@
 """Operators: pause and resume the relay with the `temporal` CLI, redrive FAILED events, find the runs."""
 
-import json
-
 from tests.support.admin import ADMIN
 from tests.support.ordering import placed
 from tests.support.outbox_views import attempts_of, event_rows, wait_for_statuses
@@ -14,7 +12,7 @@ def place(api, catalog):
 
 
 def describe_schedule(relay) -> dict:
-    return json.loads(relay.temporal("schedule", "describe", "--schedule-id", relay.config.schedule_id, "-o", "json"))
+    return relay.describe_schedule(relay.config.schedule_id)
 
 
 def test_a_paused_schedule_changes_no_event_and_unpausing_drains_them(api, db, catalog, sink, relay):

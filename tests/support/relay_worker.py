@@ -1,5 +1,6 @@
 """Relay workers as real processes (`sneaker-orders worker`), each test with its own schedule and task queue."""
 
+import json
 import os
 import re
 import signal
@@ -146,6 +147,15 @@ class Relay:
         )
         assert finished.returncode == 0, finished.stderr
         return finished.stdout
+
+    def describe_schedule(self, schedule_id: str) -> dict:
+        """`temporal schedule describe` of `schedule_id`, parsed."""
+        return json.loads(self.temporal("schedule", "describe", "--schedule-id", schedule_id, "-o", "json"))
+
+    def list_workflows(self, query: str) -> list[dict]:
+        """`temporal workflow list -q query`, parsed (no output: no run)."""
+        listed = self.temporal("workflow", "list", "-q", query, "-o", "json")
+        return json.loads(listed) if listed.strip() else []
 
     def stop_all(self) -> None:
         for worker in self.workers:
