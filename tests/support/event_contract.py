@@ -3,6 +3,8 @@
 `EventContract.problems(body)` is what is wrong with one delivered body: where it breaks its event
 type's message schema, and every field the document does not describe (a field added to the code
 without the document; the document allows new optional fields, but only once it names them).
+Events a test wrote straight into the outbox for orders that do not exist carry stub payloads marked
+`synthetic` (tests/support/outbox_views.py, outbox_fill.py): `check` leaves them out.
 """
 
 import json
@@ -69,9 +71,20 @@ class EventContract:
         return [f"{body.get('event_type')} {path}: not in the document" for path in found]
 
     def check(self, bodies: list[dict]) -> None:
-        """Fail (AssertionError) naming every problem of every body."""
-        problems = [f"{body.get('event_id')}: {problem}" for body in bodies for problem in self.problems(body)]
+        """Fail (AssertionError) naming every problem of every body but the synthetic ones."""
+        problems = [
+            f"{body.get('event_id')}: {problem}"
+            for body in bodies
+            if not is_synthetic(body)
+            for problem in self.problems(body)
+        ]
         assert not problems, "delivered events break /asyncapi.json:\n  " + "\n  ".join(problems)
+
+
+def is_synthetic(body: dict) -> bool:
+    """An event a test wrote straight into the outbox for an order that does not exist (its payload is a stub)."""
+    payload = body.get("payload")
+    return isinstance(payload, dict) and payload.get("synthetic") is True
 
 
 def _extra_fields(value, schema: dict, prefix: str) -> list[str]:
