@@ -8,9 +8,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.support.lifecycle_builders import actions_of, event_ids_of, place_order
+from tests.support.outbox_fill import insert_events
 from tests.support.outbox_views import wait_for_statuses
 from tests.support.payments import pay
 from tests.support.polling import wait_until
+from workflows.event_reruns import BATCH_SIZE, EVENT_IDS_REPORTED
 from workflows.rerun_requests import InvalidRerunRequest, RerunSelection, parse_rerun_request
 
 NOW = datetime(2026, 12, 3, 15, 0, tzinfo=UTC)
@@ -91,8 +93,25 @@ def test_an_unknown_destination_fails_the_run_at_once_and_changes_nothing(api, d
     assert [event["deliveries"] for event in sink.received()] == [1]
 
 
+def test_a_replay_of_a_time_range_works_in_bounded_batches_and_audits_every_event(db, catalog, sink, relay):
+    insert_events(db, BATCH_SIZE + 1, status="SENT", age=timedelta(hours=1))
+    relay.start_worker()
+
+    workflow_id = start(relay, "ReplayOrderEvents", {"since": "2h"})
+
+    report = result_of(relay, workflow_id)  # waits for the run to end
+    assert report["events"] == BATCH_SIZE + 1 and len(report["event_ids"]) == EVENT_IDS_REPORTED
+    assert f"{BATCH_SIZE + 1:,} SENT events queued for delivery again in 2 batches" in report["summary"]
+    [(audited,)] = db.execute(
+        "SELECT count(DISTINCT event_id) FROM operator_actions WHERE action = 'REPLAY' AND requested_by = %s",
+        (f"temporal:{workflow_id}",),
+    ).fetchall()
+    assert audited == BATCH_SIZE + 1
+    sink.wait_for_events(BATCH_SIZE + 1, timeout=60)
+
+
 def result_of(relay, workflow_id: str) -> dict:
-    """What the run returned (`temporal workflow result`), once it completes."""
+    """What the run returned (`temporal workflow result` waits for it to complete)."""
     return json.loads(relay.temporal("workflow", "result", "--workflow-id", workflow_id, "-o", "json"))["result"]
 
 
