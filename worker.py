@@ -12,6 +12,7 @@ from datetime import timedelta
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.event_reruns import EventRerunActivities
 from activities.order_expiry import OrderExpiryActivities
 from activities.outbox_retention import OutboxRetentionActivities
 from activities.platform import PlatformClient, PlatformEndpoint
@@ -25,6 +26,7 @@ from sneaker_orders.settings import Settings
 from sneaker_orders.system_schedules import system_schedules
 from sneaker_orders.tracing import temporal_interceptors
 from sneaker_orders.worker_metrics import serve_worker_metrics, temporal_runtime
+from workflows.event_reruns import RedriveEvents, ReplayOrderEvents
 from workflows.order_expiry import OrderExpiry
 from workflows.outbox_retention import OutboxRetention
 from workflows.relay import OrderEventsRelay
@@ -54,15 +56,18 @@ async def run_worker(settings: Settings) -> None:
     relay = RelayActivities(engine, platform, settings, pause)
     expiry = OrderExpiryActivities(engine, pause)
     retention = OutboxRetentionActivities(engine, pause)
+    reruns = EventRerunActivities(engine)
     worker = Worker(
         client,
         task_queue=settings.temporal_task_queue,
-        workflows=[OrderEventsRelay, OrderExpiry, OutboxRetention],
+        workflows=[OrderEventsRelay, OrderExpiry, OutboxRetention, ReplayOrderEvents, RedriveEvents],
         activities=[
             relay.relay_due_events,
             expiry.expire_due_orders,
             retention.delete_sent_events_past_retention,
             retention.purge_expired_replay_records,
+            reruns.replay_sent_events,
+            reruns.redrive_failed_events,
         ],
         # In-flight deliveries get this long to finish on SIGTERM/SIGINT; after that they are
         # cancelled, record what they learnt and hand their remaining claims back.

@@ -14,7 +14,7 @@ from api.payment_webhook import payment_webhook_verifier
 from api.place_order_endpoint import PlaceOrderEndpoint
 from api.problems import install_problem_handlers
 from api.request_guard import RequestBodyGuard
-from api.routes import events, health, orders, products
+from api.routes import asyncapi, events, health, orders, products
 from api.write_slots import WriteSlots
 from db.engine import create_engine_from_settings
 from db.orders.catalog_cache import CatalogCache
@@ -83,7 +83,7 @@ def create_app(settings: Settings, *, order_endpoint: bool = True) -> FastAPI:
     app.add_middleware(RequestTiming)
     if order_endpoint:
         app.add_middleware(PlaceOrderEndpoint, state=app.state)
-    for router in (orders.router, products.router, events.router, health.router):
+    for router in (orders.router, products.router, events.router, health.router, asyncapi.router):
         app.include_router(router)
     # Only where this process traces (OTEL_*): otherwise no middleware at all.
     instrument_api(app, settings)

@@ -15,6 +15,7 @@ from tests.support.admin import ADMIN_TOKEN
 from tests.support.background_loop import BackgroundLoop
 from tests.support.catalog import SeededCatalog, reset_database
 from tests.support.customers import JWT_SECRET, customer_headers
+from tests.support.event_contract import published_contract
 from tests.support.payments import WEBHOOK_SECRET
 from tests.support.relay_worker import Relay, RelayConfig
 from tests.support.serving import serve
@@ -124,10 +125,12 @@ def sink(sink_url) -> Sink:
 
 @pytest.fixture
 def relay(database_url, temporal_address, sink, catalog, tmp_path):
-    """Start relay workers for this test (its own schedule and task queue); all are stopped afterwards."""
+    """Start relay workers for this test (its own schedule and task queue); all are stopped afterwards, and every
+    event the platform received must then follow the published contract (/asyncapi.json)."""
     relay = Relay(RelayConfig(database_url, temporal_address, sink.url, tmp_path))
     yield relay
     relay.stop_all()
+    published_contract().check([event["body"] for event in sink.received()])
 
 
 @pytest.fixture

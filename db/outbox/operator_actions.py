@@ -67,6 +67,14 @@ _RETRY_NOW = text(
     """
 )
 
+# Which events a batched action takes: one event, one order's, and/or those that occurred in [since, until).
+_SELECTED = """
+          AND (CAST(:event_id AS uuid) IS NULL OR event_id = CAST(:event_id AS uuid))
+          AND (CAST(:order_id AS text) IS NULL OR (aggregate_type = 'order' AND aggregate_id = :order_id))
+          AND (CAST(:since AS timestamptz) IS NULL OR created_at >= :since)
+          AND (CAST(:until AS timestamptz) IS NULL OR created_at < :until)
+"""
+
 # SENT -> PENDING, due now, same event_id, fresh budget. The claim's rule (no earlier event of the
 # order unsent) then re-delivers each order's replayed events in sequence. Rows retention is deleting
 # at this moment are skipped: they are gone.
@@ -74,10 +82,7 @@ _REPLAY_BATCH = text(
     f"""
     WITH chosen AS (
         SELECT id, event_id, retry_count, last_error, sent_at FROM order_events
-        WHERE status = 'SENT' AND id > :after_id
-          AND (CAST(:order_id AS text) IS NULL OR (aggregate_type = 'order' AND aggregate_id = :order_id))
-          AND (CAST(:since AS timestamptz) IS NULL OR created_at >= :since)
-          AND (CAST(:until AS timestamptz) IS NULL OR created_at < :until)
+        WHERE status = 'SENT' AND id > :after_id {_SELECTED}
         ORDER BY id
         LIMIT :batch
         FOR UPDATE SKIP LOCKED
@@ -90,6 +95,28 @@ _REPLAY_BATCH = text(
         {_RECORD}
         SELECT event_id, 'REPLAY', :requested_by, 'SENT', retry_count, last_error,
                jsonb_build_object('sent_at_before', sent_at)
+        FROM chosen WHERE NOT :dry_run ORDER BY id
+    )
+    SELECT id, event_id FROM chosen ORDER BY id
+    """
+)
+
+# The redrive of _REDRIVE, a bounded batch at a time (for a Temporal run that redrives a range).
+_REDRIVE_BATCH = text(
+    f"""
+    WITH chosen AS (
+        SELECT id, event_id, retry_count, last_error FROM order_events
+        WHERE status = 'FAILED' AND id > :after_id {_SELECTED}
+        ORDER BY id
+        LIMIT :batch
+        FOR UPDATE SKIP LOCKED
+    ), changed AS (
+        UPDATE order_events AS event
+        SET status = 'PENDING', retry_count = 0, next_attempt_at = now(), lease_token = NULL, lease_expires_at = NULL
+        FROM chosen WHERE event.id = chosen.id AND NOT :dry_run
+    ), recorded AS (
+        {_RECORD}
+        SELECT event_id, 'REDRIVE', :requested_by, 'FAILED', retry_count, last_error, NULL
         FROM chosen WHERE NOT :dry_run ORDER BY id
     )
     SELECT id, event_id FROM chosen ORDER BY id
@@ -178,11 +205,80 @@ async def retry_event_now(engine: AsyncEngine, event_id: uuid.UUID, *, requested
 
 @dataclass(frozen=True)
 class ReplaySelection:
-    """Which SENT events to deliver again: one order's, and/or those that occurred in [since, until)."""
+    """Which events to act on: one event, one order's, and/or those that occurred in [since, until)."""
 
     order_id: int | None = None
     since: datetime | None = None
     until: datetime | None = None
+    event_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True)
+class ActedBatch:
+    """The events one batch acted on (oldest first), and the outbox id the next batch starts after."""
+
+    event_ids: list[str]
+    last_id: int
+
+
+async def _act_on_batch(
+    engine: AsyncEngine,
+    statement,
+    selection: ReplaySelection,
+    *,
+    after_id: int,
+    limit: int,
+    requested_by: str,
+    dry_run: bool,
+) -> ActedBatch:
+    async with autocommit_connection(engine) as connection:
+        rows = (
+            await connection.execute(
+                statement,
+                {
+                    "after_id": after_id,
+                    "event_id": selection.event_id,
+                    "order_id": None if selection.order_id is None else str(selection.order_id),
+                    "since": selection.since,
+                    "until": selection.until,
+                    "batch": limit,
+                    "requested_by": requested_by,
+                    "dry_run": dry_run,
+                },
+            )
+        ).all()
+    return ActedBatch([str(row.event_id) for row in rows], rows[-1].id if rows else after_id)
+
+
+async def replay_sent_batch(
+    engine: AsyncEngine,
+    selection: ReplaySelection,
+    *,
+    requested_by: str,
+    after_id: int = 0,
+    limit: int = REPLAY_BATCH,
+    dry_run: bool = False,
+) -> ActedBatch:
+    """Queue at most `limit` of the selected SENT events past outbox id `after_id` for delivery again, in one
+    transaction, each recorded as a REPLAY by `requested_by`."""
+    return await _act_on_batch(
+        engine, _REPLAY_BATCH, selection, after_id=after_id, limit=limit, requested_by=requested_by, dry_run=dry_run
+    )
+
+
+async def redrive_failed_batch(
+    engine: AsyncEngine,
+    selection: ReplaySelection,
+    *,
+    requested_by: str,
+    after_id: int = 0,
+    limit: int = REPLAY_BATCH,
+) -> ActedBatch:
+    """Put at most `limit` of the selected FAILED events past outbox id `after_id` back to PENDING, due now, in one
+    transaction, each recorded as a REDRIVE by `requested_by`."""
+    return await _act_on_batch(
+        engine, _REDRIVE_BATCH, selection, after_id=after_id, limit=limit, requested_by=requested_by, dry_run=False
+    )
 
 
 async def replay_sent(
@@ -192,25 +288,13 @@ async def replay_sent(
     replayed: list[str] = []
     after_id = 0
     while True:
-        async with autocommit_connection(engine) as connection:
-            rows = (
-                await connection.execute(
-                    _REPLAY_BATCH,
-                    {
-                        "after_id": after_id,
-                        "order_id": None if selection.order_id is None else str(selection.order_id),
-                        "since": selection.since,
-                        "until": selection.until,
-                        "batch": REPLAY_BATCH,
-                        "requested_by": requested_by,
-                        "dry_run": dry_run,
-                    },
-                )
-            ).all()
-        replayed += [str(row.event_id) for row in rows]
-        if len(rows) < REPLAY_BATCH:
+        batch = await replay_sent_batch(
+            engine, selection, requested_by=requested_by, after_id=after_id, dry_run=dry_run
+        )
+        replayed += batch.event_ids
+        if len(batch.event_ids) < REPLAY_BATCH:
             return replayed
-        after_id = rows[-1].id
+        after_id = batch.last_id
 
 
 async def discard_failed(

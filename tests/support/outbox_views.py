@@ -29,11 +29,15 @@ def wait_for_statuses(db: psycopg.Connection, *statuses: str, timeout: float = 3
 
 
 def insert_pending_events(db: psycopg.Connection, aggregate_ids: list[str]) -> list[str]:
-    """Write one PENDING OrderCreated event for each of `aggregate_ids`, as placing those orders would; their ids."""
+    """Write one PENDING OrderCreated event for each of `aggregate_ids`, as placing those orders would; their ids.
+
+    The orders do not exist: their payloads are stubs marked `synthetic`, which the check of delivered
+    events against /asyncapi.json (tests/support/event_contract.py) leaves out.
+    """
     rows = db.execute(
         "INSERT INTO order_events (event_id, aggregate_type, aggregate_id, sequence, event_type, payload)"
         " SELECT gen_random_uuid(), 'order', aggregate_id, 1, 'OrderCreated',"
-        " jsonb_build_object('order_id', aggregate_id, 'status', 'CREATED', 'total', 139000)"
+        " jsonb_build_object('order_id', aggregate_id, 'status', 'CREATED', 'total', 139000, 'synthetic', true)"
         " FROM unnest(CAST(%s AS text[])) AS aggregate_id RETURNING event_id",
         (aggregate_ids,),
     ).fetchall()

@@ -9,6 +9,7 @@ from aiohttp import web
 from sneaker_orders.sink.app import create_sink_app
 from sneaker_orders.sink.verification import DeliveryCheck
 from tests.support.background_loop import BackgroundLoop
+from tests.support.event_contract import published_contract
 from tests.support.polling import wait_until
 
 
@@ -48,11 +49,14 @@ class Sink:
         return self._http.get("/stats").json()
 
     def wait_for_events(self, count: int, timeout: float = 30, aggregate_id: str | None = None) -> list[dict]:
-        """Wait until at least `count` distinct events (of `aggregate_id`, if given) arrived; return them."""
+        """Wait until at least `count` distinct events (of `aggregate_id`, if given) arrived; return them, each
+        checked against the published contract (/asyncapi.json)."""
 
         def arrived() -> list[dict] | None:
             events = self.received(aggregate_id)
             return events if len(events) >= count else None
 
         of = f" of order {aggregate_id}" if aggregate_id else ""
-        return wait_until(arrived, timeout=timeout, what=f"{count} events{of} at the sink")
+        events = wait_until(arrived, timeout=timeout, what=f"{count} events{of} at the sink")
+        published_contract().check([event["body"] for event in events])
+        return events
