@@ -23,6 +23,7 @@ from db.orders.errors import (
     OrderNotFound,
     OrderRejected,
     TooManyUnpaidOrders,
+    WebhookIdReused,
 )
 from db.outbox.operations import AmbiguousEventId, EventNotFailed, EventNotFound, EventNotPending
 
@@ -38,6 +39,7 @@ STATUS_OF_DOMAIN_ERRORS: list[tuple[type[DomainError], int]] = [
     (OrderExpired, 409),
     (TooManyUnpaidOrders, 429),
     (IdempotencyKeyInFlight, 409),
+    (WebhookIdReused, 409),
     (IdempotencyKeyReused, 422),
     (OrderContention, 503),
     (EventNotFound, 404),

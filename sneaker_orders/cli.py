@@ -180,8 +180,8 @@ def _pay(settings: Settings, args: argparse.Namespace) -> int:
         print(f"order {args.order_id} does not exist", file=sys.stderr)
         return 1
     payment_id = args.payment_id or f"pay-{uuid.uuid4().hex[:12]}"
-    webhook = sign_payment(with_dev_secrets(settings), payment_id, amount)
-    response = send_payment(args.api_url, args.order_id, webhook)
+    webhook = sign_payment(with_dev_secrets(settings), args.order_id, payment_id, amount)
+    response = send_payment(args.api_url, webhook)
     print(f"{response.status_code} {response.text}")
     return 0 if response.is_success else 1
 
