@@ -26,6 +26,7 @@ from db.orders.errors import (
     WebhookIdReused,
 )
 from db.outbox.operations import AmbiguousEventId, EventNotFailed, EventNotFound, EventNotPending
+from sneaker_orders.redaction import without_credentials
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +79,9 @@ class ApiProblem(Exception):
 def problem_response(
     status: int, code: str, detail: str, *, errors: list[FieldProblem] | None = None, headers=None
 ) -> JSONResponse:
-    """A problem+json response, counted by status and code."""
+    """A problem+json response, counted by status and code; URLs in `detail` shown without credentials."""
     PROBLEMS.labels(str(status), code).inc()
+    detail = without_credentials(detail)
     problem = Problem(
         type=f"urn:sneaker-orders:problem:{code.lower().replace('_', '-')}",
         title=HTTPStatus(status).phrase,

@@ -169,8 +169,11 @@ def _token(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _pay(settings: Settings, args: argparse.Namespace) -> int:
+    import httpx
+
     from sneaker_orders.dev_secrets import with_dev_secrets
     from sneaker_orders.payment_provider import send_payment, sign_payment
+    from sneaker_orders.redaction import without_credentials
 
     _only_warnings()
     amount = (
@@ -181,8 +184,12 @@ def _pay(settings: Settings, args: argparse.Namespace) -> int:
         return 1
     payment_id = args.payment_id or f"pay-{uuid.uuid4().hex[:12]}"
     webhook = sign_payment(with_dev_secrets(settings), args.order_id, payment_id, amount)
-    response = send_payment(args.api_url, webhook)
-    print(f"{response.status_code} {response.text}")
+    try:
+        response = send_payment(args.api_url, webhook)
+    except httpx.HTTPError as unreachable:
+        print(without_credentials(f"the API at {args.api_url} did not answer: {unreachable!r}"), file=sys.stderr)
+        return 1
+    print(without_credentials(f"{response.status_code} {response.text}"))
     return 0 if response.is_success else 1
 
 
