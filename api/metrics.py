@@ -34,7 +34,12 @@ OUTBOX_OLDEST_DUE = Gauge(
     "sneaker_orders_outbox_oldest_due_seconds", "How long the oldest due PENDING event has waited to be claimed"
 )
 OUTBOX_READ = Gauge(
-    "sneaker_orders_outbox_read_ok", "1 if this scrape read the outbox; 0 if not (the outbox gauges are then stale)"
+    "sneaker_orders_outbox_read_ok",
+    "1 if the latest reading of the outbox succeeded; 0 if not (the outbox gauges are then stale)",
+)
+OUTBOX_READ_AGE = Gauge(
+    "sneaker_orders_outbox_read_age_seconds",
+    "Age of the reading the outbox gauges show (read at most every METRICS_OUTBOX_INTERVAL_SECONDS)",
 )
 
 
@@ -47,6 +52,11 @@ def observe_outbox(health: OutboxHealth | None) -> None:
         OUTBOX_EVENTS.labels(status).set(events)
     OUTBOX_LAG.set(health.lag_seconds)
     OUTBOX_OLDEST_DUE.set(health.oldest_due_seconds)
+
+
+def observe_outbox_read_age(seconds: float | None) -> None:
+    """Set how old the reading the outbox gauges show is (None: no reading yet)."""
+    OUTBOX_READ_AGE.set(float("nan") if seconds is None else seconds)
 
 
 class RequestTiming:

@@ -120,6 +120,12 @@ class Settings(BaseSettings):
         default=None, description="Standard Webhooks secret (whsec_...) of the payment provider"
     )
 
+    metrics_token: SecretStr | None = Field(
+        default=None, description="bearer token the API's /metrics requires; unset: /metrics is open"
+    )
+    metrics_outbox_interval_seconds: float = Field(
+        default=5.0, ge=0, description="the API's outbox gauges are read from the database at most this often"
+    )
     worker_metrics_port: int = Field(default=9464, ge=0, le=65535, description="the worker's /metrics on 127.0.0.1")
     log_format: Literal["text", "json"] = "text"
 
