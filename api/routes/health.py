@@ -38,6 +38,8 @@ async def readyz(engine: EngineDep) -> Health:
     response_class=Response,
     responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}, **problems(401)},
     dependencies=[Depends(require_metrics_token)],
+    # The token is optional: needed only where METRICS_TOKEN is set (FastAPI appends this to the token's entry).
+    openapi_extra={"security": [{}]},
 )
 async def metrics(request: Request, engine: EngineDep) -> Response:
     """Prometheus metrics of this process, and the outbox backlog as read at most METRICS_OUTBOX_INTERVAL_SECONDS ago.
