@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from sneaker_orders.events_cli import add_events_commands, run_events_command
 from sneaker_orders.logging_setup import configure_logging
+from sneaker_orders.redaction import without_credentials
 from sneaker_orders.settings import Settings
 
 log = logging.getLogger("sneaker_orders.cli")
@@ -23,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings()
     except ValidationError as refused:
-        print(configuration_refused(refused), file=sys.stderr)
+        print(without_credentials(configuration_refused(refused)), file=sys.stderr)
         return 2
     configure_logging(settings.log_format)
     return args.command(settings, args) or 0
@@ -173,7 +174,6 @@ def _pay(settings: Settings, args: argparse.Namespace) -> int:
 
     from sneaker_orders.dev_secrets import with_dev_secrets
     from sneaker_orders.payment_provider import send_payment, sign_payment
-    from sneaker_orders.redaction import without_credentials
 
     _only_warnings()
     amount = (
