@@ -193,3 +193,41 @@ def test_twenty_parallel_scrapes_of_a_300000_event_backlog_leave_orders_their_sp
     assert len(busy[1]) >= SCRAPERS * 6
     assert max(busy[1]) < 0.05, f"a scrape took {max(busy[1]) * 1000:.0f} ms"
     assert p99(busy[0]) <= 1.2 * p99(quiet[0]), f"p99 {p99(busy[0]) * 1000:.1f} ms against {p99(quiet[0]) * 1000:.1f}"
+
+
+class CountingCollector:
+    """A collector that counts how often the registry renders it, and shows that count."""
+
+    def __init__(self) -> None:
+        self.renderings = 0
+
+    def describe(self):
+        return []  # so that registering it renders nothing
+
+    def collect(self):
+        from prometheus_client.core import GaugeMetricFamily
+
+        self.renderings += 1
+        yield GaugeMetricFamily("trust_test_renderings", "renderings so far", value=self.renderings)
+
+
+def test_scrapes_that_arrive_together_share_one_rendering_and_none_shows_the_past():
+    from prometheus_client import REGISTRY
+
+    from api.metrics import SharedExposition
+
+    exposition, collector = SharedExposition(), CountingCollector()
+    REGISTRY.register(collector)
+    try:
+
+        async def together() -> list[bytes]:
+            return await asyncio.gather(*(exposition.latest() for _ in range(SCRAPERS)))
+
+        texts = asyncio.run(together())
+        after = asyncio.run(exposition.latest())
+    finally:
+        REGISTRY.unregister(collector)
+
+    assert collector.renderings == 2
+    assert {sample(text.decode(), "trust_test_renderings") for text in texts} == {1}
+    assert sample(after.decode(), "trust_test_renderings") == 2  # asked later: rendered again, not the old text

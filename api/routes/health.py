@@ -1,12 +1,13 @@
 """Liveness, readiness and metrics for operators and orchestrators."""
 
 from fastapi import APIRouter, Depends, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
 from sqlalchemy import text
 
 from api.auth import require_metrics_token
 from api.deps import EngineDep
+from api.metrics import EXPOSITION
 from api.openapi import problems
 from db.engine import autocommit_connection
 
@@ -47,4 +48,4 @@ async def metrics(request: Request, engine: EngineDep) -> Response:
     Open unless METRICS_TOKEN is set; then `Authorization: Bearer $METRICS_TOKEN` is required (else 401).
     """
     await request.app.state.outbox_gauges.observe(engine)
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    return Response(await EXPOSITION.latest(), media_type=CONTENT_TYPE_LATEST)
