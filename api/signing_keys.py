@@ -15,6 +15,7 @@ PyJWT parses and checks the keys (PyJWKSet); httpx fetches them (no redirects, a
 import asyncio
 import json
 import logging
+import ssl
 import time
 from dataclasses import dataclass, field
 
@@ -52,6 +53,8 @@ class JwksKeys:
     url: str
     timeout_seconds: float = 5.0
     refresh_seconds: float = 30.0
+    # Built once, here: loading the CA certificates takes tens of milliseconds, too long for the event loop.
+    _tls: ssl.SSLContext = field(default_factory=httpx.create_ssl_context, repr=False)
     _keys: dict[str, PyJWK] = field(default_factory=dict, repr=False)
     _loaded_at: float | None = field(default=None, repr=False)
     _fetch_started_at: float | None = field(default=None, repr=False)
@@ -115,7 +118,7 @@ class JwksKeys:
 
     async def _download(self) -> object:
         async with (
-            httpx.AsyncClient(timeout=self.timeout_seconds, follow_redirects=False) as client,
+            httpx.AsyncClient(timeout=self.timeout_seconds, follow_redirects=False, verify=self._tls) as client,
             client.stream("GET", self.url, headers={"accept": "application/json"}) as response,
         ):
             response.raise_for_status()
