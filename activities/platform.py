@@ -20,6 +20,7 @@ from standardwebhooks import Webhook
 
 from activities.delivery_rules import retry_after_seconds
 from db.outbox.claims import LeasedEvent
+from sneaker_orders.redaction import without_credentials
 from sneaker_orders.settings import Settings
 
 SCHEMA_VERSION = 1
@@ -36,12 +37,6 @@ class AttemptFacts:
     http_status: int | None
     error: str | None
     retry_after_seconds: float | None
-
-
-def without_credentials(url: str) -> str:
-    """`url` without user and password: what logs and the breaker may show."""
-    parsed = httpx.URL(url)
-    return str(parsed.copy_with(username=None, password=None)) if parsed.userinfo else url
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from api.customer_auth import CustomerTokens
 from api.metrics import RequestTiming
 from api.openapi import install_openapi
 from api.order_placement import OrderTerms
+from api.outbox_gauges import OutboxGauges
 from api.payment_webhook import payment_webhook_verifier
 from api.place_order_endpoint import PlaceOrderEndpoint
 from api.problems import install_problem_handlers
@@ -72,6 +73,7 @@ def create_app(settings: Settings, *, order_endpoint: bool = True) -> FastAPI:
     app.state.holdings_cache = HoldingsCache()
     app.state.order_terms = OrderTerms.from_settings(settings)
     app.state.payment_webhook = payment_webhook_verifier(settings)
+    app.state.outbox_gauges = OutboxGauges(settings.metrics_outbox_interval_seconds)
     app.state.write_slots = WriteSlots.for_pool(
         settings.database_pool_size, settings.database_pool_max_overflow, settings.database_pool_timeout_seconds
     )

@@ -6,7 +6,6 @@ RS256/ES256 with AUTH_PUBLIC_KEY or the keys of AUTH_JWKS_URL. The key is chosen
 `exp` is required; `iss` and `aud` are checked when AUTH_ISSUER / AUTH_AUDIENCE are set.
 """
 
-import asyncio
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -20,6 +19,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.security.utils import get_authorization_scheme_param
 
 from api.problems import ApiProblem
+from api.signing_keys import JwksKeys, SigningKeysUnavailable, UnknownSigningKey
 from sneaker_orders.settings import Settings
 
 # Clocks of the issuer and of this server may differ by this much.
@@ -68,7 +68,7 @@ class CustomerTokens:
 
     hs256_secret: str | None
     public_key: rsa.RSAPublicKey | ec.EllipticCurvePublicKey | None
-    jwks: jwt.PyJWKClient | None
+    jwks: JwksKeys | None
     issuer: str | None
     audience: str | None
     # token -> (customer, exp): exactly the token strings verified here, each until its exp.
@@ -81,7 +81,15 @@ class CustomerTokens:
         if secret is not None and len(secret.encode()) < HS256_SECRET_MIN_BYTES:
             raise CustomerAuthNotConfigured(f"AUTH_JWT_SECRET must be at least {HS256_SECRET_MIN_BYTES} bytes long")
         public_key = _load_public_key(settings.auth_public_key) if settings.auth_public_key else None
-        jwks = jwt.PyJWKClient(settings.auth_jwks_url, timeout=5) if settings.auth_jwks_url else None
+        jwks = (
+            JwksKeys(
+                settings.auth_jwks_url,
+                timeout_seconds=settings.auth_jwks_timeout_seconds,
+                refresh_seconds=settings.auth_jwks_refresh_seconds,
+            )
+            if settings.auth_jwks_url
+            else None
+        )
         if not (secret or public_key or jwks):
             raise CustomerAuthNotConfigured(
                 "no way to verify customer tokens: set AUTH_JWT_SECRET (HS256, development),"
@@ -116,16 +124,17 @@ class CustomerTokens:
         """The customer `token` proves and its exp, from its signature and claims."""
         try:
             algorithms = self.algorithms
-            if len(algorithms) == 1:
+            if len(algorithms) == 1 and self.jwks is None:
                 # PyJWT refuses any other alg itself; reading the header first would parse the token twice.
-                algorithm = algorithms[0]
+                algorithm, header = algorithms[0], None
             else:
-                algorithm = jwt.get_unverified_header(token).get("alg")
+                header = jwt.get_unverified_header(token)
+                algorithm = header.get("alg")
                 if algorithm not in algorithms:
                     raise InvalidCustomerToken(f"tokens signed with {algorithm!r} are not accepted")
             claims = jwt.decode(
                 token,
-                await self._key_for(algorithm, token),
+                await self._key_for(algorithm, header),
                 algorithms=[algorithm],
                 issuer=self.issuer,
                 audience=self.audience,
@@ -135,8 +144,8 @@ class CustomerTokens:
                     "verify_aud": self.audience is not None,
                 },
             )
-        except jwt.PyJWKClientConnectionError:
-            raise  # the keys cannot be fetched: not the token's fault
+        except UnknownSigningKey as unknown:
+            raise InvalidCustomerToken(str(unknown)) from None
         except jwt.PyJWTError as error:
             raise InvalidCustomerToken(str(error)) from None
         problem = customer_id_problem(claims["sub"])
@@ -144,13 +153,13 @@ class CustomerTokens:
             raise InvalidCustomerToken(problem)
         return claims["sub"], float(claims["exp"])
 
-    async def _key_for(self, algorithm: str, token: str):
+    async def _key_for(self, algorithm: str, header: dict | None):
         if algorithm == "HS256":
             return self.hs256_secret
         if self.public_key is not None:
             return self.public_key
-        # PyJWKClient fetches (and caches) the key set with blocking I/O.
-        return await asyncio.to_thread(self.jwks.get_signing_key_from_jwt, token)
+        # Known keys answer from memory; a new kid waits at most for one fetch (api/signing_keys.py).
+        return await self.jwks.key_for(header.get("kid"))
 
 
 def _load_public_key(pem: str) -> rsa.RSAPublicKey | ec.EllipticCurvePublicKey:
@@ -186,10 +195,8 @@ async def customer_of_token(tokens: CustomerTokens, token: str | None) -> str:
         return await tokens.customer_of(token)
     except InvalidCustomerToken as invalid:
         raise _unauthorized(f"the bearer token was refused: {invalid}", error="invalid_token") from None
-    except jwt.PyJWKClientConnectionError as error:
-        raise ApiProblem(
-            503, "AUTH_UNAVAILABLE", f"the keys of customer tokens cannot be fetched: {error}", {"Retry-After": "5"}
-        ) from None
+    except SigningKeysUnavailable as error:
+        raise ApiProblem(503, "AUTH_UNAVAILABLE", str(error), {"Retry-After": "5"}) from None
 
 
 def _unauthorized(detail: str, *, error: str | None) -> ApiProblem:

@@ -1,8 +1,10 @@
 """Prometheus metrics of the API process, and the middleware that times every request."""
 
+import asyncio
+import itertools
 from time import perf_counter
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram, generate_latest
 
 from db.outbox.operations import OutboxHealth
 
@@ -34,7 +36,12 @@ OUTBOX_OLDEST_DUE = Gauge(
     "sneaker_orders_outbox_oldest_due_seconds", "How long the oldest due PENDING event has waited to be claimed"
 )
 OUTBOX_READ = Gauge(
-    "sneaker_orders_outbox_read_ok", "1 if this scrape read the outbox; 0 if not (the outbox gauges are then stale)"
+    "sneaker_orders_outbox_read_ok",
+    "1 if the latest reading of the outbox succeeded; 0 if not (the outbox gauges are then stale)",
+)
+OUTBOX_READ_AGE = Gauge(
+    "sneaker_orders_outbox_read_age_seconds",
+    "Age of the reading the outbox gauges show (read at most every METRICS_OUTBOX_INTERVAL_SECONDS)",
 )
 
 
@@ -47,6 +54,39 @@ def observe_outbox(health: OutboxHealth | None) -> None:
         OUTBOX_EVENTS.labels(status).set(events)
     OUTBOX_LAG.set(health.lag_seconds)
     OUTBOX_OLDEST_DUE.set(health.oldest_due_seconds)
+
+
+def observe_outbox_read_age(seconds: float | None) -> None:
+    """Set how old the reading the outbox gauges show is (None: no reading yet)."""
+    OUTBOX_READ_AGE.set(float("nan") if seconds is None else seconds)
+
+
+class SharedExposition:
+    """The Prometheus text of this process, rendered once for the scrapes that arrive together.
+
+    A scrape may take a text whose rendering began after the scrape asked (so it shows everything that
+    happened before the scrape), never an older one: 20 scrapers scraping at once cost one rendering.
+    """
+
+    def __init__(self) -> None:
+        self._tickets = itertools.count()
+        # (the ticket drawn when the rendering began, the text): one tuple, replaced whole.
+        self._latest: tuple[int, bytes] = (-1, b"")
+
+    async def latest(self) -> bytes:
+        """The text, rendered no earlier than this call."""
+        asked = next(self._tickets)
+        await asyncio.sleep(0)  # the scrapes that arrived with this one ask too, before one of them renders
+        rendered_from, text = self._latest
+        if rendered_from > asked:
+            return text
+        began = next(self._tickets)
+        text = generate_latest()
+        self._latest = (began, text)
+        return text
+
+
+EXPOSITION = SharedExposition()
 
 
 class RequestTiming:

@@ -1,23 +1,25 @@
 """The payment provider's webhooks, signed per the Standard Webhooks spec with PAYMENT_WEBHOOK_SECRET.
 
 `webhook-signature` is an HMAC-SHA256 of `{webhook-id}.{webhook-timestamp}.{body}`; the timestamp
-must be within 5 minutes of this server's clock. What is signed is the id, the time and the body:
-a captured webhook replayed later is stale, and replayed within the tolerance it repeats its
-webhook-id, which is answered as the first time (db/orders/payments.py).
+must be within 5 minutes of this server's clock. What is signed is the id, the time and the body,
+not the URL: so the body names its order (`order_id`), and a body sent to another order's path is
+refused (400 ORDER_ID_MISMATCH) before anything is read or written. A captured webhook replayed
+later is stale, and replayed within the tolerance it repeats its webhook-id, which is answered as
+the first time for the same order only (db/orders/payments.py).
 """
 
 import re
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import APIKeyHeader
 from pydantic import ValidationError
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from api.problems import ApiProblem
-from api.schemas import ConfirmOrderBody, body_errors
+from api.schemas import ConfirmOrderBody, OrderIdInPath, body_errors
 from sneaker_orders.settings import Settings
 
 # What payment_webhooks.webhook_id holds: printable ASCII, bounded.
@@ -45,7 +47,7 @@ CONFIRMATION_BODY = {
 
 @dataclass(frozen=True)
 class SignedConfirmation:
-    """A confirmation the payment provider signed: its webhook-id and its body."""
+    """A confirmation the payment provider signed for the order of the path: its webhook-id and its body."""
 
     webhook_id: str
     body: ConfirmOrderBody
@@ -72,6 +74,7 @@ def payment_webhook_verifier(settings: Settings) -> Webhook:
 
 async def signed_confirmation(
     request: Request,
+    order_id: Annotated[OrderIdInPath, Path(description="the order's id (decimal digits)")],
     signature: Annotated[str | None, Depends(_signature)],
     webhook_id: Annotated[
         str | None, Header(alias="webhook-id", description="the message's unique id; a repeat is answered the same")
@@ -80,7 +83,10 @@ async def signed_confirmation(
         str | None, Header(alias="webhook-timestamp", description="seconds since the epoch, within 5 minutes")
     ] = None,
 ) -> SignedConfirmation:
-    """The webhook-id and body of a request signed by the payment provider; 401 UNAUTHORIZED before any parsing."""
+    """The webhook-id and body of a request the payment provider signed for this order.
+
+    401 UNAUTHORIZED before any parsing; 400 ORDER_ID_MISMATCH when the signed body names another order.
+    """
     if not (signature and webhook_id and webhook_timestamp):
         raise _unauthorized("a payment webhook needs the headers webhook-id, webhook-timestamp and webhook-signature")
     if not WEBHOOK_ID.fullmatch(webhook_id):
@@ -95,9 +101,17 @@ async def signed_confirmation(
     except ValueError:  # the library's parsing of a malformed signature header or of a body that is not UTF-8
         raise _unauthorized("the payment webhook's signature was refused: malformed signature or body") from None
     try:
-        return SignedConfirmation(webhook_id, ConfirmOrderBody.model_validate_json(raw))
+        body = ConfirmOrderBody.model_validate_json(raw)
     except ValidationError as invalid:
         raise RequestValidationError(body_errors(invalid)) from None
+    if body.order_id != order_id:
+        raise ApiProblem(
+            400,
+            "ORDER_ID_MISMATCH",
+            f"this payment confirmation names order {body.order_id}, not order {order_id}: send it to"
+            f" /orders/{body.order_id}/confirm",
+        )
+    return SignedConfirmation(webhook_id, body)
 
 
 def _unauthorized(detail: str) -> ApiProblem:

@@ -23,8 +23,10 @@ from db.orders.errors import (
     OrderNotFound,
     OrderRejected,
     TooManyUnpaidOrders,
+    WebhookIdReused,
 )
 from db.outbox.operations import AmbiguousEventId, EventNotFailed, EventNotFound, EventNotPending
+from sneaker_orders.redaction import without_credentials
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,7 @@ STATUS_OF_DOMAIN_ERRORS: list[tuple[type[DomainError], int]] = [
     (OrderExpired, 409),
     (TooManyUnpaidOrders, 429),
     (IdempotencyKeyInFlight, 409),
+    (WebhookIdReused, 409),
     (IdempotencyKeyReused, 422),
     (OrderContention, 503),
     (EventNotFound, 404),
@@ -76,8 +79,9 @@ class ApiProblem(Exception):
 def problem_response(
     status: int, code: str, detail: str, *, errors: list[FieldProblem] | None = None, headers=None
 ) -> JSONResponse:
-    """A problem+json response, counted by status and code."""
+    """A problem+json response, counted by status and code; URLs in `detail` shown without credentials."""
     PROBLEMS.labels(str(status), code).inc()
+    detail = without_credentials(detail)
     problem = Problem(
         type=f"urn:sneaker-orders:problem:{code.lower().replace('_', '-')}",
         title=HTTPStatus(status).phrase,

@@ -52,8 +52,11 @@ class PlaceOrderBody(_StrictBody):
 
 
 class ConfirmOrderBody(_StrictBody):
-    """`POST /orders/{id}/confirm`: the payment that completed."""
+    """`POST /orders/{id}/confirm`: the payment that completed, naming its order inside the signed body."""
 
+    order_id: Annotated[
+        OrderId, Field(description="the order paid; must equal the path's id (else 400 ORDER_ID_MISMATCH)")
+    ]
     payment_id: Annotated[str, Field(min_length=1, max_length=128, pattern=PRINTABLE)]
     amount: Annotated[int, Field(ge=0, le=BIGINT_MAX, description="KRW paid; must equal the order total")]
 

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from sneaker_orders.events_cli import add_events_commands, run_events_command
 from sneaker_orders.logging_setup import configure_logging
+from sneaker_orders.redaction import without_credentials
 from sneaker_orders.settings import Settings
 
 log = logging.getLogger("sneaker_orders.cli")
@@ -23,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings()
     except ValidationError as refused:
-        print(configuration_refused(refused), file=sys.stderr)
+        print(without_credentials(configuration_refused(refused)), file=sys.stderr)
         return 2
     configure_logging(settings.log_format)
     return args.command(settings, args) or 0
@@ -169,6 +170,8 @@ def _token(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _pay(settings: Settings, args: argparse.Namespace) -> int:
+    import httpx
+
     from sneaker_orders.dev_secrets import with_dev_secrets
     from sneaker_orders.payment_provider import send_payment, sign_payment
 
@@ -180,9 +183,13 @@ def _pay(settings: Settings, args: argparse.Namespace) -> int:
         print(f"order {args.order_id} does not exist", file=sys.stderr)
         return 1
     payment_id = args.payment_id or f"pay-{uuid.uuid4().hex[:12]}"
-    webhook = sign_payment(with_dev_secrets(settings), payment_id, amount)
-    response = send_payment(args.api_url, args.order_id, webhook)
-    print(f"{response.status_code} {response.text}")
+    webhook = sign_payment(with_dev_secrets(settings), args.order_id, payment_id, amount)
+    try:
+        response = send_payment(args.api_url, webhook)
+    except httpx.HTTPError as unreachable:
+        print(without_credentials(f"the API at {args.api_url} did not answer: {unreachable!r}"), file=sys.stderr)
+        return 1
+    print(without_credentials(f"{response.status_code} {response.text}"))
     return 0 if response.is_success else 1
 
 

@@ -18,6 +18,7 @@ import urllib.request
 from pathlib import Path
 
 from sneaker_orders.dev_secrets import dev_secrets_path, secrets_environment, with_dev_secrets
+from sneaker_orders.redaction import without_credentials
 from sneaker_orders.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -102,7 +103,10 @@ def _wait_until_answering(url: str, processes: dict[str, subprocess.Popen]) -> b
 
 
 def _banner(settings: Settings, given: Settings) -> str:
-    """What the user needs to start: where everything is, the development secrets, how to get a customer token."""
+    """What the user needs to start: where everything is, the development secrets, how to get a customer token.
+
+    URLs are shown without user and password (an EXTERNAL_PLATFORM_URL may carry them).
+    """
     api = _api_url(settings)
     command = os.path.relpath(Path(sys.executable).parent / "sneaker-orders")
     lines = [
@@ -126,7 +130,7 @@ def _banner(settings: Settings, given: Settings) -> str:
         "  Ctrl-C stops it all",
         "",
     ]
-    return "\n".join(lines)
+    return without_credentials("\n".join(lines))
 
 
 def _stop_on_sigterm() -> None:

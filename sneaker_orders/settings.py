@@ -107,6 +107,12 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = Field(default=None, description="bearer token of the ops endpoints")
     auth_jwt_secret: SecretStr | None = Field(default=None, description="HS256 key of customer tokens (development)")
     auth_jwks_url: str | None = Field(default=None, description="JWKS of the RS256/ES256 keys of customer tokens")
+    auth_jwks_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="a fetch of AUTH_JWKS_URL's key set that takes longer is given up"
+    )
+    auth_jwks_refresh_seconds: float = Field(
+        default=30.0, ge=0, description="AUTH_JWKS_URL's key set is fetched at most once per this many seconds"
+    )
     auth_public_key: str | None = Field(default=None, description="PEM public key of customer tokens")
     auth_issuer: str | None = Field(default=None, description="required `iss` of customer tokens")
     auth_audience: str | None = Field(default=None, description="required `aud` of customer tokens")
@@ -114,6 +120,12 @@ class Settings(BaseSettings):
         default=None, description="Standard Webhooks secret (whsec_...) of the payment provider"
     )
 
+    metrics_token: SecretStr | None = Field(
+        default=None, description="bearer token the API's /metrics requires; unset: /metrics is open"
+    )
+    metrics_outbox_interval_seconds: float = Field(
+        default=5.0, ge=0, description="the API's outbox gauges are read from the database at most this often"
+    )
     worker_metrics_port: int = Field(default=9464, ge=0, le=65535, description="the worker's /metrics on 127.0.0.1")
     log_format: Literal["text", "json"] = "text"
 

@@ -10,8 +10,10 @@ from tests.support.admin import ADMIN_TOKEN
 from tests.support.customers import JWT_SECRET
 from tests.support.ordering import placed
 from tests.support.payments import WEBHOOK_SECRET
+from tests.support.ports import free_port
 from tests.support.serving import serve
 
+URL_PASSWORD = "url-password-that-must-stay-secret"
 SECRETS = ("ADMIN_TOKEN", "AUTH_JWT_SECRET", "PAYMENT_WEBHOOK_SECRET", "AUTH_JWKS_URL", "AUTH_PUBLIC_KEY")
 
 
@@ -58,6 +60,19 @@ def test_pay_with_a_wrong_amount_reports_the_refusal(api, api_url, catalog, monk
     assert main(["pay", str(order["order_id"]), "--amount", "1", "--api-url", api_url]) == 1
 
     assert "PAYMENT_AMOUNT_MISMATCH" in capsys.readouterr().out
+
+
+def test_pay_names_an_unreachable_api_without_its_password(api, catalog, monkeypatch, database_url, capsys):
+    monkeypatch.setenv("PAYMENT_WEBHOOK_SECRET", WEBHOOK_SECRET)
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    order = placed(api, (catalog.products["af1"], 1))
+    unreachable = f"http://payer:{URL_PASSWORD}@127.0.0.1:{free_port()}"
+
+    assert main(["pay", str(order["order_id"]), "--api-url", unreachable]) == 1
+
+    output = capsys.readouterr()
+    assert "did not answer" in output.err and "http://127.0.0.1:" in output.err
+    assert URL_PASSWORD not in output.out + output.err
 
 
 def test_token_and_pay_work_from_another_terminal_with_nothing_set(clean_environment, settings, catalog, capsys):

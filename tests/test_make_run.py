@@ -125,6 +125,20 @@ def test_a_secret_the_environment_gives_is_not_printed(start_run):
     assert given not in text
 
 
+def test_no_url_password_is_printed_by_the_banner_or_the_logs(start_run, sink_url):
+    password = "platform-password-that-must-stay-secret"
+    with_userinfo = sink_url.replace("http://", f"http://relay:{password}@")
+    process, output, _, _ = start_run(EXTERNAL_PLATFORM_URL=with_userinfo, LOG_FORMAT="json")
+
+    wait_until(lambda: "sneaker-orders is up" in output.read_text(), timeout=120, what="the banner")
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=60) == 0
+
+    text = output.read_text()
+    assert f"platform               {sink_url}" in text  # the banner names the platform, without its userinfo
+    assert password not in text and "relay:" not in text
+
+
 def test_sigterm_stops_every_service_it_started(start_run):
     process, output, _, _ = start_run()
     wait_until(lambda: "sneaker-orders is up" in output.read_text(), timeout=120, what="the banner")

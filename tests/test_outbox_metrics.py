@@ -5,12 +5,25 @@ import json
 import time
 from datetime import timedelta
 
+import httpx
+import pytest
+
 from tests.support.admin import ADMIN
+from tests.support.customers import customer_headers
 from tests.support.ordering import placed
 from tests.support.outbox_fill import insert_events
 from tests.support.outbox_views import wait_for_statuses
 from tests.support.polling import wait_until
 from tests.support.prometheus_text import sample
+
+
+@pytest.fixture
+def api(api_with):
+    """A client of an API whose outbox gauges are read at every scrape, so that each scrape shows the truth now."""
+    with httpx.Client(
+        base_url=api_with(metrics_outbox_interval_seconds=0), timeout=30, headers=customer_headers()
+    ) as client:
+        yield client
 
 
 def outbox_gauges(api) -> dict[str, float]:

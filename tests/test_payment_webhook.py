@@ -1,6 +1,7 @@
 """Only the payment provider confirms: Standard Webhooks signatures, 5 minutes of tolerance, each webhook-id once."""
 
 import asyncio
+import json
 import time
 from datetime import timedelta
 
@@ -99,15 +100,89 @@ def test_a_repeated_webhook_id_answers_as_the_first_time_and_changes_nothing(ano
     assert [event["event_type"] for event in events_of(db, order["order_id"])] == ["OrderCreated", "OrderConfirmed"]
 
 
-def test_a_repeated_webhook_id_for_another_order_changes_nothing(anonymous, db, api, catalog, order):
-    other = placed(api, (catalog.products["dunk"], 1))
+def test_a_webhook_id_reused_for_another_order_is_409_and_changes_nothing(anonymous, db, api, catalog, order):
+    other = placed(api, (catalog.products["dunk"], 1), customer="customer-2")
     content = confirmation_body(order)
     first = post_confirm(anonymous, order, content, signed(content, webhook_id="msg_1"))
     before = snapshot(db)
+    for_other = confirmation_body(other, payment_id="pay-2")
 
-    replayed_elsewhere = post_confirm(anonymous, other, content, signed(content, webhook_id="msg_1"))
+    reused = post_confirm(anonymous, other, for_other, signed(for_other, webhook_id="msg_1"))
 
-    assert replayed_elsewhere.json() == first.json()
+    assert first.status_code == 200
+    assert (reused.status_code, reused.json()["code"]) == (409, "WEBHOOK_ID_REUSED")
+    assert "items" not in reused.json()  # not the first order's answer
+    assert snapshot(db) == before
+
+
+@pytest.fixture
+def victim_and_attacker(api, catalog) -> tuple[dict, dict]:
+    """Two customers' orders with the same total: a captured webhook for one would pay the other."""
+    victim = placed(api, (catalog.products["af1"], 1), customer="victim")
+    attacker = placed(api, (catalog.products["af1"], 1), customer="attacker")
+    assert victim["total"] == attacker["total"]
+    return victim, attacker
+
+
+def statuses(db, *orders: dict) -> list[str]:
+    return [
+        db.execute("SELECT status FROM orders WHERE id = %s", (order["order_id"],)).fetchone()[0] for order in orders
+    ]
+
+
+def test_a_webhook_sent_to_another_orders_path_is_400_and_changes_nothing(anonymous, db, victim_and_attacker):
+    victim, attacker = victim_and_attacker
+    content = confirmation_body(victim, payment_id="pay-victim")
+    before = snapshot(db)
+
+    swapped = post_confirm(anonymous, attacker, content, signed(content))
+
+    assert (swapped.status_code, swapped.json()["code"]) == (400, "ORDER_ID_MISMATCH")
+    assert swapped.headers["content-type"] == "application/problem+json"
+    assert snapshot(db) == before
+
+
+def test_a_captured_webhook_sent_to_the_wrong_order_first_leaves_the_genuine_one_its_order(
+    anonymous, db, victim_and_attacker
+):
+    victim, attacker = victim_and_attacker
+    content = confirmation_body(victim, payment_id="pay-victim")
+    headers = signed(content, webhook_id="msg_victim")
+
+    swapped = post_confirm(anonymous, attacker, content, headers)
+    genuine = post_confirm(anonymous, victim, content, headers)
+
+    assert (swapped.status_code, swapped.json()["code"]) == (400, "ORDER_ID_MISMATCH")
+    assert genuine.status_code == 200, genuine.text
+    assert (genuine.json()["order_id"], genuine.json()["status"]) == (victim["order_id"], "CONFIRMED")
+    assert statuses(db, victim, attacker) == ["CONFIRMED", "CREATED"]
+
+
+def test_a_captured_webhook_sent_to_the_wrong_order_after_the_genuine_one_changes_nothing(
+    anonymous, db, victim_and_attacker
+):
+    victim, attacker = victim_and_attacker
+    content = confirmation_body(victim, payment_id="pay-victim")
+    headers = signed(content, webhook_id="msg_victim")
+
+    genuine = post_confirm(anonymous, victim, content, headers)
+    before = snapshot(db)
+    swapped = post_confirm(anonymous, attacker, content, headers)
+
+    assert (genuine.status_code, genuine.json()["order_id"]) == (200, victim["order_id"])
+    assert (swapped.status_code, swapped.json()["code"]) == (400, "ORDER_ID_MISMATCH")
+    assert "customer_id" not in swapped.json()
+    assert snapshot(db) == before
+    assert statuses(db, victim, attacker) == ["CONFIRMED", "CREATED"]
+
+
+def test_a_confirmation_without_order_id_is_422_and_changes_nothing(anonymous, db, order):
+    content = json.dumps({"payment_id": "pay-1", "amount": order["total"]}).encode()
+    before = snapshot(db)
+
+    response = post_confirm(anonymous, order, content, signed(content))
+
+    assert (response.status_code, response.json()["code"]) == (422, "VALIDATION_ERROR")
     assert snapshot(db) == before
 
 

@@ -55,11 +55,14 @@ def test_a_body_that_is_not_json_is_422(api, catalog, raw):
     "body",
     [
         {},
-        {"payment_id": "p"},
-        {"payment_id": "", "amount": 1},
-        {"payment_id": "p", "amount": -1},
-        {"payment_id": "p", "amount": "1"},
-        {"payment_id": "p", "amount": 1, "order_id": 1},
+        {"order_id": 1, "payment_id": "p"},
+        {"order_id": 1, "payment_id": "", "amount": 1},
+        {"order_id": 1, "payment_id": "p", "amount": -1},
+        {"order_id": 1, "payment_id": "p", "amount": "1"},
+        {"order_id": 1, "payment_id": "p", "amount": 1, "customer_id": "c"},
+        {"payment_id": "p", "amount": 1},
+        {"order_id": "1", "payment_id": "p", "amount": 1},
+        {"order_id": 0, "payment_id": "p", "amount": 1},
     ],
 )
 def test_a_malformed_confirmation_is_422(api, catalog, body):

@@ -1,16 +1,15 @@
 """Liveness, readiness and metrics for operators and orchestrators."""
 
-from fastapi import APIRouter, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from fastapi import APIRouter, Depends, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
 from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
 
+from api.auth import require_metrics_token
 from api.deps import EngineDep
-from api.metrics import observe_outbox
+from api.metrics import EXPOSITION
 from api.openapi import problems
 from db.engine import autocommit_connection
-from db.outbox.operations import outbox_health
 
 router = APIRouter(tags=["operations"])
 
@@ -35,11 +34,18 @@ async def readyz(engine: EngineDep) -> Health:
     return Health(status="ready")
 
 
-@router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
-async def metrics(engine: EngineDep) -> Response:
-    """Prometheus metrics of this process, and the outbox backlog as the database has it now."""
-    try:
-        observe_outbox(await outbox_health(engine))
-    except SQLAlchemyError:
-        observe_outbox(None)  # the process's own metrics are still worth serving; /readyz reports the database
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}, **problems(401)},
+    dependencies=[Depends(require_metrics_token)],
+    # The token is optional: needed only where METRICS_TOKEN is set (FastAPI appends this to the token's entry).
+    openapi_extra={"security": [{}]},
+)
+async def metrics(request: Request, engine: EngineDep) -> Response:
+    """Prometheus metrics of this process, and the outbox backlog as read at most METRICS_OUTBOX_INTERVAL_SECONDS ago.
+
+    Open unless METRICS_TOKEN is set; then `Authorization: Bearer $METRICS_TOKEN` is required (else 401).
+    """
+    await request.app.state.outbox_gauges.observe(engine)
+    return Response(await EXPOSITION.latest(), media_type=CONTENT_TYPE_LATEST)

@@ -116,10 +116,10 @@ async def get_order(order_id: OrderIdPath, customer: CustomerDep, engine: Engine
         503,
         *BODY_GUARD_STATUSES,
         codes={
-            400: "PAYMENT_AMOUNT_MISMATCH",
+            400: "PAYMENT_AMOUNT_MISMATCH or ORDER_ID_MISMATCH (the signed body names another order)",
             404: "ORDER_NOT_FOUND",
-            409: "INVALID_ORDER_STATE (cancelled, paid by another payment, or the payment paid another order)"
-            " or ORDER_EXPIRED (past expires_at: refund the payment)",
+            409: "INVALID_ORDER_STATE (cancelled, paid by another payment, or the payment paid another order),"
+            " ORDER_EXPIRED (past expires_at: refund the payment) or WEBHOOK_ID_REUSED (answered for another order)",
             503: "DATABASE_UNAVAILABLE or ORDER_CONTENTION",
         },
     ),
@@ -130,10 +130,13 @@ async def confirm(
 ) -> OrderView:
     """The payment provider's webhook: payment completed, the order becomes CONFIRMED, OrderConfirmed is written.
 
-    Body `{"payment_id": str, "amount": int}`, signed per Standard Webhooks with PAYMENT_WEBHOOK_SECRET
-    (headers webhook-id, webhook-timestamp, webhook-signature; 5 minutes of tolerance), checked before the
-    body is parsed. A repeated webhook-id gets the first answer again and changes nothing. Past the order's
-    expires_at the payment is refused with 409 ORDER_EXPIRED (and the order expires).
+    Body `{"order_id": int, "payment_id": str, "amount": int}`, signed per Standard Webhooks with
+    PAYMENT_WEBHOOK_SECRET (headers webhook-id, webhook-timestamp, webhook-signature; 5 minutes of
+    tolerance), checked before the body is parsed. The signature does not cover the URL, so the body names
+    its order: an `order_id` other than the path's is 400 ORDER_ID_MISMATCH and changes nothing. A repeated
+    webhook-id gets the first answer again for the same order and changes nothing; for another order it is
+    409 WEBHOOK_ID_REUSED. Past the order's expires_at the payment is refused with 409 ORDER_EXPIRED (and
+    the order expires).
     """
     async with write_slots.hold():
         return await confirm_payment(

@@ -73,6 +73,12 @@ class OrderExpired(OrderError):
     code = "ORDER_EXPIRED"
 
 
+class WebhookIdReused(OrderError):
+    """A webhook-id already answered for one order, sent again for another: the first answer is not this one's."""
+
+    code = "WEBHOOK_ID_REUSED"
+
+
 class IdempotencyKeyReused(OrderError):
     code = "IDEMPOTENCY_KEY_REUSED"
 

@@ -1,11 +1,12 @@
 """Payments: a verified webhook of the payment provider confirms an order, once, and only before its deadline.
 
 Every webhook is answered once: its answer (the order confirmed, or the error) is stored with its
-webhook-id in the same transaction, and a repeated webhook-id gets that answer again, changing
-nothing. A payment_id pays at most one order. A payment for a CREATED order past its expires_at is
-refused with ORDER_EXPIRED, and the order is expired in that same transaction, so a payment is
-never accepted after the deadline; a confirm racing the expiry schedule on one order waits for its
-row lock, so exactly one of them wins.
+webhook-id and order in the same transaction, and a repeated webhook-id for the same order gets
+that answer again, changing nothing; for another order it is refused (WEBHOOK_ID_REUSED), so one
+order's answer is never given to another. A payment_id pays at most one order. A payment for a
+CREATED order past its expires_at is refused with ORDER_EXPIRED, and the order is expired in that
+same transaction, so a payment is never accepted after the deadline; a confirm racing the expiry
+schedule on one order waits for its row lock, so exactly one of them wins.
 """
 
 from dataclasses import dataclass
@@ -18,7 +19,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from db.advisory_locks import advisory_lock_id
 from db.engine import autocommit_connection
 from db.orders.contention import timeouts_as_contention
-from db.orders.errors import InvalidOrderState, OrderError, OrderExpired, OrderNotFound, PaymentAmountMismatch
+from db.orders.errors import (
+    InvalidOrderState,
+    OrderError,
+    OrderExpired,
+    OrderNotFound,
+    PaymentAmountMismatch,
+    WebhookIdReused,
+)
 from db.orders.expiry import expire_locked_order
 from db.orders.view import OrderView, load_order
 from db.outbox.events import append_order_event
@@ -34,7 +42,7 @@ REPLAYED_ERRORS: dict[str, type[OrderError]] = {
 
 # One webhook, and one payment, is handled by one transaction at a time; the database's clock decides deadlines.
 _LOCKS = text("SELECT pg_advisory_xact_lock(:webhook_lock), pg_advisory_xact_lock(:payment_lock), now() AS now")
-_ANSWER = select(payment_webhooks.c.outcome, payment_webhooks.c.response).where(
+_ANSWER = select(payment_webhooks.c.order_id, payment_webhooks.c.outcome, payment_webhooks.c.response).where(
     payment_webhooks.c.webhook_id == bindparam("webhook_id")
 )
 _PAID_ELSEWHERE = select(orders.c.id).where(
@@ -80,6 +88,11 @@ async def _answer_once(
     now = (await connection.execute(_LOCKS, locks)).one().now
     answered = (await connection.execute(_ANSWER, {"webhook_id": webhook.webhook_id})).one_or_none()
     if answered is not None:
+        if answered.order_id != webhook.order_id:
+            raise WebhookIdReused(
+                f"webhook-id {webhook.webhook_id} was already used for order {answered.order_id}, not"
+                f" order {webhook.order_id}: each webhook needs an id of its own"
+            )
         return _replay(answered.outcome, answered.response)
     try:
         answer: OrderView | OrderError = await _confirm(connection, webhook, now, traceparent)

@@ -44,13 +44,44 @@ def jwk_of(private_key, kid: str, algorithm: str) -> dict:
     return {**json.loads(algorithm_class.to_jwk(private_key.public_key())), "kid": kid, "alg": algorithm, "use": "sig"}
 
 
+class JwksEndpoint:
+    """An identity provider's JWKS endpoint that can be told to hang; it counts the fetches it gets."""
+
+    def __init__(self, keys: list[dict]) -> None:
+        self.body = json.dumps({"keys": keys}).encode()
+        self.fetches = 0
+        self.hanging = threading.Event()
+        self.released = threading.Event()
+        self.url = ""
+
+    def publish(self, keys: list[dict]) -> None:
+        """Serve these keys from now on (a rotation)."""
+        self.body = json.dumps({"keys": keys}).encode()
+
+    def hang(self) -> None:
+        """From now on, accept each fetch and never answer it (until the endpoint stops)."""
+        self.hanging.set()
+
+
 @contextmanager
 def serve_jwks(keys: list[dict]) -> Iterator[str]:
     """Serve {"keys": keys} on a free loopback port; yields its URL."""
-    body = json.dumps({"keys": keys}).encode()
+    with jwks_endpoint(keys) as endpoint:
+        yield endpoint.url
+
+
+@contextmanager
+def jwks_endpoint(keys: list[dict]) -> Iterator[JwksEndpoint]:
+    """A JwksEndpoint serving {"keys": keys} on a free loopback port."""
+    endpoint = JwksEndpoint(keys)
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            endpoint.fetches += 1
+            if endpoint.hanging.is_set():
+                endpoint.released.wait()
+                return
+            body = endpoint.body
             self.send_response(200)
             self.send_header("content-type", "application/json")
             self.send_header("content-length", str(len(body)))
@@ -61,10 +92,13 @@ def serve_jwks(keys: list[dict]) -> Iterator[str]:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, name="jwks", daemon=True)
     thread.start()
+    endpoint.url = f"http://127.0.0.1:{server.server_address[1]}/.well-known/jwks.json"
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/.well-known/jwks.json"
+        yield endpoint
     finally:
+        endpoint.released.set()
         server.shutdown()
         thread.join(timeout=5)

@@ -28,8 +28,9 @@ def signed(
 
 
 def confirmation_body(order: dict, payment_id: str = "pay-1", amount: int | None = None) -> bytes:
-    """The body of the provider's confirmation of `order` (its total unless `amount`)."""
-    return json.dumps({"payment_id": payment_id, "amount": order["total"] if amount is None else amount}).encode()
+    """The body of the provider's confirmation of `order` (named inside it; its total unless `amount`)."""
+    total = order["total"] if amount is None else amount
+    return json.dumps({"order_id": order["order_id"], "payment_id": payment_id, "amount": total}).encode()
 
 
 def pay(
