@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import psycopg
 from psycopg.rows import dict_row
 
-from sneaker_orders.local_postgres import libpq_url
+from devstack.local_postgres import libpq_url
 from tests.support.outbox_views import event_rows, insert_pending_events, wait_for_statuses
 from tests.support.polling import holds_for, wait_until
 
