@@ -11,7 +11,6 @@ from api.metrics import RequestTiming
 from api.openapi import install_openapi
 from api.order_placement import OrderTerms
 from api.payment_webhook import payment_webhook_verifier
-from api.place_order_endpoint import PlaceOrderEndpoint
 from api.problems import install_problem_handlers
 from api.request_guard import RequestBodyGuard
 from api.routes import events, health, orders, products
@@ -34,12 +33,10 @@ Errors are `application/problem+json` with a stable `code`.
 """
 
 
-def create_app(settings: Settings, *, order_endpoint: bool = True) -> FastAPI:
+def create_app(settings: Settings) -> FastAPI:
     """The API for `settings`; its engine opens at start-up and closes at shutdown.
 
-    POST /orders is answered by api/place_order_endpoint.py in front of FastAPI; `order_endpoint=False`
-    leaves it to its FastAPI route (the tests compare the two). Raises ValueError (saying what to set)
-    when the settings cannot verify customers or payments.
+    Raises ValueError (saying what to set) when the settings cannot verify customers or payments.
     """
     if not settings.database_url:
         raise ValueError("create_app needs settings with a database_url")
@@ -81,8 +78,6 @@ def create_app(settings: Settings, *, order_endpoint: bool = True) -> FastAPI:
         RequestBodyGuard, max_bytes=settings.max_request_bytes, timeout_seconds=settings.request_body_timeout_seconds
     )
     app.add_middleware(RequestTiming)
-    if order_endpoint:
-        app.add_middleware(PlaceOrderEndpoint, state=app.state)
     for router in (orders.router, products.router, events.router, health.router):
         app.include_router(router)
     # Only where this process traces (OTEL_*): otherwise no middleware at all.

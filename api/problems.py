@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from api.metrics import PROBLEMS
 from db.errors import DomainError
@@ -113,7 +114,20 @@ async def _validation_error(request: Request, error: RequestValidationError) -> 
 
 async def _http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
     code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(error.status_code, f"HTTP_{error.status_code}")
-    return problem_response(error.status_code, code, str(error.detail), headers=getattr(error, "headers", None))
+    headers = getattr(error, "headers", None)
+    if error.status_code == 405:
+        # Starlette names the methods of the first route of the path only; a path may have several.
+        headers = {**(headers or {}), "Allow": ", ".join(_methods_of_path(request))}
+    return problem_response(error.status_code, code, str(error.detail), headers=headers)
+
+
+def _methods_of_path(request: Request) -> list[str]:
+    """Every method some route of the app answers in full at the request's path."""
+    return [
+        method
+        for method in _METHODS
+        if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in request.app.routes)
+    ]
 
 
 async def _database_unavailable(request: Request, error: Exception) -> JSONResponse:
@@ -127,6 +141,8 @@ async def _unexpected(request: Request, error: Exception) -> JSONResponse:
     log.exception("unexpected error during %s %s", request.method, request.url.path)
     return problem_response(500, "INTERNAL_ERROR", "an unexpected error occurred; the server log has the details")
 
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 # Each kind of error and the handler of its response; an error is handled by the first class of its MRO found here.
 _HANDLERS = {
@@ -145,12 +161,3 @@ def install_problem_handlers(app: FastAPI) -> None:
     for kind, handler in _HANDLERS.items():
         app.add_exception_handler(kind, handler)
     app.add_exception_handler(Exception, _unexpected)
-
-
-async def problem_for(request: Request, error: Exception) -> JSONResponse | None:
-    """The response to `error` as the app's handlers give it (for code answering outside FastAPI's routing); None
-    for an unexpected error, which goes on to the server error handler (500 INTERNAL_ERROR, logged)."""
-    for kind in type(error).__mro__:
-        if kind in _HANDLERS:
-            return await _HANDLERS[kind](request, error)
-    return None

@@ -21,9 +21,18 @@ def _plain_decimal(value: object) -> object:
     return value
 
 
-ProductId = Annotated[int, Field(ge=1, le=INT32_MAX)]
+def _integral(value: object) -> object:
+    """JSON Schema's integer: a number with no fraction, written `30019` or `30019.0` alike; nothing else."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# An integer field of a body: strict (no strings, no booleans) but, as JSON Schema says, 1.0 is the integer 1.
+Integer = Annotated[int, BeforeValidator(_integral)]
+ProductId = Annotated[Integer, Field(ge=1, le=INT32_MAX)]
 IdempotencyKeyValue = Annotated[str, Field(min_length=1, max_length=255)]
-CouponId = Annotated[int, Field(ge=1, le=INT32_MAX)]
+CouponId = Annotated[Integer, Field(ge=1, le=INT32_MAX)]
 OrderId = Annotated[int, Field(ge=1, le=BIGINT_MAX)]
 # Ids taken from a path (strings until validated): `/orders/+1`, `/orders/1.0`, `/orders/1_0` are 422.
 ProductIdInPath = Annotated[ProductId, BeforeValidator(_plain_decimal)]
@@ -38,7 +47,7 @@ class OrderLineBody(_StrictBody):
     """One line of an order request."""
 
     product_id: ProductId
-    quantity: Annotated[int, Field(ge=1, le=1000, description="pairs of this product, 1 to 1000")]
+    quantity: Annotated[Integer, Field(ge=1, le=1000, description="pairs of this product, 1 to 1000")]
 
 
 class PlaceOrderBody(_StrictBody):
@@ -55,7 +64,7 @@ class ConfirmOrderBody(_StrictBody):
     """`POST /orders/{id}/confirm`: the payment that completed."""
 
     payment_id: Annotated[str, Field(min_length=1, max_length=128, pattern=PRINTABLE)]
-    amount: Annotated[int, Field(ge=0, le=BIGINT_MAX, description="KRW paid; must equal the order total")]
+    amount: Annotated[Integer, Field(ge=0, le=BIGINT_MAX, description="KRW paid; must equal the order total")]
 
 
 def body_errors(invalid: ValidationError) -> list[dict]:

@@ -9,7 +9,6 @@ import pytest
 
 from api.app import create_app
 from api.metrics import RequestTiming
-from api.place_order_endpoint import PlaceOrderEndpoint
 from api.request_guard import RequestBodyGuard
 from sneaker_orders.settings import Settings
 from sneaker_orders.tracing import current_traceparent, requested_exporters
@@ -143,6 +142,6 @@ def test_without_tracing_the_api_gets_no_tracing_middleware(settings):
     app = create_app(settings)
 
     assert not getattr(app, "_is_instrumented_by_opentelemetry", False)
-    middleware = [PlaceOrderEndpoint, RequestTiming, RequestBodyGuard]
+    middleware = [RequestTiming, RequestBodyGuard]
     assert [layer.cls for layer in app.user_middleware] == middleware
     assert current_traceparent() is None

@@ -1,0 +1,18 @@
+"""A route documented by FastAPI like any other, whose endpoint takes the request and returns its response itself.
+
+For the hottest request (`POST /orders`): FastAPI's per-request work (dependency solving, body
+parsing and response validation) is left out, because the endpoint reads and validates what it
+needs once; routing, the middleware and the problem handlers are the app's, as for every route.
+The endpoint's OpenAPI operation (body, headers, security) is declared with `openapi_extra`.
+"""
+
+from fastapi.routing import APIRoute
+from starlette.routing import request_response
+
+
+class DirectRoute(APIRoute):
+    """An APIRoute whose endpoint is called as `await endpoint(request)` (Starlette's plain route)."""
+
+    def __init__(self, path: str, endpoint, **kwargs) -> None:
+        super().__init__(path, endpoint, **kwargs)
+        self.app = request_response(endpoint)
