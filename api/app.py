@@ -78,6 +78,7 @@ def create_app(settings: Settings) -> FastAPI:
         RequestBodyGuard, max_bytes=settings.max_request_bytes, timeout_seconds=settings.request_body_timeout_seconds
     )
     app.add_middleware(RequestTiming)
+    orders.add_place_order_route(app.router)
     for router in (orders.router, products.router, events.router, health.router):
         app.include_router(router)
     # Only where this process traces (OTEL_*): otherwise no middleware at all.

@@ -7,12 +7,10 @@ The endpoint's OpenAPI operation (body, headers, security) is declared with `ope
 """
 
 from fastapi.routing import APIRoute
-from starlette.routing import request_response
 
 
 class DirectRoute(APIRoute):
-    """An APIRoute whose endpoint is called as `await endpoint(request)` (Starlette's plain route)."""
+    """An APIRoute whose handler is its endpoint, `await endpoint(request)` (FastAPI's custom route class hook)."""
 
-    def __init__(self, path: str, endpoint, **kwargs) -> None:
-        super().__init__(path, endpoint, **kwargs)
-        self.app = request_response(endpoint)
+    def get_route_handler(self):
+        return self.endpoint

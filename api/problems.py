@@ -1,6 +1,8 @@
 """Every error leaves the API as application/problem+json with a stable `code`; mapped here, only here."""
 
+import functools
 import logging
+import re
 from http import HTTPStatus
 
 import psycopg
@@ -11,7 +13,6 @@ from pydantic import BaseModel
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
 
 from api.metrics import PROBLEMS
 from db.errors import DomainError
@@ -115,19 +116,34 @@ async def _validation_error(request: Request, error: RequestValidationError) -> 
 async def _http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
     code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(error.status_code, f"HTTP_{error.status_code}")
     headers = getattr(error, "headers", None)
-    if error.status_code == 405:
+    documented = _methods_of_path(request) if error.status_code == 405 else None
+    if documented:
         # Starlette names the methods of the first route of the path only; a path may have several.
-        headers = {**(headers or {}), "Allow": ", ".join(_methods_of_path(request))}
+        headers = {**(headers or {}), "Allow": ", ".join(documented)}
     return problem_response(error.status_code, code, str(error.detail), headers=headers)
 
 
-def _methods_of_path(request: Request) -> list[str]:
-    """Every method some route of the app answers in full at the request's path."""
-    return [
-        method
-        for method in _METHODS
-        if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in request.app.routes)
+def _methods_of_path(request: Request) -> list[str] | None:
+    """The methods /openapi.json documents for the request's path, or None for a path it does not document.
+
+    Of the templates that match, the most literal one is the path's (`/events/replay`, not `/events/{event_id}`).
+    """
+    path = request.scope["path"]
+    matching = [
+        (template.count("{"), methods)
+        for template, methods in _documented_paths(request.app)
+        if _template_regex(template).fullmatch(path)
     ]
+    return sorted(min(matching)[1]) if matching else None
+
+
+def _documented_paths(app) -> list[tuple[str, set[str]]]:
+    return [(template, {method.upper() for method in item}) for template, item in app.openapi()["paths"].items()]
+
+
+@functools.cache
+def _template_regex(template: str) -> re.Pattern:
+    return re.compile(re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template)))
 
 
 async def _database_unavailable(request: Request, error: Exception) -> JSONResponse:
@@ -141,8 +157,6 @@ async def _unexpected(request: Request, error: Exception) -> JSONResponse:
     log.exception("unexpected error during %s %s", request.method, request.url.path)
     return problem_response(500, "INTERNAL_ERROR", "an unexpected error occurred; the server log has the details")
 
-
-_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 # Each kind of error and the handler of its response; an error is handled by the first class of its MRO found here.
 _HANDLERS = {

@@ -28,11 +28,12 @@ def _integral(value: object) -> object:
     return value
 
 
-# An integer field of a body: strict (no strings, no booleans) but, as JSON Schema says, 1.0 is the integer 1.
-Integer = Annotated[int, BeforeValidator(_integral)]
-ProductId = Annotated[Integer, Field(ge=1, le=INT32_MAX)]
+# An integer of a body: strict (no strings, no booleans) but, as JSON Schema says, 1.0 is the integer 1. The
+# constraints come first so that the schema states them as JSON Schema's (minimum, maximum).
+Integral = BeforeValidator(_integral)
+ProductId = Annotated[int, Field(ge=1, le=INT32_MAX), Integral]
 IdempotencyKeyValue = Annotated[str, Field(min_length=1, max_length=255)]
-CouponId = Annotated[Integer, Field(ge=1, le=INT32_MAX)]
+CouponId = Annotated[int, Field(ge=1, le=INT32_MAX), Integral]
 OrderId = Annotated[int, Field(ge=1, le=BIGINT_MAX)]
 # Ids taken from a path (strings until validated): `/orders/+1`, `/orders/1.0`, `/orders/1_0` are 422.
 ProductIdInPath = Annotated[ProductId, BeforeValidator(_plain_decimal)]
@@ -47,7 +48,7 @@ class OrderLineBody(_StrictBody):
     """One line of an order request."""
 
     product_id: ProductId
-    quantity: Annotated[Integer, Field(ge=1, le=1000, description="pairs of this product, 1 to 1000")]
+    quantity: Annotated[int, Field(ge=1, le=1000, description="pairs of this product, 1 to 1000"), Integral]
 
 
 class PlaceOrderBody(_StrictBody):
@@ -64,7 +65,7 @@ class ConfirmOrderBody(_StrictBody):
     """`POST /orders/{id}/confirm`: the payment that completed."""
 
     payment_id: Annotated[str, Field(min_length=1, max_length=128, pattern=PRINTABLE)]
-    amount: Annotated[Integer, Field(ge=0, le=BIGINT_MAX, description="KRW paid; must equal the order total")]
+    amount: Annotated[int, Field(ge=0, le=BIGINT_MAX, description="KRW paid; must equal the order total"), Integral]
 
 
 def body_errors(invalid: ValidationError) -> list[dict]:

@@ -68,37 +68,40 @@ async def create_order(request: Request) -> Response:
     return Response(placed.json, status_code=201, headers=placed_headers(placed), media_type="application/json")
 
 
-router.add_api_route(
-    "",
-    create_order,
-    methods=["POST"],
-    status_code=201,
-    route_class_override=DirectRoute,
-    responses={
-        201: {
-            "model": OrderView,
-            "description": "the order placed (or, replayed, the first response)",
-            "headers": _PLACED_HEADERS,
-        },
-        **problems(
-            400,
-            401,
-            409,
-            422,
-            429,
-            503,
-            *BODY_GUARD_STATUSES,
-            codes={
-                400: "PRODUCT_NOT_FOUND, PRODUCT_UNAVAILABLE, INSUFFICIENT_STOCK, PURCHASE_LIMIT_EXCEEDED,"
-                " COUPON_NOT_FOUND, COUPON_NOT_ACTIVE, COUPON_MIN_AMOUNT_NOT_MET or COUPON_EXHAUSTED",
-                409: "IDEMPOTENCY_KEY_IN_FLIGHT",
-                422: "VALIDATION_ERROR or IDEMPOTENCY_KEY_REUSED",
-                503: "DATABASE_UNAVAILABLE, ORDER_CONTENTION or AUTH_UNAVAILABLE",
+def add_place_order_route(app_router: APIRouter) -> None:
+    """Add POST /orders to the app's own router, ahead of the included routers: the hottest request is matched first."""
+    app_router.add_api_route(
+        "/orders",
+        create_order,
+        methods=["POST"],
+        status_code=201,
+        route_class_override=DirectRoute,
+        responses={
+            201: {
+                "model": OrderView,
+                "description": "the order placed (or, replayed, the first response)",
+                "headers": _PLACED_HEADERS,
             },
-        ),
-    },
-    openapi_extra=_place_order_operation(),
-)
+            **problems(
+                400,
+                401,
+                409,
+                422,
+                429,
+                503,
+                *BODY_GUARD_STATUSES,
+                codes={
+                    400: "PRODUCT_NOT_FOUND, PRODUCT_UNAVAILABLE, INSUFFICIENT_STOCK, PURCHASE_LIMIT_EXCEEDED,"
+                    " COUPON_NOT_FOUND, COUPON_NOT_ACTIVE, COUPON_MIN_AMOUNT_NOT_MET or COUPON_EXHAUSTED",
+                    409: "IDEMPOTENCY_KEY_IN_FLIGHT",
+                    422: "VALIDATION_ERROR or IDEMPOTENCY_KEY_REUSED",
+                    503: "DATABASE_UNAVAILABLE, ORDER_CONTENTION or AUTH_UNAVAILABLE",
+                },
+            ),
+        },
+        openapi_extra=_place_order_operation(),
+        tags=["orders"],
+    )
 
 
 @router.get("", responses=problems(401, 422, 503, codes={503: "DATABASE_UNAVAILABLE or AUTH_UNAVAILABLE"}))
