@@ -68,8 +68,8 @@ async def create_order(request: Request) -> Response:
     return Response(placed.json, status_code=201, headers=placed_headers(placed), media_type="application/json")
 
 
-def add_place_order_route(app_router: APIRouter) -> None:
-    """Add POST /orders to the app's own router, ahead of the included routers: the hottest request is matched first."""
+def add_place_order_route(app_router: APIRouter) -> DirectRoute:
+    """Add POST /orders to the app's own router, ahead of the included routers; the route added."""
     app_router.add_api_route(
         "/orders",
         create_order,
@@ -102,6 +102,7 @@ def add_place_order_route(app_router: APIRouter) -> None:
         openapi_extra=_place_order_operation(),
         tags=["orders"],
     )
+    return app_router.routes[-1]
 
 
 @router.get("", responses=problems(401, 422, 503, codes={503: "DATABASE_UNAVAILABLE or AUTH_UNAVAILABLE"}))
