@@ -5,7 +5,9 @@ COPY pyproject.toml constraints.txt README.md ./
 COPY worker.py ./
 COPY api ./api
 COPY activities ./activities
+COPY cli ./cli
 COPY db ./db
+COPY devstack ./devstack
 COPY sneaker_orders ./sneaker_orders
 COPY workflows ./workflows
 RUN pip install --no-cache-dir -c constraints.txt .

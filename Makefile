@@ -1,4 +1,6 @@
 # The two commands of the README. Each creates .venv with the project installed on first use.
+# The suite runs its modules in parallel (pytest-xdist, one module per worker at a time): each worker starts
+# its own PostgreSQL and Temporal dev server on free ports.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -11,7 +13,7 @@ run: $(VENV)/.installed-run
 test: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto --dist loadfile
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/orders.py

@@ -6,7 +6,9 @@ Run it as `python worker.py` or `sneaker-orders worker`.
 import asyncio
 import gc
 import logging
+import os
 import signal
+import sys
 from datetime import timedelta
 
 from temporalio.client import Client
@@ -21,15 +23,15 @@ from activities.relay import RelayActivities
 from activities.schedule_pause import SchedulePauseWatch
 from db.engine import create_engine_from_settings
 from db.outbox.breaker import ensure_breaker
-from sneaker_orders.schedules import ensure_schedule, ensure_search_attributes
 from sneaker_orders.settings import Settings
-from sneaker_orders.system_schedules import system_schedules
 from sneaker_orders.tracing import temporal_interceptors
 from sneaker_orders.worker_metrics import serve_worker_metrics, temporal_runtime
 from workflows.event_reruns import RedriveEvents, ReplayOrderEvents
 from workflows.order_expiry import OrderExpiry
 from workflows.outbox_retention import OutboxRetention
 from workflows.relay import OrderEventsRelay
+from workflows.schedules import ensure_schedule, ensure_search_attributes
+from workflows.system_schedules import system_schedules
 
 log = logging.getLogger("sneaker_orders.worker")
 
@@ -100,10 +102,12 @@ async def run_worker(settings: Settings) -> None:
 
 
 def main() -> None:
-    """Entry point of `python worker.py`: the same as `sneaker-orders worker`."""
-    from sneaker_orders.cli import main as cli
+    """Entry point of `python worker.py`: the same as `sneaker-orders worker`.
 
-    raise SystemExit(cli(["worker"]))
+    The console script lives on the floor above this module, so the process becomes it (exec)
+    rather than importing it.
+    """
+    os.execv(sys.executable, [sys.executable, "-m", "cli.main", "worker"])
 
 
 if __name__ == "__main__":

@@ -7,12 +7,12 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from api.customer_auth import CustomerTokens
+from api.direct_route import DirectDoor
 from api.metrics import RequestTiming
 from api.openapi import install_openapi
 from api.order_placement import OrderTerms
 from api.outbox_gauges import OutboxGauges
 from api.payment_webhook import payment_webhook_verifier
-from api.place_order_endpoint import PlaceOrderEndpoint
 from api.problems import install_problem_handlers
 from api.request_guard import RequestBodyGuard
 from api.routes import asyncapi, events, health, orders, products
@@ -35,12 +35,10 @@ Errors are `application/problem+json` with a stable `code`.
 """
 
 
-def create_app(settings: Settings, *, order_endpoint: bool = True) -> FastAPI:
+def create_app(settings: Settings) -> FastAPI:
     """The API for `settings`; its engine opens at start-up and closes at shutdown.
 
-    POST /orders is answered by api/place_order_endpoint.py in front of FastAPI; `order_endpoint=False`
-    leaves it to its FastAPI route (the tests compare the two). Raises ValueError (saying what to set)
-    when the settings cannot verify customers or payments.
+    Raises ValueError (saying what to set) when the settings cannot verify customers or payments.
     """
     if not settings.database_url:
         raise ValueError("create_app needs settings with a database_url")
@@ -79,12 +77,18 @@ def create_app(settings: Settings, *, order_endpoint: bool = True) -> FastAPI:
     )
     install_problem_handlers(app)
     install_openapi(app)
-    app.add_middleware(
-        RequestBodyGuard, max_bytes=settings.max_request_bytes, timeout_seconds=settings.request_body_timeout_seconds
-    )
-    app.add_middleware(RequestTiming)
-    if order_endpoint:
-        app.add_middleware(PlaceOrderEndpoint, state=app.state)
+
+    def middleware(inner):
+        """The app's own middleware around `inner`: every request's body guarded, every request timed."""
+        guarded = RequestBodyGuard(
+            inner, max_bytes=settings.max_request_bytes, timeout_seconds=settings.request_body_timeout_seconds
+        )
+        return RequestTiming(guarded)
+
+    app.add_middleware(middleware)
+    place_order = orders.add_place_order_route(app.router)
+    # POST /orders, the hottest request, reaches its route's endpoint without going through the router.
+    app.add_middleware(DirectDoor, route=place_order, exception_handlers=app.exception_handlers, middleware=middleware)
     for router in (orders.router, products.router, events.router, health.router, asyncapi.router):
         app.include_router(router)
     # Only where this process traces (OTEL_*): otherwise no middleware at all.

@@ -1,10 +1,16 @@
 """Serving the API with uvicorn (httptools), with limits on request heads that uvicorn does not have.
 
-httptools accepts request lines and headers of any size and number, and uvicorn gives a client
+httptools accepts request lines and headers of any size and number, uvicorn has no option to
+limit them (only its h11 protocol has one, for size alone, answered 400), and it gives a client
 that trickles its request head all the time it wants. Here the connection is answered 431 and
 closed once the head passes MAX_REQUEST_HEADER_BYTES or MAX_REQUEST_HEADERS, and 408 and closed
 when the head is not complete REQUEST_HEADER_TIMEOUT_SECONDS after its first byte (or after the
 connection opened). Bodies are guarded in the app (api/request_guard.py).
+
+Where the head ends is the parser's to say, never ours: the bytes of a write count as head only
+when the parser, having read them, still waits for the end of the head; a head the parser completed
+is measured from what it parsed (request line and header lines). So a head whose last line and
+blank line arrive in one write with the body is measured as the head it is.
 """
 
 from asyncio import TimerHandle
@@ -15,7 +21,10 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from sneaker_orders.settings import Settings
 
-END_OF_HEAD = b"\r\n\r\n"
+# What the parser does not hand over of a head: the request line's spaces, version and line end, and
+# the blank line; each header line's ": " and line end.
+REQUEST_LINE_FRAME = len(b"  HTTP/1.1\r\n\r\n")
+HEADER_LINE_FRAME = len(b": \r\n")
 
 
 @dataclass(frozen=True)
@@ -46,6 +55,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_made(transport)
         self._head_bytes: int | None = 0
         self._header_lines = 0
+        self._ends_parsed = 0  # heads and messages the parser saw end on this connection
         self._refusal: tuple[int, str] | None = None
         # A connection that opens and sends nothing is cut off like a slow head.
         self._head_timer: TimerHandle | None = self.loop.call_later(self.limits.timeout_seconds, self._head_too_slow)
@@ -55,15 +65,15 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if self._head_bytes is not None:
-            end = data.find(END_OF_HEAD)
-            self._head_bytes += len(data) if end < 0 else end
-            if self._head_timer is None:
-                self._head_timer = self.loop.call_later(self.limits.timeout_seconds, self._head_too_slow)
+        if self._head_bytes is not None and self._head_timer is None:
+            self._head_timer = self.loop.call_later(self.limits.timeout_seconds, self._head_too_slow)
+        ends_before = self._ends_parsed
+        super().data_received(data)
+        # The parser has read `data`: if no head nor message ended in it and a head is open, all of it was head.
+        if self._ends_parsed == ends_before and self._head_bytes is not None and not self.transport.is_closing():
+            self._head_bytes += len(data)
             if self._head_bytes > self.limits.max_bytes:
                 self._refuse(431, f"request line and headers are limited to {self.limits.max_bytes} bytes")
-                return
-        super().data_received(data)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -78,11 +88,18 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._head_bytes = None
+        self._ends_parsed += 1
         self._stop_head_timer()
+        head = len(self.parser.get_method()) + len(self.url) + REQUEST_LINE_FRAME
+        head += sum(len(name) + len(value) + HEADER_LINE_FRAME for name, value in self.headers)
+        if head > self.limits.max_bytes:
+            self._refusal = (431, f"request line and headers are limited to {self.limits.max_bytes} bytes")
+            raise _HeadRefused
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
+        self._ends_parsed += 1
         self._head_bytes = 0  # the next request's head; its timer starts with its first byte
 
     def send_400_response(self, msg: str) -> None:

@@ -53,7 +53,11 @@ def install_openapi(app: FastAPI) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
             for operation in _operations(schema):
+                # A body declared with openapi_extra (a direct route's) brings the schemas it refers to.
+                for content in operation.get("requestBody", {}).get("content", {}).values():
+                    components.update(content["schema"].pop("$defs", {}))
                 for status, response in operation.get("responses", {}).items():
                     content = response.get("content", {})
                     if status[0] in "45" and "application/json" in content:

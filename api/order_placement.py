@@ -1,9 +1,4 @@
-"""Placing a customer's order from a validated request: the part both ways into POST /orders share.
-
-POST /orders is answered by the pure ASGI handler of api/place_order_endpoint.py; the FastAPI route
-in api/routes/orders.py declares it for the OpenAPI schema and answers alike (the tests send the
-same requests to both).
-"""
+"""Placing a customer's order from a validated `POST /orders` request (api/routes/orders.py)."""
 
 from dataclasses import dataclass
 from datetime import timedelta

@@ -1,6 +1,8 @@
 """Every error leaves the API as application/problem+json with a stable `code`; mapped here, only here."""
 
+import functools
 import logging
+import re
 from http import HTTPStatus
 
 import psycopg
@@ -117,7 +119,35 @@ async def _validation_error(request: Request, error: RequestValidationError) -> 
 
 async def _http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
     code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(error.status_code, f"HTTP_{error.status_code}")
-    return problem_response(error.status_code, code, str(error.detail), headers=getattr(error, "headers", None))
+    headers = getattr(error, "headers", None)
+    documented = _methods_of_path(request) if error.status_code == 405 else None
+    if documented:
+        # Starlette names the methods of the first route of the path only; a path may have several.
+        headers = {**(headers or {}), "Allow": ", ".join(documented)}
+    return problem_response(error.status_code, code, str(error.detail), headers=headers)
+
+
+def _methods_of_path(request: Request) -> list[str] | None:
+    """The methods /openapi.json documents for the request's path, or None for a path it does not document.
+
+    Of the templates that match, the most literal one is the path's (`/events/replay`, not `/events/{event_id}`).
+    """
+    path = request.scope["path"]
+    matching = [
+        (template.count("{"), methods)
+        for template, methods in _documented_paths(request.app)
+        if _template_regex(template).fullmatch(path)
+    ]
+    return sorted(min(matching)[1]) if matching else None
+
+
+def _documented_paths(app) -> list[tuple[str, set[str]]]:
+    return [(template, {method.upper() for method in item}) for template, item in app.openapi()["paths"].items()]
+
+
+@functools.cache
+def _template_regex(template: str) -> re.Pattern:
+    return re.compile(re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template)))
 
 
 async def _database_unavailable(request: Request, error: Exception) -> JSONResponse:
@@ -149,12 +179,3 @@ def install_problem_handlers(app: FastAPI) -> None:
     for kind, handler in _HANDLERS.items():
         app.add_exception_handler(kind, handler)
     app.add_exception_handler(Exception, _unexpected)
-
-
-async def problem_for(request: Request, error: Exception) -> JSONResponse | None:
-    """The response to `error` as the app's handlers give it (for code answering outside FastAPI's routing); None
-    for an unexpected error, which goes on to the server error handler (500 INTERNAL_ERROR, logged)."""
-    for kind in type(error).__mro__:
-        if kind in _HANDLERS:
-            return await _HANDLERS[kind](request, error)
-    return None

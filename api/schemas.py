@@ -21,9 +21,19 @@ def _plain_decimal(value: object) -> object:
     return value
 
 
-ProductId = Annotated[int, Field(ge=1, le=INT32_MAX)]
+def _integral(value: object) -> object:
+    """JSON Schema's integer: a number with no fraction, written `30019` or `30019.0` alike; nothing else."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# An integer of a body: strict (no strings, no booleans) but, as JSON Schema says, 1.0 is the integer 1. The
+# constraints come first so that the schema states them as JSON Schema's (minimum, maximum).
+Integral = BeforeValidator(_integral)
+ProductId = Annotated[int, Field(ge=1, le=INT32_MAX), Integral]
 IdempotencyKeyValue = Annotated[str, Field(min_length=1, max_length=255)]
-CouponId = Annotated[int, Field(ge=1, le=INT32_MAX)]
+CouponId = Annotated[int, Field(ge=1, le=INT32_MAX), Integral]
 OrderId = Annotated[int, Field(ge=1, le=BIGINT_MAX)]
 # Ids taken from a path (strings until validated): `/orders/+1`, `/orders/1.0`, `/orders/1_0` are 422.
 ProductIdInPath = Annotated[ProductId, BeforeValidator(_plain_decimal)]
@@ -38,7 +48,7 @@ class OrderLineBody(_StrictBody):
     """One line of an order request."""
 
     product_id: ProductId
-    quantity: Annotated[int, Field(ge=1, le=1000, description="pairs of this product, 1 to 1000")]
+    quantity: Annotated[int, Field(ge=1, le=1000, description="pairs of this product, 1 to 1000"), Integral]
 
 
 class PlaceOrderBody(_StrictBody):
@@ -58,7 +68,7 @@ class ConfirmOrderBody(_StrictBody):
         OrderId, Field(description="the order paid; must equal the path's id (else 400 ORDER_ID_MISMATCH)")
     ]
     payment_id: Annotated[str, Field(min_length=1, max_length=128, pattern=PRINTABLE)]
-    amount: Annotated[int, Field(ge=0, le=BIGINT_MAX, description="KRW paid; must equal the order total")]
+    amount: Annotated[int, Field(ge=0, le=BIGINT_MAX, description="KRW paid; must equal the order total"), Integral]
 
 
 def body_errors(invalid: ValidationError) -> list[dict]:

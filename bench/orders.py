@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.http_load import CUSTOMER_WINDOW, WRK_THREADS, post_orders  # noqa: E402
 from bench.support import BENCH_SECRETS, customer_tokens, free_port, wait_for_http  # noqa: E402
 from db.migrate import upgrade_to_newest  # noqa: E402
-from sneaker_orders.local_postgres import libpq_url, start_embedded_postgres  # noqa: E402
+from devstack.local_postgres import libpq_url, start_embedded_postgres  # noqa: E402
 
 PRICE = 139000
 PAYLOAD = json.dumps(
@@ -207,7 +207,7 @@ def _start_api(url: str, args, scratch: Path) -> subprocess.Popen:
     for variable in ("MAX_UNPAID_ORDERS_PER_CUSTOMER", "ADMIN_TOKEN"):
         environment.pop(variable, None)
     server = subprocess.Popen(
-        [sys.executable, "-m", "sneaker_orders.cli", "api", "--port", str(port)],
+        [sys.executable, "-m", "cli.main", "api", "--port", str(port)],
         env=environment,
         stdout=subprocess.DEVNULL,
         stderr=open(scratch / "api.log", "wb"),  # noqa: SIM115 - closed with the process

@@ -32,8 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.support import BENCH_API_ENVIRONMENT, customer_tokens, free_port, wait_for_http  # noqa: E402
 from db.migrate import upgrade_to_newest  # noqa: E402
-from sneaker_orders.local_postgres import libpq_url, start_embedded_postgres  # noqa: E402
-from sneaker_orders.local_temporal import search_attribute_limits_environment, start_temporal_dev_server  # noqa: E402
+from devstack.local_postgres import libpq_url, start_embedded_postgres  # noqa: E402
+from devstack.local_temporal import search_attribute_limits_environment, start_temporal_dev_server  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -268,7 +268,7 @@ def _reset(url: str, sink: str) -> None:
 
 
 def _start(arguments: list[str], env: dict, log: Path) -> subprocess.Popen:
-    command = [sys.executable, "-m", "sneaker_orders.cli", *arguments]
+    command = [sys.executable, "-m", "cli.main", *arguments]
     return subprocess.Popen(command, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
 
 

@@ -5,7 +5,7 @@ import time
 
 import httpx
 
-from sneaker_orders.customer_tokens import mint_customer_token
+from devstack.customer_tokens import mint_customer_token
 from sneaker_orders.settings import Settings
 
 # The secrets the benchmarks' API processes run with.

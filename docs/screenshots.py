@@ -98,7 +98,7 @@ class System:
         }
         with log_path.open("w") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "sneaker_orders.cli", "run"], env=environment, stdout=log, stderr=log
+                [sys.executable, "-m", "cli.main", "run"], env=environment, stdout=log, stderr=log
             )
         self.api = httpx.Client(base_url=f"http://127.0.0.1:{self.api_port}", timeout=30)
         self.sink = httpx.Client(base_url=f"http://127.0.0.1:{self.sink_port}", timeout=30)

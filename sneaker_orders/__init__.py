@@ -1,1 +1,1 @@
-"""sneaker-orders: order backend of a sneaker shop."""
+"""The ground floor of sneaker-orders: settings, logging, tracing, worker metrics; it imports nothing of ours."""

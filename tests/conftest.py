@@ -7,9 +7,9 @@ import psycopg
 import pytest
 
 from api.app import create_app
+from cli.main import main as sneaker_orders
 from db.migrate import upgrade_to_newest
-from sneaker_orders.cli import main as sneaker_orders
-from sneaker_orders.local_postgres import libpq_url, start_embedded_postgres
+from devstack.local_postgres import libpq_url, start_embedded_postgres
 from sneaker_orders.settings import Settings
 from tests.support.admin import ADMIN_TOKEN
 from tests.support.background_loop import BackgroundLoop

@@ -5,7 +5,7 @@ import subprocess
 import psycopg
 
 from bench.orders import service_statements
-from sneaker_orders.local_postgres import libpq_url
+from devstack.local_postgres import libpq_url
 from tests.support.catalog import count_rows
 
 

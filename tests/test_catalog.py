@@ -4,8 +4,8 @@ import json
 
 import pytest
 
+from cli.main import main
 from db.catalog.seeding import demo_catalog
-from sneaker_orders.cli import main
 from tests.support.catalog import reset_database, snapshot
 from tests.support.ordering import placed
 

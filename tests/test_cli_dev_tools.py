@@ -4,8 +4,8 @@ import httpx
 import pytest
 
 from api.app import create_app
-from sneaker_orders.cli import main
-from sneaker_orders.dev_secrets import with_dev_secrets
+from cli.main import main
+from devstack.dev_secrets import with_dev_secrets
 from tests.support.admin import ADMIN_TOKEN
 from tests.support.customers import JWT_SECRET
 from tests.support.ordering import placed

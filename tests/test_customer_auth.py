@@ -5,6 +5,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import time
 
 import httpx
@@ -143,11 +144,21 @@ def test_the_orders_of_the_caller_are_listed_newest_first_a_page_at_a_time(anony
     assert cancelled["orders"][0]["status"] == "CANCELLED"
 
 
-@pytest.mark.parametrize("cursor", ["not-a-cursor", "W10", "WyJ4IiwxXQ", "eyJhIjoxfQ"])
-def test_a_cursor_the_api_did_not_give_is_422(api, catalog, cursor):
+@pytest.mark.parametrize("cursor", ["not-a-cursor", "W10", "1-2-3", "-5", "1.5-2", "1" * 18 + "-1", "1-" + "1" * 19])
+def test_a_cursor_not_of_the_documented_form_is_422(api, catalog, cursor):
     response = api.get("/orders", params={"cursor": cursor})
 
     assert (response.status_code, response.json()["code"]) == (422, "VALIDATION_ERROR")
+
+
+@pytest.mark.parametrize("cursor", ["0-0", "1764761234567890-42", "99999999999999999-999999999999999999"])
+def test_every_cursor_of_the_documented_form_is_a_page(api, catalog, cursor):
+    parameters = api.get("/openapi.json").json()["paths"]["/orders"]["get"]["parameters"]
+    documented = next(parameter for parameter in parameters if parameter["name"] == "cursor")["schema"]
+    pattern = next(choice["pattern"] for choice in documented["anyOf"] if "pattern" in choice)
+
+    assert re.search(pattern, cursor)
+    assert api.get("/orders", params={"cursor": cursor}).status_code == 200
 
 
 def test_rs256_tokens_verified_with_a_public_key(api_with, catalog):

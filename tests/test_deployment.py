@@ -89,7 +89,7 @@ def test_every_image_is_pinned_by_version():
 def test_the_image_ships_every_package_of_the_project():
     dockerfile = (ROOT / "Dockerfile").read_text()
 
-    for part in ("worker.py", "api", "activities", "db", "sneaker_orders", "workflows"):
+    for part in ("worker.py", "api", "activities", "cli", "db", "devstack", "sneaker_orders", "workflows"):
         assert f"COPY {part} " in dockerfile
 
 

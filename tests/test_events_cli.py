@@ -103,7 +103,7 @@ def test_no_events_command_prints_the_embedded_postgresql_log_line(api, db, cata
 
     for arguments in (["list"], ["show", event_id], ["retry-now", "--all", "--dry-run"]):
         finished = subprocess.run(
-            [sys.executable, "-m", "sneaker_orders.cli", "events", *arguments],
+            [sys.executable, "-m", "cli.main", "events", *arguments],
             env=environment,
             capture_output=True,
             text=True,

@@ -7,7 +7,7 @@ from collections import Counter
 import httpx
 import psycopg
 
-from sneaker_orders.local_postgres import libpq_url
+from devstack.local_postgres import libpq_url
 from tests.support.customers import customer_headers
 from tests.support.ordering import order_body, place
 

@@ -12,7 +12,7 @@ import psutil
 import psycopg
 import pytest
 
-from sneaker_orders.local_postgres import libpq_url
+from devstack.local_postgres import libpq_url
 from tests.support.polling import wait_until
 from tests.support.ports import free_port
 from tests.support.temporal_cli import delete_schedules
@@ -56,7 +56,7 @@ def start_run(scratch_database_url, temporal_address, sink_url, tmp_path):
     def start(**variables: str):
         with output.open("w") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "sneaker_orders.cli", "run"],
+                [sys.executable, "-m", "cli.main", "run"],
                 env=environment | variables,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from pydantic import SecretStr
 
-from sneaker_orders.local_postgres import libpq_url
+from devstack.local_postgres import libpq_url
 from tests.support.api_process import api_environment, api_process
 from tests.support.catalog import reset_database
 from tests.support.customers import customer_headers

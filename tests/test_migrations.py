@@ -4,7 +4,7 @@ import psycopg
 from alembic import command
 
 from db.migrate import alembic_config, upgrade_to_newest
-from sneaker_orders.local_postgres import libpq_url
+from devstack.local_postgres import libpq_url
 
 
 def test_the_migrated_schema_matches_the_table_definitions(database_url):

@@ -9,8 +9,8 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.order_expiry import ExpiredOrders, ExpireDueOrders
-from sneaker_orders.schedules import ScheduledWorkflow, ensure_schedule
 from workflows.order_expiry import NOTHING_MORE_DUE, SCHEDULE_PAUSED, OrderExpiry, OrderExpiryRun
+from workflows.schedules import ScheduledWorkflow, ensure_schedule
 from workflows.search_attributes import ORDER_IDS, encoded_size
 
 # With 512 bytes per value, a run has room for 23 order ids of the widest kind (19 digits) at first.

@@ -15,7 +15,7 @@ from db.orders.errors import InsufficientStock, ProductUnavailable, PurchaseLimi
 from db.orders.holdings_cache import HoldingsCache
 from db.orders.placement import PlacedOrder, PlaceOrder, place_order
 from db.orders.pricing import OrderLine, ProductForSale
-from sneaker_orders.local_postgres import libpq_url
+from devstack.local_postgres import libpq_url
 from tests.support.catalog import count_rows, events_of, snapshot, stock_of
 from tests.support.customers import customer_headers
 from tests.support.ordering import order_body

@@ -10,7 +10,7 @@ import pytest
 from db.orders.errors import PurchaseLimitExceeded
 from db.orders.placement import PlaceOrder
 from db.orders.pricing import OrderLine
-from sneaker_orders.local_postgres import libpq_url
+from devstack.local_postgres import libpq_url
 from tests.support.catalog import count_rows, snapshot
 from tests.support.customers import customer_headers
 from tests.support.expiry import expire, past_deadline

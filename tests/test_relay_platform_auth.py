@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from sneaker_orders.sink.verification import DeliveryCheck
+from devstack.sink.verification import DeliveryCheck
 from tests.support.outbox_views import attempts_of, insert_pending_events, wait_for_statuses
 from tests.support.sink_control import Sink, serve_sink
 

@@ -87,6 +87,50 @@ def test_a_body_within_the_limit_is_read_as_usual(api_server, catalog):
     assert response.status_code == 201
 
 
+def split_exchange(url: str, writes: list[bytes]) -> bytes:
+    """Send each of `writes` as its own TCP segment on one connection; the server's answer to them."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for write in writes:
+            connection.sendall(write)
+            time.sleep(0.05)  # apart on the wire, so that the server reads them as two
+        connection.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+        return answer
+
+
+@pytest.mark.parametrize("body_kib", [20, 60])
+@pytest.mark.parametrize("cut", ["before the last line", "before the blank line", "inside the blank line"])
+def test_an_order_whose_head_ends_in_a_second_write_with_its_body_is_placed(api_server, catalog, body_kib, cut):
+    order = json.dumps({"items": [{"product_id": catalog.products["af1"], "quantity": 1}]}).encode()
+    body = order[:-1] + b" " * (body_kib * 1024) + b"}"
+    token = customer_headers(f"split-{body_kib}-{cut}")["Authorization"]
+    head = (
+        b"POST /orders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Authorization: %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % (token.encode(), len(body))
+    )
+    at = {
+        "before the last line": head.rindex(b"Connection:"),
+        "before the blank line": len(head) - 2,
+        "inside the blank line": len(head) - 1,
+    }[cut]
+
+    answer = split_exchange(api_server.url, [head[:at], head[at:] + body])
+
+    assert answer.startswith(b"HTTP/1.1 201 "), answer[:300]
+
+
+def test_an_oversized_head_is_refused_when_it_ends_in_a_second_write(api_server):
+    head = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (20 * 1024) + b"\r\n\r\n"
+
+    answer = split_exchange(api_server.url, [head[:100], head[100:]])
+
+    assert answer.startswith(b"HTTP/1.1 431 ")
+
+
 @pytest.mark.parametrize(
     "head",
     [

@@ -117,6 +117,25 @@ def test_a_wrong_method_is_a_405_problem(api):
     assert response.json()["code"] == "METHOD_NOT_ALLOWED"
 
 
+@pytest.mark.parametrize(
+    ("path", "allowed"), [("/orders", {"GET", "POST"}), ("/orders/1", {"GET"}), ("/orders/1/cancel", {"POST"})]
+)
+def test_a_405_allows_every_method_of_its_path(api, path, allowed):
+    response = api.options(path)
+
+    assert response.status_code == 405
+    assert set(response.headers["allow"].split(", ")) == allowed
+
+
+def test_an_integral_number_is_an_integer_as_json_schema_says(api, db, catalog):
+    line = {"product_id": float(catalog.products["af1"]), "quantity": 1.0}
+
+    response = api.post("/orders", content=json.dumps({"items": [line]}), headers={"content-type": "application/json"})
+
+    assert response.status_code == 201, response.text
+    assert response.json()["items"][0]["product_id"] == catalog.products["af1"]
+
+
 def test_an_overlong_idempotency_key_is_422(api, catalog):
     response = api.post(
         "/orders",

@@ -2,14 +2,16 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Path, Query, Request, Response
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Path, Query, Request, Response
+from pydantic import BaseModel, Field, TypeAdapter
 
-from api.customer_auth import CustomerDep
+from api.customer_auth import CustomerDep, bearer_token, customer_of_token
 from api.deps import EngineDep
+from api.direct_route import DirectRoute
 from api.openapi import BODY_GUARD_STATUSES, problems
 from api.order_cursor import CURSOR_PATTERN, decode_cursor, encode_cursor
 from api.order_placement import place_for_customer, placed_headers
+from api.order_request import order_request_headers, validated_order
 from api.payment_webhook import CONFIRMATION_BODY, SignedConfirmationDep
 from api.schemas import IdempotencyKeyValue, OrderIdInPath, PlaceOrderBody
 from api.write_slots import WriteSlotsDep
@@ -23,14 +25,10 @@ from sneaker_orders.tracing import current_traceparent
 router = APIRouter(prefix="/orders", tags=["orders"])
 
 OrderIdPath = Annotated[OrderIdInPath, Path(description="the order's id (decimal digits)")]
-IdempotencyKey = Annotated[
-    IdempotencyKeyValue | None,
-    Header(
-        alias="Idempotency-Key",
-        description="retries with the same key and body get the first response, no second order; keys belong to"
-        " the customer and are kept IDEMPOTENCY_KEY_TTL_HOURS (default 24), after which the key is free again",
-    ),
-]
+_KEY_DOC = {
+    "description": "retries with the same key and body get the first response, no second order; keys belong to"
+    " the customer and are kept IDEMPOTENCY_KEY_TTL_HOURS (default 24), after which the key is free again"
+}
 
 _PLACED_HEADERS = {
     "Location": {"description": "/orders/{order_id}", "schema": {"type": "string"}},
@@ -48,36 +46,63 @@ class OrderPage(BaseModel):
     next_cursor: str | None = Field(description="pass as `?cursor=` to get the next page; null on the last page")
 
 
-@router.post(
-    "",
-    status_code=201,
-    responses={
-        201: {"description": "the order placed (or, replayed, the first response)", "headers": _PLACED_HEADERS},
-        **problems(
-            400,
-            401,
-            409,
-            422,
-            429,
-            503,
-            *BODY_GUARD_STATUSES,
-            codes={
-                400: "PRODUCT_NOT_FOUND, PRODUCT_UNAVAILABLE, INSUFFICIENT_STOCK, PURCHASE_LIMIT_EXCEEDED,"
-                " COUPON_NOT_FOUND, COUPON_NOT_ACTIVE, COUPON_MIN_AMOUNT_NOT_MET or COUPON_EXHAUSTED",
-                409: "IDEMPOTENCY_KEY_IN_FLIGHT",
-                422: "VALIDATION_ERROR or IDEMPOTENCY_KEY_REUSED",
-                503: "DATABASE_UNAVAILABLE, ORDER_CONTENTION or AUTH_UNAVAILABLE",
-            },
-        ),
-    },
-)
-async def create_order(
-    body: PlaceOrderBody, customer: CustomerDep, request: Request, idempotency_key: IdempotencyKey = None
-) -> OrderView:
+def _place_order_operation() -> dict:
+    """The parts of POST /orders' OpenAPI operation that its direct endpoint reads itself: body, key, token."""
+    body = PlaceOrderBody.model_json_schema(ref_template="#/components/schemas/{model}")
+    key = TypeAdapter(IdempotencyKeyValue).json_schema()
+    return {
+        "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
+        "parameters": [{"name": "Idempotency-Key", "in": "header", "required": False, "schema": key, **_KEY_DOC}],
+        "security": [{"CustomerToken": []}],
+    }
+
+
+async def create_order(request: Request) -> Response:
     """Place an order for the caller: stock, coupon use, order and its OrderCreated event commit together."""
-    # Answered by api/place_order_endpoint.py before FastAPI's routing; this route documents it, and answers alike.
-    placed = await place_for_customer(request.app.state, customer, body, idempotency_key)
+    state = request.app.state
+    headers = order_request_headers(request.scope["headers"])
+    customer = await customer_of_token(state.customer_tokens, bearer_token(headers.authorization))
+    # The drop's per-customer rate limit (api/customer_rate_limit.py) is called here: authenticated, no database work.
+    order, idempotency_key = validated_order(headers, await request.body())
+    placed = await place_for_customer(state, customer, order, idempotency_key)
     return Response(placed.json, status_code=201, headers=placed_headers(placed), media_type="application/json")
+
+
+def add_place_order_route(app_router: APIRouter) -> DirectRoute:
+    """Add POST /orders to the app's own router, ahead of the included routers; the route added."""
+    app_router.add_api_route(
+        "/orders",
+        create_order,
+        methods=["POST"],
+        status_code=201,
+        route_class_override=DirectRoute,
+        responses={
+            201: {
+                "model": OrderView,
+                "description": "the order placed (or, replayed, the first response)",
+                "headers": _PLACED_HEADERS,
+            },
+            **problems(
+                400,
+                401,
+                409,
+                422,
+                429,
+                503,
+                *BODY_GUARD_STATUSES,
+                codes={
+                    400: "PRODUCT_NOT_FOUND, PRODUCT_UNAVAILABLE, INSUFFICIENT_STOCK, PURCHASE_LIMIT_EXCEEDED,"
+                    " COUPON_NOT_FOUND, COUPON_NOT_ACTIVE, COUPON_MIN_AMOUNT_NOT_MET or COUPON_EXHAUSTED",
+                    409: "IDEMPOTENCY_KEY_IN_FLIGHT",
+                    422: "VALIDATION_ERROR or IDEMPOTENCY_KEY_REUSED",
+                    503: "DATABASE_UNAVAILABLE, ORDER_CONTENTION or AUTH_UNAVAILABLE",
+                },
+            ),
+        },
+        openapi_extra=_place_order_operation(),
+        tags=["orders"],
+    )
+    return app_router.routes[-1]
 
 
 @router.get("", responses=problems(401, 422, 503, codes={503: "DATABASE_UNAVAILABLE or AUTH_UNAVAILABLE"}))

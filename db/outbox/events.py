@@ -6,12 +6,23 @@ both through SQLAlchemy (`append_order_event`) and inside the placement's pipeli
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db.orders.view import OrderView
 from db.statuses import EventType
+
+
+class OrderSnapshot(Protocol):
+    """What an event's payload is made of: an order as `GET /orders/{id}` shows it (db.orders.view.OrderView).
+
+    A protocol, not the class, so that the outbox stays below the order domain that writes into it.
+    """
+
+    order_id: int
+
+    def model_dump_json(self) -> str: ...
+
 
 ORDER_AGGREGATE = "order"
 
@@ -60,7 +71,7 @@ def event_parameters(
 
 async def append_order_event(
     connection: AsyncConnection,
-    order: OrderView,
+    order: OrderSnapshot,
     event_type: EventType,
     occurred_at: datetime,
     *,

@@ -54,7 +54,7 @@ def api_process(environment: dict[str, str], log_file: Path) -> Iterator[ApiProc
     url = f"http://127.0.0.1:{port}"
     with open(log_file, "wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "sneaker_orders.cli", "api", "--port", str(port)],
+            [sys.executable, "-m", "cli.main", "api", "--port", str(port)],
             env={**os.environ, **environment},
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from sneaker_orders.local_temporal import TEMPORAL_BINARY, search_attribute_limits_environment
+from devstack.local_temporal import TEMPORAL_BINARY, search_attribute_limits_environment
 from tests.support.polling import wait_until
 from tests.support.temporal_cli import delete_schedules
 
@@ -84,7 +84,7 @@ class WorkerProcess:
         self.log_path = config.log_dir / f"{name}.log"
         self._log = self.log_path.open("w")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "sneaker_orders.cli", "worker"],
+            [sys.executable, "-m", "cli.main", "worker"],
             env=config.environment(),
             stdout=self._log,
             stderr=subprocess.STDOUT,

@@ -6,8 +6,8 @@ from contextlib import contextmanager
 import httpx
 from aiohttp import web
 
-from sneaker_orders.sink.app import create_sink_app
-from sneaker_orders.sink.verification import DeliveryCheck
+from devstack.sink.app import create_sink_app
+from devstack.sink.verification import DeliveryCheck
 from tests.support.background_loop import BackgroundLoop
 from tests.support.event_contract import published_contract
 from tests.support.polling import wait_until

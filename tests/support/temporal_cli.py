@@ -2,7 +2,7 @@
 
 import subprocess
 
-from sneaker_orders.local_temporal import TEMPORAL_BINARY
+from devstack.local_temporal import TEMPORAL_BINARY
 
 
 def delete_schedules(temporal_address: str, schedule_ids: list[str]) -> None:

@@ -2,7 +2,7 @@
 
 from temporalio.testing import WorkflowEnvironment
 
-from sneaker_orders.local_temporal import TEMPORAL_BINARY, dev_server_limit_arguments
+from devstack.local_temporal import TEMPORAL_BINARY, dev_server_limit_arguments
 from tests.support.background_loop import BackgroundLoop
 from workflows.search_attributes import CUSTOM_SEARCH_ATTRIBUTES
 

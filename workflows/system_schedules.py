@@ -3,11 +3,11 @@
 from datetime import timedelta
 
 from activities.payloads import RelayRun
-from sneaker_orders.schedules import ScheduledWorkflow
 from sneaker_orders.settings import Settings
 from workflows.order_expiry import OrderExpiry, OrderExpiryRun
 from workflows.outbox_retention import OutboxRetention, OutboxRetentionRun
 from workflows.relay import OrderEventsRelay
+from workflows.schedules import ScheduledWorkflow
 
 
 def relay_run(settings: Settings) -> RelayRun:

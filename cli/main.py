@@ -10,7 +10,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from sneaker_orders.events_cli import add_events_commands, run_events_command
+from cli.events import add_events_commands, run_events_command
+from devstack.local_postgres import with_database
 from sneaker_orders.logging_setup import configure_logging
 from sneaker_orders.redaction import without_credentials
 from sneaker_orders.settings import Settings
@@ -101,17 +102,8 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def with_database(settings: Settings) -> Settings:
-    """`settings` with a database_url: the configured one, or the embedded server's (started if need be)."""
-    if settings.database_url:
-        return settings
-    from sneaker_orders.local_postgres import start_embedded_postgres
-
-    return settings.model_copy(update={"database_url": start_embedded_postgres(settings.data_dir)})
-
-
 def _run(settings: Settings, args: argparse.Namespace) -> int:
-    from sneaker_orders.run import run_everything
+    from cli.supervisor import run_everything
 
     return run_everything(settings)
 
@@ -150,7 +142,7 @@ def api_settings(settings: Settings) -> Settings:
     """
     if settings.database_url:
         return settings
-    from sneaker_orders.dev_secrets import dev_secrets_path, with_dev_secrets
+    from devstack.dev_secrets import dev_secrets_path, with_dev_secrets
 
     log.warning("no DATABASE_URL: development setup; unset secrets come from %s", dev_secrets_path(settings))
     return with_dev_secrets(with_database(settings))
@@ -158,8 +150,8 @@ def api_settings(settings: Settings) -> Settings:
 
 def _token(settings: Settings, args: argparse.Namespace) -> int:
     from api.customer_auth import customer_id_problem
-    from sneaker_orders.customer_tokens import mint_customer_token
-    from sneaker_orders.dev_secrets import with_dev_secrets
+    from devstack.customer_tokens import mint_customer_token
+    from devstack.dev_secrets import with_dev_secrets
 
     problem = customer_id_problem(args.customer)
     if problem is not None:
@@ -172,8 +164,8 @@ def _token(settings: Settings, args: argparse.Namespace) -> int:
 def _pay(settings: Settings, args: argparse.Namespace) -> int:
     import httpx
 
-    from sneaker_orders.dev_secrets import with_dev_secrets
-    from sneaker_orders.payment_provider import send_payment, sign_payment
+    from devstack.dev_secrets import with_dev_secrets
+    from devstack.payment_provider import send_payment, sign_payment
 
     _only_warnings()
     amount = (
@@ -232,9 +224,9 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
 def _sink(settings: Settings, args: argparse.Namespace) -> int:
     from aiohttp import web
 
-    from sneaker_orders.sink.app import create_sink_app
-    from sneaker_orders.sink.faults import FaultSettings
-    from sneaker_orders.sink.verification import DeliveryCheck
+    from devstack.sink.app import create_sink_app
+    from devstack.sink.faults import FaultSettings
+    from devstack.sink.verification import DeliveryCheck
 
     faults = FaultSettings(
         down=args.down,

@@ -6,9 +6,9 @@ import json
 from aiohttp import web
 from pydantic import ValidationError
 
-from sneaker_orders.sink.faults import Faults, FaultSettings
-from sneaker_orders.sink.state import SinkState
-from sneaker_orders.sink.verification import DeliveryCheck, DeliveryRefused
+from devstack.sink.faults import Faults, FaultSettings
+from devstack.sink.state import SinkState
+from devstack.sink.verification import DeliveryCheck, DeliveryRefused
 
 STATE = web.AppKey("state", SinkState)
 FAULTS = web.AppKey("faults", Faults)

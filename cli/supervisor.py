@@ -17,7 +17,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from sneaker_orders.dev_secrets import dev_secrets_path, secrets_environment, with_dev_secrets
+from devstack.dev_secrets import dev_secrets_path, secrets_environment, with_dev_secrets
+from devstack.local_postgres import with_database
 from sneaker_orders.redaction import without_credentials
 from sneaker_orders.settings import Settings
 
@@ -31,8 +32,7 @@ def run_everything(settings: Settings) -> int:
     """Start what is not configured elsewhere, prepare the database, then supervise the services."""
     from db.catalog.seeding import demo_catalog, seed_catalog
     from db.migrate import upgrade_to_newest
-    from sneaker_orders.cli import with_database
-    from sneaker_orders.local_temporal import search_attribute_limits_environment, start_temporal_dev_server
+    from devstack.local_temporal import search_attribute_limits_environment, start_temporal_dev_server
 
     _stop_on_sigterm()
     given = settings
@@ -66,7 +66,7 @@ def run_everything(settings: Settings) -> int:
         for name, arguments in services.items():
             # Own sessions: Ctrl-C reaches only this supervisor, which stops them in order.
             started[name] = subprocess.Popen(
-                [sys.executable, "-m", "sneaker_orders.cli", *arguments], env=env, start_new_session=True
+                [sys.executable, "-m", "cli.main", *arguments], env=env, start_new_session=True
             )
         try:
             if not _wait_until_answering(f"{_api_url(settings)}/healthz", started):

@@ -8,9 +8,18 @@ import psycopg
 from psycopg import sql
 from sqlalchemy.engine import make_url
 
+from sneaker_orders.settings import Settings
+
 log = logging.getLogger(__name__)
 
 DATABASE_NAME = "sneaker_orders"
+
+
+def with_database(settings: Settings) -> Settings:
+    """`settings` with a database_url: the configured one, or the embedded server's (started if need be)."""
+    if settings.database_url:
+        return settings
+    return settings.model_copy(update={"database_url": start_embedded_postgres(settings.data_dir)})
 
 
 def start_embedded_postgres(data_dir: Path, *, database: str = DATABASE_NAME, delete_on_exit: bool = False) -> str:

@@ -1,0 +1,1 @@
+"""The `sneaker-orders` console script, on the top floor: one subcommand per process or operator task."""
