@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from activities.delivery_rules import RetryPolicy, retry_after_seconds, verdict_of
+from activities.delivery_rules import DeliveryPolicy, retry_after_seconds, verdict_of
 
-POLICY = RetryPolicy(max_attempts=10, backoff_base_seconds=1, backoff_max_seconds=300)
+POLICY = DeliveryPolicy(max_attempts=10, backoff_base_seconds=1, backoff_max_seconds=300)
 
 
 @pytest.mark.parametrize(
