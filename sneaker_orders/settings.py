@@ -74,9 +74,9 @@ class Settings(BaseSettings):
     relay_http_timeout_seconds: float = Field(default=5.0, gt=0)
     relay_http_transport: Literal["aiohttp", "httpx"] = "aiohttp"
     relay_breaker_failures: int = Field(
-        default=3,
+        default=5,
         ge=1,
-        description="the fewest platform failures (no answer, 5xx, 429, 4xx) in the window that open it",
+        description="the fewest platform failures (no answer, 5xx, 429, 4xx) in a row that open the breaker",
     )
     relay_breaker_failure_ratio: float = Field(
         default=0.9, gt=0, le=1, description="the breaker opens when at least this share of the window's answers failed"

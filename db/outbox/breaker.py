@@ -1,10 +1,11 @@
 """The circuit breaker in front of a platform, kept in PostgreSQL so every worker and the CLI see one state.
 
 CLOSED: events are delivered, and every answer is counted in a sliding window of
-`window_seconds`. The breaker OPENs when (nearly) every answer in the window is a failure of the
-platform: at least `failures_to_open` failures, and at least `failure_ratio` of the answers
-(no answer, 5xx, 429..., or a refusal, 4xx: a platform that refuses everyone is as down as one that
-answers no one). A partial failure (20 % 503) never comes near the ratio. While OPEN, claims stop,
+`window_seconds`. The breaker OPENs when (nearly) every answer is a failure of the platform (no
+answer, 5xx, 429..., or a refusal, 4xx: a platform that refuses everyone is as down as one that
+answers no one): at least `failure_ratio` of the window's answers, and at least `failures_to_open`
+failures since the platform last accepted an event. A partial failure (20 % 503) never comes near
+the ratio, however many failures come in a row. While OPEN, claims stop,
 attempts are HELD (the events keep their budgets) and one probe at a time, across all workers,
 tests the platform every `probe_every_seconds`, and never before the longest Retry-After the
 platform asked for while it failed. Only the probe's answer closes it: a late answer to a request
@@ -78,10 +79,11 @@ class Window:
             self.failures + self.previous_failures * weight,
         )
 
-    def fails_for_everyone(self, now: datetime, rule: BreakerRule) -> bool:
-        """(Nearly) every answer of the window a failure, and enough of them to tell."""
+    def fails_for_everyone(self, now: datetime, rule: BreakerRule, failures_in_a_row: int) -> bool:
+        """(Nearly) every answer of the window a failure, and enough failures since the last accepted answer to tell
+        (counted across windows, so that an outage at a trickle of events opens it too)."""
         answers, failures = self.estimate(now, rule.window_seconds)
-        return failures >= rule.failures_to_open and failures >= rule.failure_ratio * answers
+        return failures_in_a_row >= rule.failures_to_open and failures >= rule.failure_ratio * answers > 0
 
 
 @dataclass(frozen=True)
@@ -195,8 +197,8 @@ _RELEASE_PROBE = text(
     """
 )
 
-# One bounded step of the drain: events of the close's backlog (due after the close) become due at
-# the close, those a Retry-After still holds excepted. SKIP LOCKED: two workers draining share the work.
+# One bounded step of the drain: events waiting out a backoff become due (at the close: they come
+# after nothing that waited less), those a Retry-After still holds excepted. SKIP LOCKED: two workers draining share the work.
 _DRAIN_STEP = text(
     """
     WITH breaker AS (
@@ -204,7 +206,7 @@ _DRAIN_STEP = text(
         WHERE platform = :platform AND state = 'CLOSED' AND drain_before IS NOT NULL
     ), batch AS (
         SELECT event.id FROM order_events AS event, breaker
-        WHERE event.status = 'PENDING' AND event.next_attempt_at > breaker.drain_before
+        WHERE event.status = 'PENDING' AND event.next_attempt_at > greatest(breaker.drain_before, now())
           AND (event.not_before IS NULL OR event.not_before <= now())
         ORDER BY event.next_attempt_at, event.id
         LIMIT :batch
@@ -277,7 +279,7 @@ def _judge(row, rule: BreakerRule, answers: list[PlatformAnswer], probe_token: u
     open_seconds_total = row.open_seconds_total
     is_probe = probe_token is not None and row.probe_token == probe_token
     closed_now = opened_now = False
-    if state == "CLOSED" and window.fails_for_everyone(now, rule):
+    if state == "CLOSED" and window.fails_for_everyone(now, rule, failures_in_a_row):
         state, opened_at, opened_now = "OPEN", now, True
         next_probe_at = _next_probe(now, rule, retry_after_until)
     elif state == "OPEN" and is_probe and accepted:  # only the probe's answer tells that the platform is back
