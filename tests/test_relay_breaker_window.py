@@ -165,7 +165,7 @@ def test_a_refusal_is_the_events_own_once_the_platform_accepted_a_request_sent_a
     now = datetime.now(UTC)
 
     async def work(engine):
-        refused = [(first, now), (second, now), (third, now - timedelta(seconds=1))]
+        refused = [(first, now), (second, now), (third, now - timedelta(seconds=6))]
         return (
             await confirmed_refusals(engine, refused, accepted_sent_at=now - timedelta(seconds=5)),
             await confirmed_refusals(engine, refused, accepted_sent_at=None),
