@@ -308,6 +308,7 @@ class RelayActivities:
             self._drain = asyncio.create_task(
                 drain_backlog(self._engine, self._platform.endpoint.name, self._breaker_rule)
             )
+            self._drain.add_done_callback(_log_drain)
 
     def _observe(self, event: LeasedEvent, fact: AttemptFacts, attempt: AttemptOutcome, outcome: str, run: Run) -> None:
         """The attempt's metrics and its one log line."""
@@ -334,6 +335,14 @@ class RelayActivities:
             f" error={attempt.error}" if attempt.error else "",
             extra=fields,
         )
+
+
+def _log_drain(drain: asyncio.Task) -> None:
+    """A drain that failed is resumed by the next worker to read the breaker; say so, do not lose the error."""
+    if not drain.cancelled() and (failure := drain.exception()) is not None:
+        log.warning("draining the backlog after the breaker closed failed (resumed later): %s", failure)
+    elif not drain.cancelled():
+        log.info("breaker closed: %d events in backoff made due", drain.result())
 
 
 def _lease_token(info: activity.Info, attempt: int) -> uuid.UUID:

@@ -197,8 +197,8 @@ _RELEASE_PROBE = text(
     """
 )
 
-# One bounded step of the drain: events waiting out a backoff become due (at the close: they come
-# after nothing that waited less), those a Retry-After still holds excepted. SKIP LOCKED: two workers draining share the work.
+# One bounded step of the drain: events waiting out a backoff become due as of the close, those a
+# Retry-After still holds excepted. SKIP LOCKED: two workers draining share the work, and never wait.
 _DRAIN_STEP = text(
     """
     WITH breaker AS (
