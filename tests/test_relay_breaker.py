@@ -145,11 +145,12 @@ def test_a_fifth_of_answers_503_for_a_minute_at_100_events_a_second_never_opens_
 
 
 def test_a_full_outage_opens_the_breaker_within_two_seconds_and_late_answers_do_not_close_it(db, catalog, sink, relay):
+    relay.config.extra.update({"RELAY_BATCH_SIZE": "10", "RELAY_LANES": "4"})  # slow requests hold up no claim
     relay.start_worker()
     paced(1, 100, lambda tick, count: insert_pending_events(db, [f"healthy-{tick}-{n}" for n in range(count)]))
-    sink.set_faults(delay_ms=1500)  # requests sent now are answered 201, late
+    sink.set_faults(delay_ms=1800)  # requests sent now are answered 201, late
     paced(0.3, 100, lambda tick, count: insert_pending_events(db, [f"slow-{tick}-{n}" for n in range(count)]))
-    sink.set_faults(down=True, delay_ms=1500)  # the outage: later requests get no answer
+    sink.set_faults(down=True, delay_ms=1800)  # the outage: later requests get no answer
     down = datetime.now(UTC)
     paced(0.5, 100, lambda tick, count: insert_pending_events(db, [f"down-{tick}-{n}" for n in range(count)]))
 
@@ -183,10 +184,11 @@ def test_after_a_minute_of_outage_8000_waiting_events_are_delivered_within_10_s_
     wait_for_statuses(db, "SENT", timeout=30)
 
     arrivals = sorted(event["received_at"] for event in sink.received())
-    assert len(arrivals) == waiting
-    assert arrivals[-1] - back <= 10
     stalls = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
-    assert max(stalls) <= 0.5, f"a stall of {max(stalls):.2f} s at the platform"
+    seen = f"first after {arrivals[0] - back:.2f} s, last after {arrivals[-1] - back:.2f} s, stall {max(stalls):.2f} s"
+    assert len(arrivals) == waiting
+    assert arrivals[-1] - back <= 10, seen
+    assert max(stalls) <= 0.5, seen
 
 
 def test_a_platform_answering_404_to_everything_for_8_s_fails_no_event(db, catalog, sink, relay):
