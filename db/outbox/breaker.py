@@ -179,6 +179,21 @@ _WRITE_NOTE = text(
     """
 )
 
+# The common case in one statement: only accepted answers, on a closed breaker (they cannot open it)
+# within the window's current slice (no row lock held across round trips). It matches nothing when the
+# window must roll.
+_NOTE_HEALTHY = text(
+    """
+    UPDATE relay_breakers SET
+        window_answers = window_answers + :answers, failures_in_a_row = 0,
+        accepted_sent_at = greatest(accepted_sent_at, :accepted_sent_at),
+        last_success_at = now(), updated_at = now()
+    WHERE platform = :platform AND state = 'CLOSED'
+      AND window_started_at > now() - make_interval(secs => :window)
+    RETURNING accepted_sent_at
+    """
+)
+
 _TAKE_PROBE = text(
     """
     UPDATE relay_breakers SET probe_token = :token, probe_expires_at = now() + make_interval(secs => :hold)
@@ -243,6 +258,21 @@ async def note_answers(
 ) -> BreakerChange:
     """Count answers in the breaker's window, open or close it; the new state. `probe_token`: these answers
     include the probe's (its claim held the breaker's probe slot under this token)."""
+    if answers and probe_token is None and not any(answer.failed for answer in answers):
+        async with autocommit_connection(engine) as connection:
+            healthy = await connection.execute(
+                _NOTE_HEALTHY,
+                {
+                    "platform": platform,
+                    "answers": len(answers),
+                    "accepted_sent_at": max(answer.sent_at for answer in answers),
+                    "window": rule.window_seconds,
+                },
+            )
+            if (row := healthy.first()) is not None:
+                return BreakerChange(
+                    "CLOSED", closed_now=False, opened_now=False, accepted_sent_at=row.accepted_sent_at
+                )
     async with engine.begin() as connection:
         row = (await connection.execute(_READ_FOR_NOTE, {"platform": platform})).one()
         note = _judge(row, rule, answers, probe_token)
