@@ -79,7 +79,7 @@ class RelayActivities:
     ) -> None:
         self._engine = engine
         self._platform = platform
-        self._retry_policy = delivery_policy(settings)
+        self._delivery_policy = delivery_policy(settings)
         self._breaker_rule = breaker_rule(settings)
         self._drain: asyncio.Task | None = None
         self._probe_hold_seconds = settings.relay_http_timeout_seconds + 5
@@ -109,7 +109,7 @@ class RelayActivities:
                 report.paused = True
                 break
             if pace.time_to_release_expired_leases():
-                released = await release_expired_leases(self._engine, self._retry_policy.max_attempts)
+                released = await release_expired_leases(self._engine, self._delivery_policy.max_attempts)
                 self._report_released(released, run, report)
             claimed = await self._claim_or_probe(min(request.batch_size, remaining), run, lease_token)
             if claimed is not None:
@@ -128,7 +128,9 @@ class RelayActivities:
     async def _take_over_from_earlier_attempts(self, info: activity.Info, report: "_ReportBuilder") -> None:
         """An earlier attempt of this activity died: give back what it still held, and name all it did."""
         earlier = [_lease_token(info, attempt) for attempt in range(1, info.attempt)]
-        self._report_released(await release_leases(self._engine, earlier, self._retry_policy.max_attempts), None, None)
+        self._report_released(
+            await release_leases(self._engine, earlier, self._delivery_policy.max_attempts), None, None
+        )
         for logged in await attempts_of_run(self._engine, info.workflow_run_id, since=info.scheduled_time):
             report.add(
                 logged.event_id,
@@ -282,7 +284,7 @@ class RelayActivities:
         """Note the answers on the breaker, judge each attempt (HELD while the breaker is open), record them all."""
         if not facts:
             return
-        platform, rule, policy = self._platform.endpoint.name, self._breaker_rule, self._retry_policy
+        platform, rule, policy = self._platform.endpoint.name, self._breaker_rule, self._delivery_policy
         change, attempts = await judge_answers(self._engine, platform, rule, policy, facts, claimed.probe_token)
         self._note_breaker(change)
         logged = await record_attempts(self._engine, claimed.lease_token, attempts, run)
