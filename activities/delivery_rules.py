@@ -1,4 +1,4 @@
-"""What an attempt's answer means (sent, retry later, give up) and how long to wait before the next one."""
+"""What an attempt's answer means (sent, retry later, held, give up) and how long to wait before the next one."""
 
 import random
 import re
@@ -8,6 +8,7 @@ from email.utils import parsedate_to_datetime
 from typing import Literal
 
 Verdict = Literal["SENT", "RETRY", "FAILED"]
+Judged = Literal["SENT", "RETRY", "FAILED", "HELD"]
 
 # Answers that say "not now": worth another attempt after a pause.
 RETRYABLE_STATUSES = frozenset({408, 425, 429})
@@ -48,8 +49,11 @@ def retry_after_seconds(header: str | None, now: datetime) -> float | None:
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
-    """How many attempts an event gets, and the exponential backoff with full jitter between them."""
+class DeliveryPolicy:
+    """How many attempts an event gets, and the exponential backoff with full jitter between them.
+
+    (Not Temporal's `RetryPolicy`, which retries the relay's activities, not the events.)
+    """
 
     max_attempts: int
     backoff_base_seconds: float
@@ -70,15 +74,45 @@ class RetryPolicy:
         if attempt >= self.max_attempts:
             return NextStep("FAILED", gave_up=True)
         wait = self.backoff_seconds(attempt, rng)
-        if retry_after is not None:  # honoured, but never beyond the longest backoff
-            wait = min(max(wait, retry_after), self.backoff_max_seconds)
-        return NextStep("RETRY", wait)
+        floor = self.floor_of(retry_after)
+        return NextStep("RETRY", max(wait, floor or 0.0), floor)
+
+    def floor_of(self, retry_after: float | None) -> float | None:
+        """The wait a Retry-After imposes: honoured, but never beyond the longest backoff."""
+        return None if retry_after is None else min(retry_after, self.backoff_max_seconds)
+
+    def judge(
+        self,
+        http_status: int | None,
+        attempt: int,
+        retry_after: float | None,
+        *,
+        held: bool,
+        refusal_confirmed: bool,
+        rng: random.Random | None = None,
+    ) -> "NextStep":
+        """What follows attempt number `attempt` given what the breaker knows: HELD (the budget kept) while the
+        platform fails for every event (`held`), and for a refusal (4xx) not yet seen to be the event's own
+        (`refusal_confirmed`: the platform accepted another event sent after it was refused)."""
+        verdict = verdict_of(http_status)
+        floor = self.floor_of(retry_after)
+        if verdict == "SENT":
+            return NextStep("SENT")
+        if held:
+            return NextStep("HELD", floor or 0.0, floor, held_because="the platform fails for every event")
+        if verdict == "FAILED" and not refusal_confirmed:
+            wait = max(self.backoff_seconds(1, rng), floor or 0.0)
+            return NextStep("HELD", wait, floor, held_because="refused, but so far no other event was accepted")
+        return self.next_step(http_status, attempt, retry_after, rng)
 
 
 @dataclass(frozen=True)
 class NextStep:
     """The verdict on an attempt; for RETRY, the wait before the next one."""
 
-    verdict: Verdict
+    verdict: Judged
     wait_seconds: float = 0.0
+    # The Retry-After the platform asked for (capped): nothing, not even the breaker's close, makes it due sooner.
+    floor_seconds: float | None = None
     gave_up: bool = False  # FAILED because the attempts ran out, not because the platform refused
+    held_because: str | None = None  # HELD: why the attempt does not count

@@ -140,9 +140,14 @@ class PlatformClient:
                     await response.aclose()
         except TimeoutError:
             error = _after(status, f"no complete answer within {self._timeout:g}s")
-        except httpx.ProtocolError as failure:  # an answer that is not HTTP as it should be
+        except httpx.ProtocolError as failure:  # an answer that is not HTTP as it should be, or none at all
             what = str(failure) or type(failure).__name__
-            error = _after(status, what if what.startswith("malformed answer") else f"malformed answer: {what}")
+            if what.startswith("Server disconnected"):  # httpx's own transport: the platform closed the connection
+                error = _after(status, "connection error: the platform closed the connection without an answer")
+            else:
+                error = _after(status, what if what.startswith("malformed answer") else f"malformed answer: {what}")
+        except httpx.ReadError as failure:  # the connection closed or broke while we waited for the answer
+            error = _after(status, f"connection error: {failure or type(failure).__name__}")
         except httpx.TransportError as failure:
             error = _after(
                 status, f"{'no answer' if status is None else 'broken answer'}: {failure or type(failure).__name__}"

@@ -101,8 +101,8 @@ def _as_httpx_error(failure: aiohttp.ClientError, request: httpx.Request) -> htt
     """The httpx exception that says what the aiohttp failure was."""
     if isinstance(failure, aiohttp.ClientConnectorError):
         return httpx.ConnectError(f"cannot connect: {failure}", request=request)
-    if isinstance(failure, aiohttp.ServerDisconnectedError):
-        return httpx.RemoteProtocolError("the platform closed the connection without an answer", request=request)
+    if isinstance(failure, aiohttp.ServerDisconnectedError):  # a connection error, not a malformed answer
+        return httpx.ReadError("the platform closed the connection without an answer", request=request)
     if isinstance(failure, aiohttp.ClientResponseError):  # an answer aiohttp's parser refused
         return httpx.RemoteProtocolError(f"malformed answer: {failure.message}", request=request)
     if isinstance(failure, aiohttp.ClientPayloadError):

@@ -18,8 +18,8 @@ from opentelemetry.trace import Span
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
-from activities.delivery_rules import RetryPolicy, verdict_of
 from activities.delivery_tracing import DeliverySpans
+from activities.delivery_verdicts import breaker_rule, delivery_policy, judge_answers
 from activities.payloads import RelayBatch, RelayBatchReport
 from activities.platform import AttemptFacts, PlatformClient
 from activities.relay_metrics import (
@@ -32,15 +32,7 @@ from activities.relay_metrics import (
     status_class,
 )
 from activities.schedule_pause import SchedulePauseWatch
-from db.outbox.breaker import (
-    BreakerChange,
-    BreakerRule,
-    breaker_of,
-    ensure_breaker,
-    note_answers,
-    release_probe,
-    take_probe,
-)
+from db.outbox.breaker import BreakerChange, breaker_of, drain_backlog, ensure_breaker, release_probe, take_probe
 from db.outbox.claims import (
     Claim,
     LeasedEvent,
@@ -87,10 +79,9 @@ class RelayActivities:
     ) -> None:
         self._engine = engine
         self._platform = platform
-        self._retry_policy = RetryPolicy(
-            settings.relay_max_attempts, settings.relay_backoff_base_seconds, settings.relay_backoff_max_seconds
-        )
-        self._breaker_rule = BreakerRule(settings.relay_breaker_failures, settings.relay_breaker_probe_seconds)
+        self._delivery_policy = delivery_policy(settings)
+        self._breaker_rule = breaker_rule(settings)
+        self._drain: asyncio.Task | None = None
         self._probe_hold_seconds = settings.relay_http_timeout_seconds + 5
         self._lease_seconds = settings.relay_lease_seconds
         self._delivery_gate = asyncio.Semaphore(settings.relay_delivery_concurrency)
@@ -118,7 +109,7 @@ class RelayActivities:
                 report.paused = True
                 break
             if pace.time_to_release_expired_leases():
-                released = await release_expired_leases(self._engine, self._retry_policy.max_attempts)
+                released = await release_expired_leases(self._engine, self._delivery_policy.max_attempts)
                 self._report_released(released, run, report)
             claimed = await self._claim_or_probe(min(request.batch_size, remaining), run, lease_token)
             if claimed is not None:
@@ -137,7 +128,9 @@ class RelayActivities:
     async def _take_over_from_earlier_attempts(self, info: activity.Info, report: "_ReportBuilder") -> None:
         """An earlier attempt of this activity died: give back what it still held, and name all it did."""
         earlier = [_lease_token(info, attempt) for attempt in range(1, info.attempt)]
-        self._report_released(await release_leases(self._engine, earlier, self._retry_policy.max_attempts), None, None)
+        self._report_released(
+            await release_leases(self._engine, earlier, self._delivery_policy.max_attempts), None, None
+        )
         for logged in await attempts_of_run(self._engine, info.workflow_run_id, since=info.scheduled_time):
             report.add(
                 logged.event_id,
@@ -197,6 +190,8 @@ class RelayActivities:
             if breaker is not None:
                 self._show_breaker(breaker.state, breaker.describe())
                 self._next_probe_at = breaker.next_probe_at
+                if breaker.draining:
+                    self._start_drain()  # the worker whose probe closed it may be gone
             self._breaker_read_at = time.monotonic()
         return self._breaker[0] == "OPEN"
 
@@ -289,18 +284,9 @@ class RelayActivities:
         """Note the answers on the breaker, judge each attempt (HELD while the breaker is open), record them all."""
         if not facts:
             return
-        failures = [fact for _, fact in facts if verdict_of(fact.http_status) == "RETRY"]
-        change = await note_answers(
-            self._engine,
-            self._platform.endpoint.name,
-            self._breaker_rule,
-            answered=len(facts) - len(failures),
-            failed=len(failures),
-            last_failure=failures[0].error if failures else None,
-            probe_token=claimed.probe_token,
-        )
+        platform, rule, policy = self._platform.endpoint.name, self._breaker_rule, self._delivery_policy
+        change, attempts = await judge_answers(self._engine, platform, rule, policy, facts, claimed.probe_token)
         self._note_breaker(change)
-        attempts = [self._judge(event, fact, held=change.is_open) for event, fact in facts]
         logged = await record_attempts(self._engine, claimed.lease_token, attempts, run)
         for (event, fact), attempt in zip(facts, attempts, strict=True):
             outcome = logged.get(event.event_id, "STALE")
@@ -316,16 +302,15 @@ class RelayActivities:
             self._show_breaker(change.state, f"breaker {change.state}")
             if change.closed_now:
                 log.warning("the platform answers again: breaker CLOSED, every event in backoff is due now")
+                self._start_drain()
 
-    def _judge(self, event: LeasedEvent, fact: AttemptFacts, *, held: bool) -> AttemptOutcome:
-        if held and verdict_of(fact.http_status) == "RETRY":
-            error = f"held, not counted (the platform fails for every event): {fact.error}"
-            return AttemptOutcome(fact.event_id, fact.attempted_at, fact.duration_ms, "HELD", fact.http_status, error)
-        step = self._retry_policy.next_step(fact.http_status, event.attempt, fact.retry_after_seconds)
-        error = f"gave up after {event.attempt} attempts; last: {fact.error}" if step.gave_up else fact.error
-        return AttemptOutcome(
-            fact.event_id, fact.attempted_at, fact.duration_ms, step.verdict, fact.http_status, error, step.wait_seconds
-        )
+    def _start_drain(self) -> None:
+        """Make the backlog due, in bounded batches, beside deliveries (never in their way); one drain at a time."""
+        if self._drain is None or self._drain.done():
+            self._drain = asyncio.create_task(
+                drain_backlog(self._engine, self._platform.endpoint.name, self._breaker_rule)
+            )
+            self._drain.add_done_callback(_log_drain)
 
     def _observe(self, event: LeasedEvent, fact: AttemptFacts, attempt: AttemptOutcome, outcome: str, run: Run) -> None:
         """The attempt's metrics and its one log line."""
@@ -352,6 +337,14 @@ class RelayActivities:
             f" error={attempt.error}" if attempt.error else "",
             extra=fields,
         )
+
+
+def _log_drain(drain: asyncio.Task) -> None:
+    """A drain that failed is resumed by the next worker to read the breaker; say so, do not lose the error."""
+    if not drain.cancelled() and (failure := drain.exception()) is not None:
+        log.warning("draining the backlog after the breaker closed failed (resumed later): %s", failure)
+    elif not drain.cancelled():
+        log.info("breaker closed: %d events in backoff made due", drain.result())
 
 
 def _lease_token(info: activity.Info, attempt: int) -> uuid.UUID:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from activities.delivery_rules import RetryPolicy  # noqa: E402
+from activities.delivery_rules import DeliveryPolicy  # noqa: E402
 from activities.platform import PlatformClient, PlatformEndpoint  # noqa: E402
 from activities.platform_transport import create_transport  # noqa: E402
 from db.engine import create_engine  # noqa: E402
@@ -34,7 +34,7 @@ async def relay(settings: Settings) -> None:
     transport = create_transport(settings.relay_http_transport, max_connections=settings.relay_delivery_concurrency)
     endpoint = PlatformEndpoint.from_settings(settings)
     platform = PlatformClient(transport, endpoint, timeout_seconds=settings.relay_http_timeout_seconds)
-    policy = RetryPolicy(
+    policy = DeliveryPolicy(
         settings.relay_max_attempts, settings.relay_backoff_base_seconds, settings.relay_backoff_max_seconds
     )
     gate = asyncio.Semaphore(settings.relay_delivery_concurrency)

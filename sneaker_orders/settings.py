@@ -74,10 +74,21 @@ class Settings(BaseSettings):
     relay_http_timeout_seconds: float = Field(default=5.0, gt=0)
     relay_http_transport: Literal["aiohttp", "httpx"] = "aiohttp"
     relay_breaker_failures: int = Field(
-        default=3, ge=1, description="platform failures in a row (no answer, 5xx, 429...) that open the breaker"
+        default=5,
+        ge=1,
+        description="the fewest platform failures (no answer, 5xx, 429, 4xx) in a row that open the breaker",
+    )
+    relay_breaker_failure_ratio: float = Field(
+        default=0.9, gt=0, le=1, description="the breaker opens when at least this share of the window's answers failed"
+    )
+    relay_breaker_window_seconds: float = Field(
+        default=1.0, gt=0, description="the breaker judges the platform by the answers of the last this many seconds"
     )
     relay_breaker_probe_seconds: float = Field(
-        default=2.0, gt=0, description="while the breaker is open, one probe request this often"
+        default=2.0, gt=0, description="while the breaker is open, one probe request this often (or after Retry-After)"
+    )
+    relay_breaker_drain_batch: int = Field(
+        default=5000, ge=1, description="events made due per statement when the breaker closes"
     )
     relay_shutdown_grace_seconds: float = Field(
         default=10.0, ge=0, description="on SIGTERM, how long in-flight deliveries may finish before they hand back"

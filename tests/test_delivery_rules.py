@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from activities.delivery_rules import RetryPolicy, retry_after_seconds, verdict_of
+from activities.delivery_rules import DeliveryPolicy, retry_after_seconds, verdict_of
 
-POLICY = RetryPolicy(max_attempts=10, backoff_base_seconds=1, backoff_max_seconds=300)
+POLICY = DeliveryPolicy(max_attempts=10, backoff_base_seconds=1, backoff_max_seconds=300)
 
 
 @pytest.mark.parametrize(
@@ -96,3 +96,28 @@ def test_a_huge_retry_after_is_capped_at_the_longest_backoff():
     for header in ("99999999999999", "9" * 400, "Fri, 31 Dec 9999 23:59:59 GMT"):
         step = POLICY.next_step(503, attempt=1, retry_after=retry_after_seconds(header, now))
         assert step.wait_seconds == 300
+
+
+def test_a_retry_after_is_a_floor_for_a_retry_and_for_a_held_attempt_capped_by_the_longest_backoff():
+    retried = POLICY.next_step(503, attempt=1, retry_after=3.0, rng=random.Random(1))
+    held = POLICY.judge(503, 1, 3.0, held=True, refusal_confirmed=False)
+    capped = POLICY.judge(429, 1, 10_000.0, held=True, refusal_confirmed=False)
+
+    assert (retried.verdict, retried.floor_seconds) == ("RETRY", 3.0) and retried.wait_seconds >= 3.0
+    assert (held.verdict, held.wait_seconds, held.floor_seconds) == ("HELD", 3.0, 3.0)
+    assert capped.floor_seconds == 300
+
+
+def test_a_refusal_is_held_until_the_platform_is_seen_accepting_others_then_failed():
+    unsure = POLICY.judge(404, 1, None, held=False, refusal_confirmed=False, rng=random.Random(1))
+    confirmed = POLICY.judge(404, 1, None, held=False, refusal_confirmed=True)
+    while_open = POLICY.judge(401, 1, None, held=True, refusal_confirmed=True)
+
+    assert unsure.verdict == "HELD" and 0 <= unsure.wait_seconds <= 1 and "refused" in unsure.held_because
+    assert (confirmed.verdict, confirmed.gave_up) == ("FAILED", False)
+    assert while_open.verdict == "HELD"  # the platform refuses everyone: its trouble, not the event's
+
+
+def test_an_accepted_answer_is_sent_whatever_the_breaker_says():
+    assert POLICY.judge(201, 3, None, held=True, refusal_confirmed=False).verdict == "SENT"
+    assert POLICY.judge(409, 3, None, held=False, refusal_confirmed=False).verdict == "SENT"

@@ -1,11 +1,14 @@
 """An outage is the platform's, not the events': attempts are held, one probe at a time, the backlog drains at once."""
 
+import itertools
 import time
 from datetime import UTC, datetime, timedelta
 
+from psycopg.rows import dict_row
+
 from tests.support.admin import ADMIN
 from tests.support.outbox_views import attempts_of, event_rows, insert_pending_events, wait_for_statuses
-from tests.support.polling import wait_until
+from tests.support.polling import holds_for, wait_until
 
 OUTAGE_SECONDS = 30
 
@@ -89,3 +92,115 @@ def test_a_held_attempt_shows_in_the_ops_api_as_held(api, db, catalog):
 
     assert response.status_code == 200
     assert [(a["outcome"], a["error"][:4]) for a in response.json()["attempts"]] == [("HELD", "held")]
+
+
+def breaker_row(db, platform: str) -> dict | None:
+    with db.cursor(row_factory=dict_row) as cursor:
+        return cursor.execute("SELECT * FROM relay_breakers WHERE platform = %s", (platform,)).fetchone()
+
+
+def paced(seconds: float, per_second: int, act) -> None:
+    """Call `act(tick)` ten times a second for `seconds`, each tick for a tenth of `per_second` events."""
+    started = time.monotonic()
+    for tick in range(int(seconds * 10)):
+        act(tick, per_second // 10)
+        time.sleep(max(0.0, started + (tick + 1) / 10 - time.monotonic()))
+
+
+def test_retry_after_is_a_floor_for_every_event_while_the_breaker_opens_and_closes(db, catalog, sink, relay):
+    relay.config.extra["RELAY_BACKOFF_MAX_SECONDS"] = "10"
+    events = insert_pending_events(db, [f"order-{number}" for number in range(10)])
+    sink.set_faults(fail_next=[429] * 10, retry_after="3")
+    relay.start_worker()
+
+    wait_for_statuses(db, "SENT", timeout=30)
+
+    for event_id in events:
+        first, second, *_ = attempts_of(db, event_id)
+        assert first["http_status"] == 429
+        assert second["attempted_at"] - first["attempted_at"] >= timedelta(seconds=3)
+    assert "HELD" in {attempts_of(db, event_id)[0]["outcome"] for event_id in events}  # the breaker opened
+    breaker = breaker_row(db, sink.url)
+    assert breaker["state"] == "CLOSED" and breaker["open_seconds_total"] >= 2.9  # the probe waited 3 s too
+
+
+def test_a_fifth_of_answers_503_for_a_minute_at_100_events_a_second_never_opens_the_breaker(db, catalog, sink, relay):
+    relay.config.extra["RELAY_MAX_ATTEMPTS"] = "10"
+    sink.set_faults(fail_rate=0.2, fail_statuses=[503])
+    relay.start_worker()
+
+    def tick(number: int, count: int) -> None:
+        insert_pending_events(db, [f"order-{number}-{index}" for index in range(count)])
+        assert breaker_row(db, sink.url) is None or breaker_row(db, sink.url)["state"] == "CLOSED"
+
+    paced(60, 100, tick)
+    sink.set_faults()
+    rows = wait_for_statuses(db, "SENT", timeout=120)
+
+    assert len(rows) == 6000
+    assert breaker_row(db, sink.url)["open_seconds_total"] == 0
+    held = db.execute("SELECT count(*) FROM delivery_attempts WHERE outcome IN ('HELD', 'FAILED')").fetchone()[0]
+    retried = db.execute("SELECT count(*) FROM delivery_attempts WHERE outcome = 'RETRY'").fetchone()[0]
+    assert held == 0 and retried > 600
+
+
+def test_a_full_outage_opens_the_breaker_within_two_seconds_and_late_answers_do_not_close_it(db, catalog, sink, relay):
+    relay.config.extra.update({"RELAY_BATCH_SIZE": "10", "RELAY_LANES": "4"})  # slow requests hold up no claim
+    relay.start_worker()
+    paced(1, 100, lambda tick, count: insert_pending_events(db, [f"healthy-{tick}-{n}" for n in range(count)]))
+    sink.set_faults(delay_ms=1800)  # requests sent now are answered 201, late
+    paced(0.3, 100, lambda tick, count: insert_pending_events(db, [f"slow-{tick}-{n}" for n in range(count)]))
+    sink.set_faults(down=True, delay_ms=1800)  # the outage: later requests get no answer
+    down = datetime.now(UTC)
+    paced(0.5, 100, lambda tick, count: insert_pending_events(db, [f"down-{tick}-{n}" for n in range(count)]))
+
+    opened = wait_until(lambda: breaker_row(db, sink.url)["opened_at"], timeout=5, what="the breaker to open")
+    assert opened - down <= timedelta(seconds=2)
+
+    def late_answers_arrive_and_it_stays_open() -> None:
+        assert breaker_row(db, sink.url)["state"] == "OPEN"
+
+    holds_for(late_answers_arrive_and_it_stays_open, 3)
+    late = db.execute(
+        "SELECT count(*) FROM delivery_attempts WHERE outcome = 'SENT'"
+        " AND attempted_at < %s AND attempted_at + duration_ms * interval '1 millisecond' > %s",
+        (opened, opened),
+    ).fetchone()[0]
+    assert late > 0  # answers to requests sent before it opened came after it opened, and it stayed open
+
+
+def test_after_a_minute_of_outage_8000_waiting_events_are_delivered_within_10_s_without_a_stall(
+    db, catalog, sink, relay
+):
+    sink.set_faults(down=True)
+    relay.start_worker()
+    paced(60, 140, lambda tick, count: insert_pending_events(db, [f"order-{tick}-{n}" for n in range(count)]))
+    assert breaker_row(db, sink.url)["state"] == "OPEN"
+    waiting = len(event_rows(db))
+    assert waiting >= 8000
+
+    sink.set_faults()
+    back = time.time()
+    wait_for_statuses(db, "SENT", timeout=30)
+
+    arrivals = sorted(event["received_at"] for event in sink.received())
+    stalls = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
+    seen = f"first after {arrivals[0] - back:.2f} s, last after {arrivals[-1] - back:.2f} s, stall {max(stalls):.2f} s"
+    assert len(arrivals) == waiting
+    assert arrivals[-1] - back <= 10, seen
+    assert max(stalls) <= 0.5, seen
+
+
+def test_a_platform_answering_404_to_everything_for_8_s_fails_no_event(db, catalog, sink, relay):
+    relay.start_worker()
+    paced(1, 20, lambda tick, count: insert_pending_events(db, [f"before-{tick}-{n}" for n in range(count)]))
+    sink.set_faults(fail_rate=1.0, fail_statuses=[404])  # a maintenance page
+    paced(8, 20, lambda tick, count: insert_pending_events(db, [f"during-{tick}-{n}" for n in range(count)]))
+    sink.set_faults()
+
+    rows = wait_for_statuses(db, "SENT", timeout=30)
+
+    assert {row["retry_count"] for row in rows} == {0}
+    outcomes = {tuple(row) for row in db.execute("SELECT DISTINCT outcome, http_status FROM delivery_attempts")}
+    assert ("HELD", 404) in outcomes and not {outcome for outcome, _ in outcomes} & {"FAILED", "RETRY"}
+    assert breaker_row(db, sink.url)["open_seconds_total"] > 0

@@ -22,6 +22,7 @@ READABLE_ERRORS = {
     "endless-body": "HTTP 500: xxxxxxxx",
     "gigabyte-body": "HTTP 500: xxxxxxxx",
     "gzip-bomb": "HTTP 503: (gzip-encoded body, not read)",
+    "hang-up": "connection error: the platform closed the connection without an answer",
 }
 
 

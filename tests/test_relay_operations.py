@@ -2,7 +2,7 @@
 
 from tests.support.admin import ADMIN
 from tests.support.ordering import placed
-from tests.support.outbox_views import attempts_of, event_rows, wait_for_statuses
+from tests.support.outbox_views import attempts_of, event_rows, platform_accepts_others, wait_for_statuses
 from tests.support.payments import pay
 from tests.support.polling import holds_for, wait_until
 
@@ -68,6 +68,7 @@ def test_a_restarted_worker_keeps_the_schedule_paused_with_its_note(relay, sink)
 
 def test_a_failed_event_is_redriven_through_the_api_and_then_sent(api, db, catalog, sink, relay):
     sink.set_faults(fail_next=[400])
+    platform_accepts_others(db, sink.url)
     relay.start_worker()
     place(api, catalog)
     [failed] = wait_for_statuses(db, "FAILED")
@@ -90,6 +91,7 @@ def test_a_failed_event_is_redriven_through_the_api_and_then_sent(api, db, catal
 
 def test_a_blocked_order_resumes_in_order_after_its_failed_event_is_redriven(api, db, catalog, sink, relay, cli):
     sink.set_faults(fail_next=[400])
+    platform_accepts_others(db, sink.url)
     relay.start_worker()
     order = place(api, catalog)
     pay(api, order, payment_id="p")

@@ -6,7 +6,8 @@ import json
 import pytest
 
 from devstack.sink.verification import DeliveryCheck
-from tests.support.outbox_views import attempts_of, insert_pending_events, wait_for_statuses
+from tests.support.outbox_views import attempts_of, event_rows, insert_pending_events, wait_for_statuses
+from tests.support.polling import wait_until
 from tests.support.sink_control import Sink, serve_sink
 
 TOKEN = "platform-token-that-must-stay-secret"
@@ -36,19 +37,24 @@ def test_signed_deliveries_verify_at_the_platform(db, catalog, relay, signed_sin
     assert signed_sink.stats()["refused"] == 0
 
 
-def test_a_wrong_signing_secret_is_refused_by_the_platform(db, catalog, relay, signed_sink):
+def test_a_wrong_signing_secret_is_refused_by_the_platform_and_held_as_the_platforms_trouble(
+    db, catalog, relay, signed_sink
+):
     wrong = "whsec_" + base64.b64encode(b"not the platform's key").decode()
     relay.config.extra.update(
         {"EXTERNAL_PLATFORM_URL": signed_sink.url, "PLATFORM_TOKEN": TOKEN, "PLATFORM_SIGNING_SECRET": wrong}
     )
-    [event_id] = insert_pending_events(db, ["1"])
+    event_ids = insert_pending_events(db, ["1", "2", "3"])
     relay.start_worker()
 
-    wait_for_statuses(db, "FAILED")
-
-    [attempt] = attempts_of(db, event_id)
-    assert (attempt["outcome"], attempt["http_status"]) == ("FAILED", 401)
-    assert "bad signature" in attempt["error"]
+    # Every event gets the same 401: the platform refuses us, not the events; none is FAILED, each keeps its budget.
+    wait_until(
+        lambda: all(len(attempts_of(db, event_id)) >= 2 for event_id in event_ids), what="each event to be refused"
+    )
+    attempts = [attempt for event_id in event_ids for attempt in attempts_of(db, event_id)]
+    assert {(attempt["outcome"], attempt["http_status"]) for attempt in attempts} == {("HELD", 401)}
+    assert all("bad signature" in attempt["error"] for attempt in attempts)
+    assert {(row["status"], row["retry_count"]) for row in event_rows(db)} <= {("PENDING", 0), ("PROCESSING", 0)}
 
 
 def test_no_credential_appears_in_the_logs_and_urls_are_logged_without_userinfo(db, catalog, sink, relay):

@@ -10,8 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from db.engine import autocommit_connection
 from db.outbox.claims import event_description
 
-# HELD: the attempt failed while the platform failed for every event; the event keeps its budget.
+# HELD: the attempt failed while the platform failed (or refused) for every event; the event keeps its budget.
 Outcome = Literal["SENT", "RETRY", "FAILED", "HELD"]
+REFUSAL_STATUSES = range(400, 500)
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,8 @@ class AttemptOutcome:
     http_status: int | None = None
     error: str | None = None
     retry_in_seconds: float = 0.0
+    # A Retry-After (capped): the event's next attempt never comes before it, whatever the breaker does.
+    not_before_seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -43,8 +46,9 @@ _RECORD = text(
         SELECT * FROM unnest(
             CAST(:event_ids AS uuid[]), CAST(:outcomes AS text[]), CAST(:retry_in AS float8[]),
             CAST(:errors AS text[]), CAST(:http_statuses AS integer[]), CAST(:attempted_at AS timestamptz[]),
-            CAST(:durations AS float8[])
-        ) AS outcome(event_id, outcome, retry_in_seconds, error, http_status, attempted_at, duration_ms)
+            CAST(:durations AS float8[]), CAST(:not_before AS float8[])
+        ) AS outcome(event_id, outcome, retry_in_seconds, error, http_status, attempted_at, duration_ms,
+                     not_before_seconds)
     ), applied AS (
         UPDATE order_events AS event SET
             status = CASE outcome.outcome WHEN 'SENT' THEN 'SENT' WHEN 'FAILED' THEN 'FAILED' ELSE 'PENDING' END,
@@ -52,6 +56,8 @@ _RECORD = text(
             next_attempt_at = CASE WHEN outcome.outcome IN ('RETRY', 'HELD')
                 THEN now() + make_interval(secs => outcome.retry_in_seconds)
                 ELSE event.next_attempt_at END,
+            not_before = CASE WHEN outcome.outcome IN ('RETRY', 'HELD') AND outcome.not_before_seconds IS NOT NULL
+                THEN now() + make_interval(secs => outcome.not_before_seconds) END,
             sent_at = CASE outcome.outcome WHEN 'SENT' THEN now() END,
             last_error = CASE outcome.outcome WHEN 'SENT' THEN NULL ELSE outcome.error END,
             lease_token = NULL, lease_expires_at = NULL
@@ -91,6 +97,7 @@ async def record_attempts(
                 "http_statuses": [attempt.http_status for attempt in attempts],
                 "attempted_at": [attempt.attempted_at for attempt in attempts],
                 "durations": [attempt.duration_ms for attempt in attempts],
+                "not_before": [attempt.not_before_seconds for attempt in attempts],
                 "workflow_id": run.workflow_id,
                 "run_id": run.run_id,
             },
@@ -132,3 +139,51 @@ async def attempts_of_run(engine: AsyncEngine, run_id: str, since: datetime) -> 
     async with autocommit_connection(engine) as connection:
         rows = await connection.execute(_RUN_ATTEMPTS, {"run_id": run_id, "since": since})
         return [RunAttempt(str(row.event_id), *row[1:]) for row in rows]
+
+
+# Each event's latest logged attempt.
+_LATEST_ATTEMPTS = text(
+    """
+    SELECT DISTINCT ON (event_id) event_id, outcome, http_status, attempted_at
+    FROM delivery_attempts WHERE event_id = ANY(CAST(:event_ids AS uuid[]))
+    ORDER BY event_id, attempt_number DESC
+    """
+)
+
+
+async def confirmed_refusals(
+    engine: AsyncEngine, refused: list[tuple[str, datetime]], accepted_sent_at: datetime | None
+) -> set[str]:
+    """Of events just refused (event id, when the refused request was sent), those whose refusal is their own:
+    the platform accepted a request sent at or after this one, or after the event's previous attempt, itself a
+    refusal that was held. A refusal no other event is seen to escape is the platform's (held, not FAILED)."""
+    if not refused or accepted_sent_at is None:
+        return set()
+    confirmed = {event_id for event_id, sent_at in refused if sent_at <= accepted_sent_at}
+    unsure = [event_id for event_id, _ in refused if event_id not in confirmed]
+    if unsure:
+        async with autocommit_connection(engine) as connection:
+            for row in await connection.execute(_LATEST_ATTEMPTS, {"event_ids": unsure}):
+                if (
+                    row.outcome == "HELD"
+                    and row.http_status in REFUSAL_STATUSES
+                    and row.attempted_at <= accepted_sent_at
+                ):
+                    confirmed.add(str(row.event_id))
+    return confirmed
+
+
+_RUN_OUTCOMES = text(
+    """
+    SELECT outcome, count(*) AS attempts FROM delivery_attempts
+    WHERE run_id = :run_id AND attempted_at >= :since GROUP BY outcome
+    """
+)
+
+
+async def outcome_counts_of_run(engine: AsyncEngine, run_id: str, since: datetime) -> dict[str, int]:
+    """How many attempts the run `run_id` logged since `since`, by outcome: SENT, RETRY, HELD (apart from RETRY:
+    a held attempt cost the event nothing), FAILED, LEASE_EXPIRED, STALE."""
+    async with autocommit_connection(engine) as connection:
+        rows = await connection.execute(_RUN_OUTCOMES, {"run_id": run_id, "since": since})
+        return {row.outcome: row.attempts for row in rows}

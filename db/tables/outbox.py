@@ -44,6 +44,9 @@ order_events = Table(
     # The W3C traceparent of the span that wrote the event (the API request's), when that process traced:
     # each delivery attempt's span is its child.
     Column("traceparent", Text),
+    # The Retry-After the platform gave for the event's last attempt: no attempt before it, even when the breaker
+    # closes and drains the backlog.
+    Column("not_before", DateTime(timezone=True)),
     CheckConstraint(sql_in("status", EVENT_STATUSES), name="status_known"),
     CheckConstraint("sequence >= 1", name="sequence_positive"),
     UniqueConstraint("aggregate_type", "aggregate_id", "sequence", name="uq_order_events_aggregate_sequence"),
@@ -101,7 +104,7 @@ relay_breakers = Table(
     metadata,
     Column("platform", Text, primary_key=True),
     Column("state", Text, nullable=False, server_default=text("'CLOSED'")),
-    # Platform failures (no answer, 5xx, 429...) since the platform last answered any event.
+    # Platform failures (no answer, 5xx, 429, a refusal...) since the platform last accepted any event.
     Column("failures_in_a_row", Integer, nullable=False, server_default=text("0")),
     Column("opened_at", DateTime(timezone=True)),
     Column("next_probe_at", DateTime(timezone=True)),
@@ -110,6 +113,20 @@ relay_breakers = Table(
     Column("last_failure", Text),
     Column("last_failure_at", DateTime(timezone=True)),
     Column("last_success_at", DateTime(timezone=True)),
+    # The sliding window the breaker judges by: answers and failures of the current slice and of the one before.
+    Column("window_started_at", DateTime(timezone=True)),
+    Column("window_answers", Integer, nullable=False, server_default=text("0")),
+    Column("window_failures", Integer, nullable=False, server_default=text("0")),
+    Column("previous_answers", Integer, nullable=False, server_default=text("0")),
+    Column("previous_failures", Integer, nullable=False, server_default=text("0")),
+    # The latest time a request was sent that the platform accepted: refusals of earlier requests are their own.
+    Column("accepted_sent_at", DateTime(timezone=True)),
+    # The longest Retry-After the platform gave while failing: no probe before it.
+    Column("retry_after_until", DateTime(timezone=True)),
+    # Seconds the breaker was open, in all, up to its last close (add now - opened_at while open).
+    Column("open_seconds_total", Float, nullable=False, server_default=text("0")),
+    # Set by a close: events in backoff after this time are still to be made due, in bounded batches.
+    Column("drain_before", DateTime(timezone=True)),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     CheckConstraint(sql_in("state", BREAKER_STATES), name="state_known"),
 )

@@ -122,6 +122,10 @@ async def _gigabyte_body(writer: asyncio.StreamWriter) -> bool:
     return False
 
 
+async def _hang_up(writer: asyncio.StreamWriter) -> bool:
+    return False  # the request read, the connection closed without a byte of answer
+
+
 async def _gzip_bomb(writer: asyncio.StreamWriter) -> bool:
     bomb = gzip_bomb()
     writer.write(
@@ -141,6 +145,7 @@ ANSWERS: dict[str, Callable[[asyncio.StreamWriter], Awaitable[bool]]] = {
     "endless-body": _endless_body,
     "gigabyte-body": _gigabyte_body,
     "gzip-bomb": _gzip_bomb,
+    "hang-up": _hang_up,
 }
 # Every misbehaviour, named by the order id that asks for it.
 MISBEHAVIOURS = tuple(ANSWERS)

@@ -42,3 +42,13 @@ def insert_pending_events(db: psycopg.Connection, aggregate_ids: list[str]) -> l
         (aggregate_ids,),
     ).fetchall()
     return [str(row[0]) for row in rows]
+
+
+def platform_accepts_others(db: psycopg.Connection, platform_url: str) -> None:
+    """Arrange that the platform is known to accept other events (sent up to an hour from now), as if they were
+    delivered meanwhile: a refusal (4xx) is then the refused event's own, FAILED at once, not the platform's."""
+    db.execute(
+        "INSERT INTO relay_breakers (platform, accepted_sent_at) VALUES (%s, now() + interval '1 hour')"
+        " ON CONFLICT (platform) DO UPDATE SET accepted_sent_at = EXCLUDED.accepted_sent_at",
+        (platform_url,),
+    )
