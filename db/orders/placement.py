@@ -35,6 +35,7 @@ the few hundred microseconds PostgreSQL needs to run the write.
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from time import monotonic
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -241,8 +242,17 @@ async def place_order(
     fingerprint = (
         None if request.idempotency_key is None else request_fingerprint(request.customer_id, lines, request.coupon_id)
     )
+    refused = None if catalog is None else catalog.refusal(lines)
+    if refused is not None and request.idempotency_key is None:
+        raise refused
     with timeouts_as_contention("a product or coupon of this order"):
         async with driver_connection(engine) as connection:
+            if refused is not None:
+                # A keyed request is answered as it was the first time, whatever the rules say now.
+                replay = await _first_response(connection, request, fingerprint)
+                if replay is not None:
+                    return replay
+                raise refused
             known = None if catalog is None or request.coupon_id is not None else catalog.products(_ids(lines))
             if known is not None:
                 facts = assumed_facts(known, None if holdings is None else holdings.of(request.customer_id))
@@ -298,9 +308,10 @@ def _ids(lines: list[OrderLine]) -> list[int]:
 async def _read_facts(
     connection: DriverConnection, request: PlaceOrder, lines: list[OrderLine], catalog: CatalogCache | None
 ) -> DecisionFacts:
+    read_started_at = monotonic()
     facts = await read_decision_facts(connection, request.customer_id, lines, request.coupon_id)
     if catalog is not None:
-        catalog.note(facts.catalog)
+        catalog.note(facts.catalog, read_started_at)
     return facts
 
 
