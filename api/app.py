@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from api.customer_auth import CustomerTokens
+from api.customer_rate_limit import CustomerRateLimit
 from api.metrics import RequestTiming
 from api.openapi import install_openapi
 from api.order_placement import OrderTerms
@@ -74,6 +75,7 @@ def create_app(settings: Settings, *, order_endpoint: bool = True) -> FastAPI:
     app.state.customer_tokens = CustomerTokens.from_settings(settings)
     app.state.catalog_cache = CatalogCache(stock_seconds=settings.sold_out_memory_seconds)
     app.state.holdings_cache = HoldingsCache()
+    app.state.customer_rate_limit = CustomerRateLimit.from_settings(settings)
     app.state.order_terms = OrderTerms.from_settings(settings)
     app.state.payment_webhook = payment_webhook_verifier(settings)
     app.state.write_slots = WriteSlots.for_pool(

@@ -83,6 +83,7 @@ class PlaceOrderEndpoint:
             elif name == b"idempotency-key" and idempotency_key is None:
                 idempotency_key = value.decode("latin-1")
         customer = await customer_of_token(self.state.customer_tokens, bearer_token(authorization))
+        self.state.customer_rate_limit.check(customer)
         order, key = _validated(content_type, body, idempotency_key)
         placed = await place_for_customer(self.state, customer, order, key)
         json = placed.json.encode()

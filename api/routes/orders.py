@@ -63,9 +63,11 @@ class OrderPage(BaseModel):
             *BODY_GUARD_STATUSES,
             codes={
                 400: "PRODUCT_NOT_FOUND, PRODUCT_UNAVAILABLE, INSUFFICIENT_STOCK, PURCHASE_LIMIT_EXCEEDED,"
+                " LINE_PAIRS_EXCEEDED, ORDER_PAIRS_EXCEEDED, UNPAID_PAIRS_EXCEEDED, RECENTLY_CANCELLED,"
                 " COUPON_NOT_FOUND, COUPON_NOT_ACTIVE, COUPON_MIN_AMOUNT_NOT_MET or COUPON_EXHAUSTED",
                 409: "IDEMPOTENCY_KEY_IN_FLIGHT",
                 422: "VALIDATION_ERROR or IDEMPOTENCY_KEY_REUSED",
+                429: "RATE_LIMITED (CUSTOMER_RATE_LIMIT_PER_SECOND) or TOO_MANY_UNPAID_ORDERS",
                 503: "DATABASE_UNAVAILABLE, ORDER_CONTENTION or AUTH_UNAVAILABLE",
             },
         ),
@@ -76,6 +78,7 @@ async def create_order(
 ) -> OrderView:
     """Place an order for the caller: stock, coupon use, order and its OrderCreated event commit together."""
     # Answered by api/place_order_endpoint.py before FastAPI's routing; this route documents it, and answers alike.
+    request.app.state.customer_rate_limit.check(customer)
     placed = await place_for_customer(request.app.state, customer, body, idempotency_key)
     return Response(placed.json, status_code=201, headers=placed_headers(placed), media_type="application/json")
 

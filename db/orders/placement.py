@@ -59,7 +59,11 @@ from db.orders.idempotency import LIVE_KEY, first_response, first_response_for_k
 from db.orders.pricing import CouponTerms, OrderLine, PricedLine, coupon_discount, merge_lines, price_lines
 from db.orders.purchase_limits import (
     UNPAID_ORDERS_OF_CUSTOMER,
+    UNPAID_PAIRS_OF_CUSTOMER,
     CustomerHoldings,
+    OrderLimits,
+    cancelled_since_sql,
+    check_order_size,
     check_purchase_limits,
     held_pairs_sql,
 )
@@ -87,8 +91,9 @@ class PlaceOrder:
     payment_ttl: timedelta = timedelta(seconds=900)
     # How long the key replays its first response (IDEMPOTENCY_KEY_TTL_HOURS).
     idempotency_ttl: timedelta = timedelta(hours=24)
-    # MAX_UNPAID_ORDERS_PER_CUSTOMER.
-    max_unpaid_orders: int = 3
+    # MAX_UNPAID_ORDERS_PER_CUSTOMER, MAX_PAIRS_PER_LINE, MAX_PAIRS_PER_ORDER, MAX_UNPAID_PAIRS_PER_CUSTOMER,
+    # CANCEL_COOLDOWN_SECONDS.
+    limits: OrderLimits = OrderLimits()
     # The W3C traceparent of the request's span, stored with its OrderCreated event (None: not traced).
     traceparent: str | None = None
 
@@ -174,8 +179,11 @@ WITH line AS (
     FOR UPDATE
 ), customer_unchanged AS MATERIALIZED (
     SELECT (SELECT count(*) FROM orders WHERE {UNPAID_ORDERS_OF_CUSTOMER}) = %(unpaid_orders)s
+       AND {UNPAID_PAIRS_OF_CUSTOMER} = %(unpaid_pairs)s
        AND NOT EXISTS (SELECT FROM line WHERE line.max_per_customer IS NOT NULL
-                                          AND {held_pairs_sql("line.product_id")} <> line.held_pairs) AS holds
+                                          AND {held_pairs_sql("line.product_id")} <> line.held_pairs)
+       -- The decision found no product of the order cooling down (else it refused).
+       AND NOT EXISTS (SELECT FROM line WHERE {cancelled_since_sql("line.product_id")}) AS holds
 ), key_taken AS MATERIALIZED (
     SELECT EXISTS (SELECT FROM idempotency_keys WHERE {LIVE_KEY}) AS taken
 ), decision_holds AS MATERIALIZED (
@@ -239,6 +247,7 @@ async def place_order(
     `holdings`, from what the customer held as this process's last write of their order left it.
     """
     lines = merge_lines(request.lines)
+    check_order_size(lines, request.limits)
     fingerprint = (
         None if request.idempotency_key is None else request_fingerprint(request.customer_id, lines, request.coupon_id)
     )
@@ -298,7 +307,13 @@ def _holdings_after(decision: Decision, known: CustomerHoldings | None) -> Custo
         if line.product_id in before.held_pairs:
             held[line.product_id] += line.quantity
     oldest = before.oldest_unpaid_expires_at
-    return CustomerHoldings(before.unpaid_orders + 1, expires_at if oldest is None else min(oldest, expires_at), held)
+    pairs = sum(line.quantity for line in decision.lines)
+    return CustomerHoldings(
+        before.unpaid_orders + 1,
+        expires_at if oldest is None else min(oldest, expires_at),
+        held,
+        before.unpaid_pairs + pairs,
+    )
 
 
 def _ids(lines: list[OrderLine]) -> list[int]:
@@ -309,7 +324,8 @@ async def _read_facts(
     connection: DriverConnection, request: PlaceOrder, lines: list[OrderLine], catalog: CatalogCache | None
 ) -> DecisionFacts:
     read_started_at = monotonic()
-    facts = await read_decision_facts(connection, request.customer_id, lines, request.coupon_id)
+    cooldown_since = datetime.now(UTC) - request.limits.cancel_cooldown
+    facts = await read_decision_facts(connection, request.customer_id, lines, request.coupon_id, cooldown_since)
     if catalog is not None:
         catalog.note(facts.catalog, read_started_at)
     return facts
@@ -335,7 +351,7 @@ def _decision(request: PlaceOrder, lines: list[OrderLine], facts: DecisionFacts)
     now = datetime.now(UTC)
     expires_at = now + request.payment_ttl
     priced = price_lines(lines, facts.catalog)
-    check_purchase_limits(lines, facts.catalog, facts.holdings, max_unpaid_orders=request.max_unpaid_orders, now=now)
+    check_purchase_limits(lines, facts.catalog, facts.holdings, request.limits, now=now)
     subtotal = sum(line.line_total for line in priced)
     coupon = None
     if request.coupon_id is not None:
@@ -384,6 +400,8 @@ async def _write_if_unchanged(
                     "max_per_customer": [facts.catalog[line.product_id].max_per_customer for line in decision.lines],
                     "held_pairs": [facts.holdings.held_pairs.get(line.product_id, 0) for line in decision.lines],
                     "unpaid_orders": facts.holdings.unpaid_orders,
+                    "unpaid_pairs": facts.holdings.unpaid_pairs,
+                    "cooldown_since": decision.created_at - request.limits.cancel_cooldown,
                     "coupon_id": request.coupon_id,
                     "coupon_terms_at": None if decision.coupon is None else decision.coupon.updated_at,
                     "customer_id": customer,
