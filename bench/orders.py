@@ -77,6 +77,8 @@ SERVICE_PARAMETERS = {
     "max_per_customer": "ARRAY[NULL]::integer[]",
     "held_pairs": "ARRAY[]::integer[]",
     "unpaid_orders": "0",
+    "unpaid_pairs": "0",
+    "cooldown_since": "now() - interval '30 seconds'",
     "coupon_id": "NULL",
     "coupon_terms_at": "NULL",
     "subtotal": str(PRICE),
