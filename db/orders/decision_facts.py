@@ -20,6 +20,9 @@ from db.pipeline import DriverConnection
 
 _COUPON_FIELDS = [field.name for field in fields(CouponTerms)]
 
+# A product's terms version (ProductForSale.version): its updated_at in microseconds since the epoch, exactly.
+TERMS_VERSION = "CAST(extract(epoch FROM products.updated_at) * 1000000 AS bigint)"
+
 
 # One row per product found (one row without a product when none is), each with the customer's
 # facts and the coupon's terms.
@@ -27,6 +30,7 @@ _READ = f"""
 SELECT customer.unpaid_orders, customer.oldest_unpaid_expires_at, {UNPAID_PAIRS_OF_CUSTOMER} AS unpaid_pairs,
        {", ".join(f"coupons.{name}" for name in _COUPON_FIELDS)},
        products.id, products.price, products.stock, products.active, products.max_per_customer,
+       {TERMS_VERSION} AS version,
        CASE WHEN products.max_per_customer IS NOT NULL THEN {held_pairs_sql("products.id")} END AS held_pairs,
        {cancelled_since_sql("products.id")} AS cooling
 FROM (SELECT count(*) AS unpaid_orders, min(orders.expires_at) AS oldest_unpaid_expires_at
@@ -91,14 +95,15 @@ async def read_decision_facts(
     products = [product for product in products if product[0] is not None]
     return DecisionFacts(
         catalog={
-            id_: ProductForSale(id_, price, stock, active, limit) for id_, price, stock, active, limit, _, _ in products
+            id_: ProductForSale(id_, price, stock, active, limit, version)
+            for id_, price, stock, active, limit, version, _, _ in products
         },
         holdings=CustomerHoldings(
             unpaid_orders=customer[0],
             oldest_unpaid_expires_at=customer[1],
-            held_pairs={product[0]: product[5] for product in products if product[5] is not None},
+            held_pairs={product[0]: product[6] for product in products if product[6] is not None},
             unpaid_pairs=customer[2],
-            cooling=frozenset(product[0] for product in products if product[6]),
+            cooling=frozenset(product[0] for product in products if product[7]),
         ),
         coupon=None if coupon[0] is None else CouponTerms(*coupon),
     )

@@ -43,6 +43,7 @@ from db.advisory_locks import advisory_lock_id
 from db.orders.catalog_cache import CatalogCache
 from db.orders.contention import timeouts_as_contention
 from db.orders.decision_facts import (
+    TERMS_VERSION,
     DecisionFacts,
     assumed_facts,
     read_decision_facts,
@@ -160,16 +161,16 @@ _WRITE_IF_UNCHANGED = f"""
 WITH line AS (
     SELECT * FROM unnest(CAST(%(product_ids)s AS integer[]), CAST(%(quantities)s AS integer[]),
                          CAST(%(unit_prices)s AS integer[]), CAST(%(max_per_customer)s AS integer[]),
-                         CAST(%(held_pairs)s AS integer[]))
-        AS line(product_id, quantity, unit_price, max_per_customer, held_pairs)
+                         CAST(%(held_pairs)s AS integer[]), CAST(%(terms_versions)s AS bigint[]))
+        AS line(product_id, quantity, unit_price, max_per_customer, held_pairs, terms_version)
 ), locked AS MATERIALIZED (
     SELECT coalesce(current_setting('{LOCKED_SETTING}', true), '') = 'yes' AS held
 ), products_unchanged AS MATERIALIZED (
     SELECT products.id FROM products JOIN line ON line.product_id = products.id
     -- The same set again, as the planner can use it (it cannot see into unnest): the products by their key.
     WHERE products.id = ANY(CAST(%(product_ids)s AS integer[])) AND (SELECT held FROM locked)
-      AND products.active AND products.price = line.unit_price AND products.stock >= line.quantity
-      AND products.max_per_customer IS NOT DISTINCT FROM line.max_per_customer
+      -- The terms the decision priced and checked (price, active, max_per_customer) are those of this version.
+      AND {TERMS_VERSION} = line.terms_version AND products.stock >= line.quantity
     ORDER BY products.id
     FOR UPDATE OF products
 ), coupon_unchanged AS MATERIALIZED (
@@ -398,6 +399,7 @@ async def _write_if_unchanged(
                     "quantities": [line.quantity for line in decision.lines],
                     "unit_prices": [line.unit_price for line in decision.lines],
                     "max_per_customer": [facts.catalog[line.product_id].max_per_customer for line in decision.lines],
+                    "terms_versions": [facts.catalog[line.product_id].version for line in decision.lines],
                     "held_pairs": [facts.holdings.held_pairs.get(line.product_id, 0) for line in decision.lines],
                     "unpaid_orders": facts.holdings.unpaid_orders,
                     "unpaid_pairs": facts.holdings.unpaid_pairs,
