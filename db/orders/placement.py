@@ -11,12 +11,18 @@ The write is one round trip and one transaction, three statements pipelined:
 1. the locks: the request's Idempotency-Key (tried: a request with the same key in flight is told
    so at once) and then its customer (waited for: one customer's orders are written one at a
    time); and the new order's id, taken from the orders' sequence;
-2. the guarded write: it locks the products (in id order) and the coupon, checks that every fact
-   the decision used still holds, the customer's unpaid orders and held pairs included, and that
-   the key was not used meanwhile, and only then takes the stock, counts the coupon use, inserts
-   the order, its lines and its key. When a fact did not hold, it writes nothing; when the key was
-   used, it returns the first response kept for it;
+2. the guarded write: it checks the customer's facts (unpaid orders and pairs, held pairs, recent
+   cancels) and that the key was not used meanwhile, then locks the products (in id order, as late
+   as it can: a drop's hot row) and the coupon, checks that each product's terms are the version
+   the decision read (products.updated_at: the rules are spelled once, here in Python, and the
+   write compares versions) and its stock, and only then takes the stock, counts the coupon use,
+   inserts the order, its lines and its key. When a fact did not hold, it writes nothing; when the
+   key was used, it returns the first response kept for it;
 3. the order's OrderCreated event, by the outbox's one writer (nothing when no order was written).
+
+Before any of this, an order for more than the stock this process last saw is refused from memory
+(db/orders/catalog_cache.py, kept fresh by db/orders/stock_returns.py): a sold-out drop costs no
+connection and no lock.
 
 The customer's facts are re-read by statement 2, which starts after statement 1 holds the
 customer's lock: in READ COMMITTED a statement sees what was committed before it started, so no
@@ -188,11 +194,14 @@ WITH line AS (
 ), key_taken AS MATERIALIZED (
     SELECT EXISTS (SELECT FROM idempotency_keys WHERE {LIVE_KEY}) AS taken
 ), decision_holds AS MATERIALIZED (
+    -- Evaluated in this order, each only if those before it held: the products' row locks (the hot rows of a
+    -- drop) come as late as they can, after every check that needs no lock. The coupon stays after the
+    -- products: every transaction that locks both locks them in that order.
     SELECT (SELECT held FROM locked)
        AND NOT (SELECT taken FROM key_taken)
+       AND (SELECT holds FROM customer_unchanged)
        AND (SELECT count(*) FROM products_unchanged) = cardinality(CAST(%(product_ids)s AS integer[]))
-       AND (CAST(%(coupon_id)s AS integer) IS NULL OR EXISTS (SELECT FROM coupon_unchanged))
-       AND (SELECT holds FROM customer_unchanged) AS holds
+       AND (CAST(%(coupon_id)s AS integer) IS NULL OR EXISTS (SELECT FROM coupon_unchanged)) AS holds
 ), stock_taken AS (
     UPDATE products SET stock = products.stock - line.quantity FROM line
     WHERE (SELECT holds FROM decision_holds) AND products.id = line.product_id
