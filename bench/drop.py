@@ -91,6 +91,7 @@ def main() -> None:
                 report["drop"][name] = _drop(
                     url, server, postgres, pairs=args.pairs, rate=args.rate, seconds=args.seconds, prefix=name
                 )
+            print(_table(report), file=sys.stderr, flush=True)
             if not args.no_relay:
                 report["delivered_order_created"] = _delivered(sink, report["drop"]["service"]["sold"])
             if not args.no_search:
@@ -295,7 +296,7 @@ def _delivered(sink: str, sold: int, timeout: float = 60) -> dict:
             1
             for event in events
             if event["body"]["event_type"] == "OrderCreated"
-            and event["body"]["payload"]["customer_id"].startswith("service-buyer")
+            and str(event["body"]["payload"].get("customer_id", "")).startswith("service-buyer")
         )
         if received >= sold:
             break
