@@ -15,7 +15,7 @@ from tests.support.api_process import ApiProcess, api_environment, api_process
 from tests.support.catalog import PRODUCTS, stock_of
 from tests.support.customers import customer_headers
 from tests.support.expiry import expire, past_deadline
-from tests.support.ordering import order_body
+from tests.support.ordering import order_body, place
 from tests.support.polling import wait_until
 
 _BUYERS = itertools.count(1)
@@ -111,3 +111,18 @@ def test_a_product_refused_from_memory_is_buyable_within_a_second_in_each_proces
     print(giving_back, [f"{delay * 1000:.0f} ms" for delay in delays])
     assert max(delays) <= 1.0, delays
     assert stock_of(db, product) == 0
+
+
+def test_a_keyed_retry_of_the_order_that_took_the_last_pair_is_answered_as_the_first_time(api, db, catalog):
+    product = catalog.products["limited"]
+    db.execute("UPDATE products SET stock = 1 WHERE id = %s", (product,))
+    first = place(api, (product, 1), customer="last-pair", headers={"Idempotency-Key": "checkout-1"})
+    assert first.status_code == 201
+    assert place(api, (product, 1), customer="too-late").json()["code"] == "INSUFFICIENT_STOCK"  # sold out, known
+    assert place(api, (product, 1), customer="later-still").json()["code"] == "INSUFFICIENT_STOCK"
+
+    again = place(api, (product, 1), customer="last-pair", headers={"Idempotency-Key": "checkout-1"})
+
+    assert again.status_code == 201
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json() == first.json()
