@@ -186,11 +186,12 @@ WITH line AS (
     FOR UPDATE
 ), customer_unchanged AS MATERIALIZED (
     SELECT (SELECT count(*) FROM orders WHERE {UNPAID_ORDERS_OF_CUSTOMER}) = %(unpaid_orders)s
-       AND {UNPAID_PAIRS_OF_CUSTOMER} = %(unpaid_pairs)s
+       -- No unpaid order, no unpaid pair: most orders (a customer's first) need not count them.
+       AND (CAST(%(unpaid_orders)s AS integer) = 0 OR {UNPAID_PAIRS_OF_CUSTOMER} = %(unpaid_pairs)s)
        AND NOT EXISTS (SELECT FROM line WHERE line.max_per_customer IS NOT NULL
                                           AND {held_pairs_sql("line.product_id")} <> line.held_pairs)
        -- The decision found no product of the order cooling down (else it refused).
-       AND NOT EXISTS (SELECT FROM line WHERE {cancelled_since_sql("line.product_id")}) AS holds
+       AND NOT {cancelled_since_sql("ANY(CAST(%(product_ids)s AS integer[]))")} AS holds
 ), key_taken AS MATERIALIZED (
     SELECT EXISTS (SELECT FROM idempotency_keys WHERE {LIVE_KEY}) AS taken
 ), decision_holds AS MATERIALIZED (

@@ -37,11 +37,14 @@ UNPAID_PAIRS_OF_CUSTOMER = f"""(SELECT coalesce(sum(unpaid.quantity), 0) FROM or
                                JOIN orders ON orders.id = unpaid.order_id WHERE {UNPAID_ORDERS_OF_CUSTOMER})"""
 
 
-def cancelled_since_sql(product_id: str) -> str:
-    """True when the customer cancelled an order of `product_id` (an SQL expression) after %(cooldown_since)s."""
+def cancelled_since_sql(products: str) -> str:
+    """True when the customer cancelled an order of `products` after %(cooldown_since)s.
+
+    `products`: an SQL expression `item.product_id` is compared with (`products.id`, `ANY(...)`).
+    """
     return f"""EXISTS (SELECT FROM orders AS cancelled JOIN order_items AS item ON item.order_id = cancelled.id
                        WHERE cancelled.customer_id = %(customer_id)s AND cancelled.status = 'CANCELLED'
-                         AND cancelled.cancelled_at > %(cooldown_since)s AND item.product_id = {product_id})"""
+                         AND cancelled.cancelled_at > %(cooldown_since)s AND item.product_id = {products})"""
 
 
 def held_pairs_sql(product_id: str) -> str:
