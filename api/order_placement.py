@@ -12,7 +12,7 @@ from api.metrics import ORDER_WRITES_REDECIDED, ORDERS_PLACED
 from api.schemas import PlaceOrderBody
 from api.write_slots import WriteSlots
 from db.orders.catalog_cache import CatalogCache
-from db.orders.placement import PlacedOrder, PlaceOrder, place_order
+from db.orders.placement import PlacedOrder, PlaceOrder, place_order, refuse_without_database
 from db.orders.pricing import OrderLine
 from db.orders.purchase_limits import OrderLimits
 from sneaker_orders.settings import Settings
@@ -57,6 +57,8 @@ async def place_for_customer(state, customer: str, body: PlaceOrderBody, idempot
     )
     write_slots: WriteSlots = state.write_slots
     catalog: CatalogCache = state.catalog_cache
+    # A sold-out drop is answered at once, never queued for a write slot behind the orders that wait for its row.
+    refuse_without_database(request, catalog)
     async with write_slots.hold():
         placed = await place_order(state.order_connections, request, catalog=catalog, holdings=state.holdings_cache)
     if not placed.replayed:

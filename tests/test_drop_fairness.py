@@ -18,7 +18,7 @@ def test_a_hoarder_ordering_the_whole_catalogue_and_cancelling_every_2_s_leaves_
     everything = [(products[name], stock_of(db, products[name])) for name in ("af1", "dunk", "samba", "limited")]
     limited = products["limited"]
     hoarder_answers: Counter[str] = Counter()
-    stop = threading.Event()
+    stop, holding = threading.Event(), threading.Event()
 
     def hoard() -> None:
         with httpx.Client(base_url=api_url, timeout=30, headers=customer_headers("hoarder")) as client:
@@ -28,6 +28,7 @@ def test_a_hoarder_ordering_the_whole_catalogue_and_cancelling_every_2_s_leaves_
                     answer = client.post("/orders", json=order_body(*lines))
                     hoarder_answers[answer.json().get("code", "201") if answer.status_code != 201 else "201"] += 1
                     if answer.status_code == 201:
+                        holding.set()
                         stop.wait(2)
                         client.post(f"/orders/{answer.json()['order_id']}/cancel")
                         break
@@ -37,6 +38,8 @@ def test_a_hoarder_ordering_the_whole_catalogue_and_cancelling_every_2_s_leaves_
     hoarder = threading.Thread(target=hoard)
     hoarder.start()
     try:
+        assert holding.wait(30), hoarder_answers  # the hoarder got there first: every pair of the drop is theirs
+        assert stock_of(db, limited) == 0
         bought = buy_until(api_url, limited, buyers=[f"buyer-{n}" for n in range(10)], seconds=8)
     finally:
         stop.set()

@@ -6,13 +6,12 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
-from sqlalchemy import func, select
+from sqlalchemy import func
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db.engine import create_engine
-from db.orders.stock_returns import ALL_PRODUCTS, STOCK_RETURNED_CHANNEL
 from db.tables import coupons, products
 
 Won = Annotated[int, Field(ge=0, le=2_000_000_000)]
@@ -125,8 +124,6 @@ async def upsert_catalog(engine: AsyncEngine, catalog: CatalogFile) -> SeedSumma
                 await connection.execute(
                     statement.on_conflict_do_update(index_elements=["sku"], set_={**changed, "updated_at": func.now()})
                 )
-                # A restock: every API process forgets the stock it saw (db/orders/stock_returns.py).
-                await connection.execute(select(func.pg_notify(STOCK_RETURNED_CHANNEL, ALL_PRODUCTS)))
             if catalog.coupons:
                 rows = [entry.model_dump() for entry in catalog.coupons]
                 statement = insert(coupons).values(rows)

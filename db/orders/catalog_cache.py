@@ -9,11 +9,11 @@ CATALOG_TTL_SECONDS are read again (products nobody orders do not linger), and t
 
 The stock a read saw is kept apart, for one use only: refusing at once an order that asks for more
 than is left (a sold-out drop), without a connection, a lock or a statement. Stock only goes down
-by orders, which a refusal need not see; it comes back by a cancel, an expiry or a restock, each of
-which notifies every API process (db/orders/stock_returns.py), which forgets the stock it knew. So
-the memory is trusted only while this process listens, and never longer than `stock_seconds` after
-the read that saw it (the bound when a notification is lost or stock is raised by hand); a read
-that started before a notification arrived does not overwrite what the notification taught.
+by orders, which a refusal need not see; whenever it rises (a cancel, an expiry, a restock, any
+UPDATE) a trigger notifies every API process (db/orders/stock_returns.py), which forgets the stock
+it knew. So the memory is trusted only while this process listens, and never longer than
+`stock_seconds` after the read that saw it (the bound should a notification be missed); a read that
+started before a notification arrived does not overwrite what the notification taught.
 """
 
 import time

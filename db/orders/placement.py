@@ -243,6 +243,20 @@ LEFT JOIN LATERAL (
 """
 
 
+def refuse_without_database(request: PlaceOrder, catalog: CatalogCache | None) -> None:
+    """Raise what `request` is refused without any database work, if this process knows it already.
+
+    An order too large, or (without an Idempotency-Key, which may have a first response to give) a
+    product known sold out. Cheap: callers run it before they wait for anything (a write slot).
+    """
+    lines = merge_lines(request.lines)
+    check_order_size(lines, request.limits)
+    if catalog is not None and request.idempotency_key is None:
+        refused = catalog.refusal(lines)
+        if refused is not None:
+            raise refused
+
+
 async def place_order(
     engine: AsyncEngine | KeptConnections,
     request: PlaceOrder,

@@ -1,11 +1,10 @@
-"""Stock: locking products in id order, and giving stock back (heard by every API process)."""
+"""Stock: locking products in id order, and giving stock back."""
 
 from sqlalchemy import Integer, any_, bindparam, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.orders.pricing import OrderLine, ProductForSale
-from db.orders.stock_returns import STOCK_RETURNED_CHANNEL
 from db.tables import products
 
 _PRODUCTS = select(
@@ -15,16 +14,11 @@ _PRODUCTS = select(
 # same products in any order queue behind each other instead of deadlocking.
 _LOCK_PRODUCTS = _PRODUCTS.order_by(products.c.id).with_for_update()
 
-# Every API process hears, at commit, which products got pairs back (db/orders/stock_returns.py).
 _RETURN_STOCK = text(
-    f"""
-    WITH returned AS (
-        UPDATE products SET stock = products.stock + line.quantity
-        FROM unnest(CAST(:product_ids AS integer[]), CAST(:quantities AS integer[])) AS line(product_id, quantity)
-        WHERE products.id = line.product_id
-        RETURNING products.id
-    )
-    SELECT pg_notify('{STOCK_RETURNED_CHANNEL}', string_agg(CAST(id AS text), ',')) FROM returned HAVING count(*) > 0
+    """
+    UPDATE products SET stock = products.stock + line.quantity
+    FROM unnest(CAST(:product_ids AS integer[]), CAST(:quantities AS integer[])) AS line(product_id, quantity)
+    WHERE products.id = line.product_id
     """
 )
 

@@ -1,8 +1,10 @@
 """Stock that comes back (a cancel, an expiry, a restock) heard by every API process, through LISTEN/NOTIFY.
 
-The writes that give pairs back notify STOCK_RETURNED_CHANNEL in their transaction (PostgreSQL
-delivers it at commit, to every listener): the product ids, comma-separated, or ALL_PRODUCTS. The
-listener makes its catalog cache forget the stock it saw of them, so a product this process refuses
+Any write that raises a product's stock, or inserts one with stock, notifies STOCK_RETURNED_CHANNEL
+with the product's id, by a trigger (migration 0009_drop_stock_returned_notify), so no writer can
+forget to: PostgreSQL delivers it at commit, to every listener. The payload may also name several
+ids, comma-separated, or ALL_PRODUCTS. The listener makes its catalog cache forget the stock it saw
+of them, so a product this process refuses
 as sold out is buyable again as soon as the notification arrives (milliseconds). While the listener
 is not connected the cache refuses nothing from memory; after a reconnection it forgets everything
 (notifications sent meanwhile are lost).
