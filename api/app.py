@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from api.customer_auth import CustomerTokens
+from api.customer_rate_limit import CustomerRateLimit
 from api.direct_route import DirectDoor
 from api.metrics import RequestTiming
 from api.openapi import install_openapi
@@ -20,6 +21,7 @@ from api.write_slots import WriteSlots
 from db.engine import create_engine_from_settings
 from db.orders.catalog_cache import CatalogCache
 from db.orders.holdings_cache import HoldingsCache
+from db.orders.stock_returns import StockReturnsListener
 from db.pipeline import KeptConnections
 from sneaker_orders.settings import Settings
 from sneaker_orders.tracing import instrument_api
@@ -47,6 +49,8 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI):
         app.state.engine = create_engine_from_settings(settings, application_name="sneaker-orders-api")
         app.state.order_connections = KeptConnections(app.state.engine)
+        stock_returns = StockReturnsListener(settings.database_url, app.state.catalog_cache)
+        stock_returns.start()
         # Everything alive now lives as long as the process: the collector need not walk it again and
         # again (the collector took about 8 % of the order path's CPU).
         gc.collect()
@@ -60,6 +64,7 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             gc.set_threshold(*thresholds)
             gc.unfreeze()
+            await stock_returns.stop()
             await app.state.order_connections.close()
             await app.state.engine.dispose()
 
@@ -67,8 +72,9 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPIOffline(title="sneaker-orders", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
     app.state.customer_tokens = CustomerTokens.from_settings(settings)
-    app.state.catalog_cache = CatalogCache()
+    app.state.catalog_cache = CatalogCache(stock_seconds=settings.sold_out_memory_seconds)
     app.state.holdings_cache = HoldingsCache()
+    app.state.customer_rate_limit = CustomerRateLimit.from_settings(settings)
     app.state.order_terms = OrderTerms.from_settings(settings)
     app.state.payment_webhook = payment_webhook_verifier(settings)
     app.state.outbox_gauges = OutboxGauges(settings.metrics_outbox_interval_seconds)

@@ -15,7 +15,7 @@ _DESCRIPTIONS = {
     409: "the resource is in a state that does not allow this, or the request is already in flight",
     413: "the request body is larger than MAX_REQUEST_BYTES (code REQUEST_TOO_LARGE); it was not read",
     422: "the request is malformed",
-    429: "too many unpaid orders (code TOO_MANY_UNPAID_ORDERS); retry after Retry-After seconds",
+    429: "too many requests or unpaid orders; retry after Retry-After seconds",
     503: "the database cannot be reached, or the order's rows stayed locked; nothing was written",
 }
 

@@ -7,8 +7,9 @@ from api.metrics import ORDER_WRITES_REDECIDED, ORDERS_PLACED
 from api.schemas import PlaceOrderBody
 from api.write_slots import WriteSlots
 from db.orders.catalog_cache import CatalogCache
-from db.orders.placement import PlacedOrder, PlaceOrder, place_order
+from db.orders.placement import PlacedOrder, PlaceOrder, place_order, refuse_without_database
 from db.orders.pricing import OrderLine
+from db.orders.purchase_limits import OrderLimits
 from sneaker_orders.settings import Settings
 from sneaker_orders.tracing import current_traceparent
 
@@ -19,14 +20,20 @@ class OrderTerms:
 
     payment_ttl: timedelta
     idempotency_ttl: timedelta
-    max_unpaid_orders: int
+    limits: OrderLimits
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "OrderTerms":
         return cls(
             timedelta(seconds=settings.order_payment_ttl_seconds),
             timedelta(hours=settings.idempotency_key_ttl_hours),
-            settings.max_unpaid_orders_per_customer,
+            OrderLimits(
+                max_unpaid_orders=settings.max_unpaid_orders_per_customer,
+                max_pairs_per_line=settings.max_pairs_per_line,
+                max_pairs_per_order=settings.max_pairs_per_order,
+                max_unpaid_pairs=settings.max_unpaid_pairs_per_customer,
+                cancel_cooldown=timedelta(seconds=settings.cancel_cooldown_seconds),
+            ),
         )
 
 
@@ -40,11 +47,13 @@ async def place_for_customer(state, customer: str, body: PlaceOrderBody, idempot
         idempotency_key=idempotency_key,
         payment_ttl=terms.payment_ttl,
         idempotency_ttl=terms.idempotency_ttl,
-        max_unpaid_orders=terms.max_unpaid_orders,
+        limits=terms.limits,
         traceparent=current_traceparent(),
     )
     write_slots: WriteSlots = state.write_slots
     catalog: CatalogCache = state.catalog_cache
+    # A sold-out drop is answered at once, never queued for a write slot behind the orders that wait for its row.
+    refuse_without_database(request, catalog)
     async with write_slots.hold():
         placed = await place_order(state.order_connections, request, catalog=catalog, holdings=state.holdings_cache)
     if not placed.replayed:

@@ -47,6 +47,9 @@ from db.migrate import upgrade_to_newest  # noqa: E402
 from devstack.local_postgres import libpq_url, start_embedded_postgres  # noqa: E402
 
 PRICE = 139000
+# Every bench product's terms were last changed then: the version pgbench's write pins (db/orders/placement.py).
+TERMS_CHANGED_AT = "2026-01-01 00:00:00+00"
+TERMS_VERSION = 1767225600 * 1_000_000
 PAYLOAD = json.dumps(
     {
         "order_id": 0,
@@ -76,7 +79,10 @@ SERVICE_PARAMETERS = {
     "unit_prices": f"ARRAY[{PRICE}]",
     "max_per_customer": "ARRAY[NULL]::integer[]",
     "held_pairs": "ARRAY[]::integer[]",
+    "terms_versions": f"ARRAY[{TERMS_VERSION}]",
     "unpaid_orders": "0",
+    "unpaid_pairs": "0",
+    "cooldown_since": "now() - interval '30 seconds'",
     "coupon_id": "NULL",
     "coupon_terms_at": "NULL",
     "subtotal": str(PRICE),
@@ -160,15 +166,15 @@ def _load_catalog(url: str, count: int) -> int:
     """`count` ordinary SKUs and one hot SKU, all with stock to spare; the hot SKU's id."""
     with psycopg.connect(libpq_url(url), autocommit=True) as connection:
         connection.execute(
-            "INSERT INTO products (sku, name, brand, size, price, stock)"
-            " SELECT 'BENCH-' || n, 'Bench sneaker ' || n, 'Bench', '270', %s, 1000000000"
+            "INSERT INTO products (sku, name, brand, size, price, stock, updated_at)"
+            " SELECT 'BENCH-' || n, 'Bench sneaker ' || n, 'Bench', '270', %s, 1000000000, %s"
             " FROM generate_series(1, %s) AS n",
-            (PRICE, count),
+            (PRICE, TERMS_CHANGED_AT, count),
         )
         return connection.execute(
-            "INSERT INTO products (sku, name, brand, size, price, stock)"
-            " VALUES ('BENCH-HOT', 'Hot drop', 'Bench', '270', %s, 1000000000) RETURNING id",
-            (PRICE,),
+            "INSERT INTO products (sku, name, brand, size, price, stock, updated_at)"
+            " VALUES ('BENCH-HOT', 'Hot drop', 'Bench', '270', %s, 1000000000, %s) RETURNING id",
+            (PRICE, TERMS_CHANGED_AT),
         ).fetchone()[0]
 
 

@@ -1,5 +1,6 @@
 """Small helpers the benchmarks share: free ports, waiting for a server to answer, the API's secrets and tokens."""
 
+import os
 import socket
 import time
 
@@ -24,10 +25,27 @@ def customer_tokens(prefix: str, count: int) -> list[str]:
 
 
 def free_port() -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    """A TCP port nothing listens on right now; within BENCH_PORTS (e.g. `18300-18399`) when that is set."""
+    span = os.environ.get("BENCH_PORTS")
+    if not span:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            return probe.getsockname()[1]
+    first, _, last = span.partition("-")
+    for port in range(int(first), int(last) + 1):
+        if port in _GIVEN:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _GIVEN.add(port)
+        return port
+    raise SystemExit(f"no free port in BENCH_PORTS={span}")
+
+
+_GIVEN: set[int] = set()
 
 
 def wait_for_http(url: str, timeout: float = 60) -> None:

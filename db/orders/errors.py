@@ -31,6 +31,30 @@ class PurchaseLimitExceeded(OrderRejected):
     code = "PURCHASE_LIMIT_EXCEEDED"
 
 
+class LinePairsExceeded(OrderRejected):
+    """A line asks for more pairs of one product than MAX_PAIRS_PER_LINE."""
+
+    code = "LINE_PAIRS_EXCEEDED"
+
+
+class OrderPairsExceeded(OrderRejected):
+    """The order's lines ask for more pairs than MAX_PAIRS_PER_ORDER."""
+
+    code = "ORDER_PAIRS_EXCEEDED"
+
+
+class UnpaidPairsExceeded(OrderRejected):
+    """The customer would hold more pairs in CREATED orders, all SKUs, than MAX_UNPAID_PAIRS_PER_CUSTOMER."""
+
+    code = "UNPAID_PAIRS_EXCEEDED"
+
+
+class RecentlyCancelled(OrderRejected):
+    """The customer cancelled an order of this product less than CANCEL_COOLDOWN_SECONDS ago."""
+
+    code = "RECENTLY_CANCELLED"
+
+
 class CouponNotFound(OrderRejected):
     code = "COUPON_NOT_FOUND"
 

@@ -11,12 +11,18 @@ The write is one round trip and one transaction, three statements pipelined:
 1. the locks: the request's Idempotency-Key (tried: a request with the same key in flight is told
    so at once) and then its customer (waited for: one customer's orders are written one at a
    time); and the new order's id, taken from the orders' sequence;
-2. the guarded write: it locks the products (in id order) and the coupon, checks that every fact
-   the decision used still holds, the customer's unpaid orders and held pairs included, and that
-   the key was not used meanwhile, and only then takes the stock, counts the coupon use, inserts
-   the order, its lines and its key. When a fact did not hold, it writes nothing; when the key was
-   used, it returns the first response kept for it;
+2. the guarded write: it checks the customer's facts (unpaid orders and pairs, held pairs, recent
+   cancels) and that the key was not used meanwhile, then locks the products (in id order, as late
+   as it can: a drop's hot row) and the coupon, checks that each product's terms are the version
+   the decision read (products.updated_at: the rules are spelled once, here in Python, and the
+   write compares versions) and its stock, and only then takes the stock, counts the coupon use,
+   inserts the order, its lines and its key. When a fact did not hold, it writes nothing; when the
+   key was used, it returns the first response kept for it;
 3. the order's OrderCreated event, by the outbox's one writer (nothing when no order was written).
+
+Before any of this, an order for more than the stock this process last saw is refused from memory
+(db/orders/catalog_cache.py, kept fresh by db/orders/stock_returns.py): a sold-out drop costs no
+connection and no lock.
 
 The customer's facts are re-read by statement 2, which starts after statement 1 holds the
 customer's lock: in READ COMMITTED a statement sees what was committed before it started, so no
@@ -35,6 +41,7 @@ the few hundred microseconds PostgreSQL needs to run the write.
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from time import monotonic
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -42,6 +49,7 @@ from db.advisory_locks import advisory_lock_id
 from db.orders.catalog_cache import CatalogCache
 from db.orders.contention import timeouts_as_contention
 from db.orders.decision_facts import (
+    TERMS_VERSION,
     DecisionFacts,
     assumed_facts,
     read_decision_facts,
@@ -58,7 +66,11 @@ from db.orders.idempotency import LIVE_KEY, first_response, first_response_for_k
 from db.orders.pricing import CouponTerms, OrderLine, PricedLine, coupon_discount, merge_lines, price_lines
 from db.orders.purchase_limits import (
     UNPAID_ORDERS_OF_CUSTOMER,
+    UNPAID_PAIRS_OF_CUSTOMER,
     CustomerHoldings,
+    OrderLimits,
+    cancelled_since_sql,
+    check_order_size,
     check_purchase_limits,
     held_pairs_sql,
 )
@@ -86,8 +98,9 @@ class PlaceOrder:
     payment_ttl: timedelta = timedelta(seconds=900)
     # How long the key replays its first response (IDEMPOTENCY_KEY_TTL_HOURS).
     idempotency_ttl: timedelta = timedelta(hours=24)
-    # MAX_UNPAID_ORDERS_PER_CUSTOMER.
-    max_unpaid_orders: int = 3
+    # MAX_UNPAID_ORDERS_PER_CUSTOMER, MAX_PAIRS_PER_LINE, MAX_PAIRS_PER_ORDER, MAX_UNPAID_PAIRS_PER_CUSTOMER,
+    # CANCEL_COOLDOWN_SECONDS.
+    limits: OrderLimits = OrderLimits()
     # The W3C traceparent of the request's span, stored with its OrderCreated event (None: not traced).
     traceparent: str | None = None
 
@@ -154,16 +167,16 @@ _WRITE_IF_UNCHANGED = f"""
 WITH line AS (
     SELECT * FROM unnest(CAST(%(product_ids)s AS integer[]), CAST(%(quantities)s AS integer[]),
                          CAST(%(unit_prices)s AS integer[]), CAST(%(max_per_customer)s AS integer[]),
-                         CAST(%(held_pairs)s AS integer[]))
-        AS line(product_id, quantity, unit_price, max_per_customer, held_pairs)
+                         CAST(%(held_pairs)s AS integer[]), CAST(%(terms_versions)s AS bigint[]))
+        AS line(product_id, quantity, unit_price, max_per_customer, held_pairs, terms_version)
 ), locked AS MATERIALIZED (
     SELECT coalesce(current_setting('{LOCKED_SETTING}', true), '') = 'yes' AS held
 ), products_unchanged AS MATERIALIZED (
     SELECT products.id FROM products JOIN line ON line.product_id = products.id
     -- The same set again, as the planner can use it (it cannot see into unnest): the products by their key.
     WHERE products.id = ANY(CAST(%(product_ids)s AS integer[])) AND (SELECT held FROM locked)
-      AND products.active AND products.price = line.unit_price AND products.stock >= line.quantity
-      AND products.max_per_customer IS NOT DISTINCT FROM line.max_per_customer
+      -- The terms the decision priced and checked (price, active, max_per_customer) are those of this version.
+      AND {TERMS_VERSION} = line.terms_version AND products.stock >= line.quantity
     ORDER BY products.id
     FOR UPDATE OF products
 ), coupon_unchanged AS MATERIALIZED (
@@ -173,16 +186,23 @@ WITH line AS (
     FOR UPDATE
 ), customer_unchanged AS MATERIALIZED (
     SELECT (SELECT count(*) FROM orders WHERE {UNPAID_ORDERS_OF_CUSTOMER}) = %(unpaid_orders)s
+       -- No unpaid order, no unpaid pair: most orders (a customer's first) need not count them.
+       AND (CAST(%(unpaid_orders)s AS integer) = 0 OR {UNPAID_PAIRS_OF_CUSTOMER} = %(unpaid_pairs)s)
        AND NOT EXISTS (SELECT FROM line WHERE line.max_per_customer IS NOT NULL
-                                          AND {held_pairs_sql("line.product_id")} <> line.held_pairs) AS holds
+                                          AND {held_pairs_sql("line.product_id")} <> line.held_pairs)
+       -- The decision found no product of the order cooling down (else it refused).
+       AND NOT {cancelled_since_sql("ANY(CAST(%(product_ids)s AS integer[]))")} AS holds
 ), key_taken AS MATERIALIZED (
     SELECT EXISTS (SELECT FROM idempotency_keys WHERE {LIVE_KEY}) AS taken
 ), decision_holds AS MATERIALIZED (
+    -- Evaluated in this order, each only if those before it held: the products' row locks (the hot rows of a
+    -- drop) come as late as they can, after every check that needs no lock. The coupon stays after the
+    -- products: every transaction that locks both locks them in that order.
     SELECT (SELECT held FROM locked)
        AND NOT (SELECT taken FROM key_taken)
+       AND (SELECT holds FROM customer_unchanged)
        AND (SELECT count(*) FROM products_unchanged) = cardinality(CAST(%(product_ids)s AS integer[]))
-       AND (CAST(%(coupon_id)s AS integer) IS NULL OR EXISTS (SELECT FROM coupon_unchanged))
-       AND (SELECT holds FROM customer_unchanged) AS holds
+       AND (CAST(%(coupon_id)s AS integer) IS NULL OR EXISTS (SELECT FROM coupon_unchanged)) AS holds
 ), stock_taken AS (
     UPDATE products SET stock = products.stock - line.quantity FROM line
     WHERE (SELECT holds FROM decision_holds) AND products.id = line.product_id
@@ -223,6 +243,20 @@ LEFT JOIN LATERAL (
 """
 
 
+def refuse_without_database(request: PlaceOrder, catalog: CatalogCache | None) -> None:
+    """Raise what `request` is refused without any database work, if this process knows it already.
+
+    An order too large, or (without an Idempotency-Key, which may have a first response to give) a
+    product known sold out. Cheap: callers run it before they wait for anything (a write slot).
+    """
+    lines = merge_lines(request.lines)
+    check_order_size(lines, request.limits)
+    if catalog is not None and request.idempotency_key is None:
+        refused = catalog.refusal(lines)
+        if refused is not None:
+            raise refused
+
+
 async def place_order(
     engine: AsyncEngine | KeptConnections,
     request: PlaceOrder,
@@ -238,11 +272,21 @@ async def place_order(
     `holdings`, from what the customer held as this process's last write of their order left it.
     """
     lines = merge_lines(request.lines)
+    check_order_size(lines, request.limits)
     fingerprint = (
         None if request.idempotency_key is None else request_fingerprint(request.customer_id, lines, request.coupon_id)
     )
+    refused = None if catalog is None else catalog.refusal(lines)
+    if refused is not None and request.idempotency_key is None:
+        raise refused
     with timeouts_as_contention("a product or coupon of this order"):
         async with driver_connection(engine) as connection:
+            if refused is not None:
+                # A keyed request is answered as it was the first time, whatever the rules say now.
+                replay = await _first_response(connection, request, fingerprint)
+                if replay is not None:
+                    return replay
+                raise refused
             known = None if catalog is None or request.coupon_id is not None else catalog.products(_ids(lines))
             if known is not None:
                 facts = assumed_facts(known, None if holdings is None else holdings.of(request.customer_id))
@@ -288,7 +332,13 @@ def _holdings_after(decision: Decision, known: CustomerHoldings | None) -> Custo
         if line.product_id in before.held_pairs:
             held[line.product_id] += line.quantity
     oldest = before.oldest_unpaid_expires_at
-    return CustomerHoldings(before.unpaid_orders + 1, expires_at if oldest is None else min(oldest, expires_at), held)
+    pairs = sum(line.quantity for line in decision.lines)
+    return CustomerHoldings(
+        before.unpaid_orders + 1,
+        expires_at if oldest is None else min(oldest, expires_at),
+        held,
+        before.unpaid_pairs + pairs,
+    )
 
 
 def _ids(lines: list[OrderLine]) -> list[int]:
@@ -298,9 +348,11 @@ def _ids(lines: list[OrderLine]) -> list[int]:
 async def _read_facts(
     connection: DriverConnection, request: PlaceOrder, lines: list[OrderLine], catalog: CatalogCache | None
 ) -> DecisionFacts:
-    facts = await read_decision_facts(connection, request.customer_id, lines, request.coupon_id)
+    read_started_at = monotonic()
+    cooldown_since = datetime.now(UTC) - request.limits.cancel_cooldown
+    facts = await read_decision_facts(connection, request.customer_id, lines, request.coupon_id, cooldown_since)
     if catalog is not None:
-        catalog.note(facts.catalog)
+        catalog.note(facts.catalog, read_started_at)
     return facts
 
 
@@ -324,7 +376,7 @@ def _decision(request: PlaceOrder, lines: list[OrderLine], facts: DecisionFacts)
     now = datetime.now(UTC)
     expires_at = now + request.payment_ttl
     priced = price_lines(lines, facts.catalog)
-    check_purchase_limits(lines, facts.catalog, facts.holdings, max_unpaid_orders=request.max_unpaid_orders, now=now)
+    check_purchase_limits(lines, facts.catalog, facts.holdings, request.limits, now=now)
     subtotal = sum(line.line_total for line in priced)
     coupon = None
     if request.coupon_id is not None:
@@ -371,8 +423,11 @@ async def _write_if_unchanged(
                     "quantities": [line.quantity for line in decision.lines],
                     "unit_prices": [line.unit_price for line in decision.lines],
                     "max_per_customer": [facts.catalog[line.product_id].max_per_customer for line in decision.lines],
+                    "terms_versions": [facts.catalog[line.product_id].version for line in decision.lines],
                     "held_pairs": [facts.holdings.held_pairs.get(line.product_id, 0) for line in decision.lines],
                     "unpaid_orders": facts.holdings.unpaid_orders,
+                    "unpaid_pairs": facts.holdings.unpaid_pairs,
+                    "cooldown_since": decision.created_at - request.limits.cancel_cooldown,
                     "coupon_id": request.coupon_id,
                     "coupon_terms_at": None if decision.coupon is None else decision.coupon.updated_at,
                     "customer_id": customer,

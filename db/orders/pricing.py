@@ -33,6 +33,9 @@ class ProductForSale:
     active: bool
     # Pairs one customer may hold across unpaid and paid orders; None: no limit.
     max_per_customer: int | None = None
+    # The version of the terms above (products.updated_at, in microseconds since the epoch): any change of
+    # price, active or max_per_customer moves it. The write checks it, not the terms one by one.
+    version: int | None = None
 
 
 @dataclass(frozen=True)

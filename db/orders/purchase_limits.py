@@ -1,14 +1,26 @@
-"""What one customer may hold: unpaid orders (MAX_UNPAID_ORDERS_PER_CUSTOMER) and pairs of a SKU (max_per_customer).
+"""What one customer may ask for and hold, so that one buyer cannot crowd the others out.
+
+An order's size (MAX_PAIRS_PER_LINE, MAX_PAIRS_PER_ORDER), and what the customer would hold with it:
+unpaid orders (MAX_UNPAID_ORDERS_PER_CUSTOMER), unpaid pairs of all SKUs (MAX_UNPAID_PAIRS_PER_CUSTOMER),
+pairs of a SKU (its max_per_customer), and no product they cancelled less than CANCEL_COOLDOWN_SECONDS
+ago (a hoarder who cancels and orders again leaves the pairs to others for that long).
 
 The decision is made in Python from `CustomerHoldings`; the placement's write re-reads the same
-facts with the same SQL, after taking the customer's lock, and writes only if they still hold.
+facts with the same SQL, after taking the customer's lock, and writes only if they are unchanged.
 """
 
 import math
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
-from db.orders.errors import PurchaseLimitExceeded, TooManyUnpaidOrders
+from db.orders.errors import (
+    LinePairsExceeded,
+    OrderPairsExceeded,
+    PurchaseLimitExceeded,
+    RecentlyCancelled,
+    TooManyUnpaidOrders,
+    UnpaidPairsExceeded,
+)
 from db.orders.pricing import OrderLine, ProductForSale
 from db.statuses import sql_in
 
@@ -18,6 +30,21 @@ HOLDING_STATUSES = ("CREATED", "CONFIRMED")
 
 # SQL (psycopg parameters) of the facts, shared by the decision's read and the write's re-check.
 UNPAID_ORDERS_OF_CUSTOMER = f"orders.customer_id = %(customer_id)s AND orders.status = '{UNPAID_STATUS}'"
+
+
+# The pairs of every SKU in the customer's unpaid orders.
+UNPAID_PAIRS_OF_CUSTOMER = f"""(SELECT coalesce(sum(unpaid.quantity), 0) FROM order_items AS unpaid
+                               JOIN orders ON orders.id = unpaid.order_id WHERE {UNPAID_ORDERS_OF_CUSTOMER})"""
+
+
+def cancelled_since_sql(products: str) -> str:
+    """True when the customer cancelled an order of `products` after %(cooldown_since)s.
+
+    `products`: an SQL expression `item.product_id` is compared with (`products.id`, `ANY(...)`).
+    """
+    return f"""EXISTS (SELECT FROM orders AS cancelled JOIN order_items AS item ON item.order_id = cancelled.id
+                       WHERE cancelled.customer_id = %(customer_id)s AND cancelled.status = 'CANCELLED'
+                         AND cancelled.cancelled_at > %(cooldown_since)s AND item.product_id = {products})"""
 
 
 def held_pairs_sql(product_id: str) -> str:
@@ -36,24 +63,56 @@ class CustomerHoldings:
     oldest_unpaid_expires_at: datetime | None
     # product id -> pairs, for the products of the order that have a max_per_customer.
     held_pairs: dict[int, int]
+    # Pairs of every SKU in their unpaid orders.
+    unpaid_pairs: int = 0
+    # The products of the order the customer cancelled within the cool-down.
+    cooling: frozenset[int] = field(default_factory=frozenset)
+
+
+@dataclass(frozen=True)
+class OrderLimits:
+    """The limits every order is placed under (settings of the same names)."""
+
+    max_unpaid_orders: int = 3
+    max_pairs_per_line: int = 10
+    max_pairs_per_order: int = 20
+    max_unpaid_pairs: int = 20
+    cancel_cooldown: timedelta = timedelta(seconds=30)
+
+
+def check_order_size(lines: list[OrderLine], limits: OrderLimits) -> None:
+    """Raise when a (merged) line or the whole order asks for more pairs than one order may."""
+    for line in lines:
+        if line.quantity > limits.max_pairs_per_line:
+            raise LinePairsExceeded(
+                f"product {line.product_id}: {line.quantity} pairs asked, at most {limits.max_pairs_per_line} a line"
+            )
+    pairs = sum(line.quantity for line in lines)
+    if pairs > limits.max_pairs_per_order:
+        raise OrderPairsExceeded(f"{pairs} pairs asked, at most {limits.max_pairs_per_order} an order")
 
 
 def check_purchase_limits(
     lines: list[OrderLine],
     catalog: dict[int, ProductForSale],
     holdings: CustomerHoldings,
+    limits: OrderLimits,
     *,
-    max_unpaid_orders: int,
     now: datetime,
 ) -> None:
-    """Raise when this order would give the customer too many unpaid orders or too many pairs of a SKU."""
-    if holdings.unpaid_orders >= max_unpaid_orders:
+    """Raise when this order would give the customer too many unpaid orders or pairs, or a product cooling down."""
+    if holdings.unpaid_orders >= limits.max_unpaid_orders:
         raise TooManyUnpaidOrders(
-            f"you already have {holdings.unpaid_orders} unpaid orders (at most {max_unpaid_orders});"
+            f"you already have {holdings.unpaid_orders} unpaid orders (at most {limits.max_unpaid_orders});"
             " pay or cancel one, or wait until one expires",
             retry_after_seconds=_seconds_until(holdings.oldest_unpaid_expires_at, now),
         )
     for line in lines:
+        if line.product_id in holdings.cooling:
+            raise RecentlyCancelled(
+                f"you cancelled an order of product {line.product_id} less than"
+                f" {limits.cancel_cooldown.total_seconds():g} s ago; it is left to other buyers until then"
+            )
         limit = catalog[line.product_id].max_per_customer
         held = holdings.held_pairs.get(line.product_id, 0)
         if limit is not None and held + line.quantity > limit:
@@ -61,6 +120,12 @@ def check_purchase_limits(
                 f"product {line.product_id} is limited to {limit} pairs per customer;"
                 f" you hold {held} and asked for {line.quantity}"
             )
+    pairs = sum(line.quantity for line in lines)
+    if holdings.unpaid_pairs + pairs > limits.max_unpaid_pairs:
+        raise UnpaidPairsExceeded(
+            f"you hold {holdings.unpaid_pairs} unpaid pairs and asked for {pairs}; at most"
+            f" {limits.max_unpaid_pairs} unpaid pairs at once: pay or cancel an order first"
+        )
 
 
 def _seconds_until(moment: datetime | None, now: datetime) -> int:

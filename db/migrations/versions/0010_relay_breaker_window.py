@@ -1,14 +1,14 @@
 """a breaker that judges the platform: a sliding window of answers, probes after Retry-After, a bounded drain
 
-Revision ID: 0008_relay_breaker_window
-Revises: 0007_traceparent
+Revision ID: 0010_relay_breaker_window
+Revises: 0009_drop_stock_returned_notify
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008_relay_breaker_window"
-down_revision = "0007_traceparent"
+revision = "0010_relay_breaker_window"
+down_revision = "0009_drop_stock_returned_notify"
 branch_labels = None
 depends_on = None
 

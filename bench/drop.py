@@ -1,0 +1,374 @@
+"""The drop: a limited release, thousands of distinct buyers at once, against the service and the bare peer.
+
+    .venv/bin/python bench/drop.py [--pairs 100] [--rate 1000] [--seconds 10] [--no-relay] [--no-search]
+
+Everything starts here: an embedded PostgreSQL, the Temporal dev server, the demo platform and the
+worker (the relay running, as during a real drop), `sneaker-orders api` with its default settings,
+and the bare peer of bench/orders.py (bench/bare_orders_api.py). For each server, one SKU with
+`--pairs` pairs and max_per_customer 1, and `--rate` × `--seconds` distinct customers (a token
+each) asking for one pair each, open loop: request n is sent at n / rate seconds whatever the
+answers, and its latency counts from then (a late generator is charged to the server, never
+hidden; its own lateness is printed). The service and the peer take the same generator, one after
+the other.
+
+Printed per server: pairs sold (the database's stock and the 201s), answers by status and code,
+p50/p99/max latency of the winners and of the rest, when the last pair went, how many winners were
+among the first 2 × pairs to ask, CPU ms per request (psutil: the server, PostgreSQL); then, unless
+`--no-search`, the highest rate at which p99 of every buyer stays at or under 100 ms (rates
+doubling from `--search-from`, then halved steps between the last pass and the first failure, each
+a fresh drop of `--search-seconds`).
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import psutil
+import psycopg
+import uvloop
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.support import BENCH_SECRETS, customer_tokens, free_port, wait_for_http  # noqa: E402
+from db.migrate import upgrade_to_newest  # noqa: E402
+from devstack.local_postgres import libpq_url, start_embedded_postgres  # noqa: E402
+from devstack.local_temporal import search_attribute_limits_environment, start_temporal_dev_server  # noqa: E402
+
+PRICE = 239000
+# Connections of the load generator (a browser each would be 10,000; the servers' sockets bound it first).
+CONNECTIONS = 256
+P99_BAR_MS = 100.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pairs", type=int, default=100, help="pairs of the drop's SKU")
+    parser.add_argument("--rate", type=float, default=1000, help="buyers per second, open loop")
+    parser.add_argument("--seconds", type=float, default=10, help="how long buyers keep coming (rate x seconds buyers)")
+    parser.add_argument("--pool-size", type=int, default=8, help="database connections of each server")
+    parser.add_argument("--no-relay", action="store_true", help="without Temporal, worker and platform")
+    parser.add_argument("--no-search", action="store_true", help="skip the search for the highest rate")
+    parser.add_argument("--search-from", type=float, default=500, help="first rate of the search")
+    parser.add_argument("--search-seconds", type=float, default=3, help="length of each drop of the search")
+    parser.add_argument("--port-base", type=int, default=None, help="ports from here on (default: free ports)")
+    args = parser.parse_args()
+    ports = iter(range(args.port_base, args.port_base + 100)) if args.port_base else None
+
+    def port() -> int:
+        return next(ports) if ports else free_port()
+
+    processes: list[subprocess.Popen] = []
+    with tempfile.TemporaryDirectory(prefix="bench-drop-") as scratch:
+        scratch_dir = Path(scratch)
+        url = start_embedded_postgres(scratch_dir, delete_on_exit=True)
+        upgrade_to_newest(url)
+        env = {**os.environ, **BENCH_SECRETS, "DATABASE_URL": url, "WORKER_METRICS_PORT": "0"}
+        for variable in ("MAX_UNPAID_ORDERS_PER_CUSTOMER", "ADMIN_TOKEN", "CUSTOMER_RATE_LIMIT_PER_SECOND"):
+            env.pop(variable, None)
+        temporal = None
+        try:
+            if not args.no_relay:
+                temporal, sink = _start_relay(env, scratch_dir, port, processes)
+            api = _start_api(env, args, scratch_dir, port(), processes)
+            peer = _start_peer(url, args, port(), processes)
+            postgres = psutil.Process(_postmaster_pid(scratch_dir))
+            servers = {"service": api, "bare_peer": peer}
+            report = {
+                "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+                "settings": {key: getattr(args, key) for key in ("pairs", "rate", "seconds", "pool_size")},
+                "relay_running": not args.no_relay,
+                "drop": {},
+            }
+            for name, server in servers.items():  # warm-up: connections, prepared statements, the catalog cache
+                _drop(url, server, postgres, pairs=5, rate=200, seconds=1, prefix=f"warm-{name}")
+            for name, server in servers.items():
+                report["drop"][name] = _drop(
+                    url, server, postgres, pairs=args.pairs, rate=args.rate, seconds=args.seconds, prefix=name
+                )
+            print(_table(report), file=sys.stderr, flush=True)
+            if not args.no_relay:
+                report["delivered_order_created"] = _delivered(sink, report["drop"]["service"]["sold"])
+            if not args.no_search:
+                report["highest_rate_p99_under_100ms"] = {
+                    name: _highest_rate(url, server, postgres, args, name) for name, server in servers.items()
+                }
+            report["load_average_1m_at_end"] = round(os.getloadavg()[0], 2)
+        finally:
+            for process in processes:
+                process.terminate()
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+            if temporal is not None:
+                temporal.terminate()
+                temporal.wait(timeout=30)
+    print(_table(report))
+    print(json.dumps(report, indent=2))
+
+
+def _drop(url: str, server, postgres: psutil.Process, *, pairs: int, rate: float, seconds: float, prefix: str) -> dict:
+    """One release of `pairs` pairs to rate x seconds distinct buyers: what they got, how fast, at what CPU."""
+    product = _new_drop_sku(url, pairs, prefix)
+    buyers = int(rate * seconds)
+    tokens = customer_tokens(f"{prefix}-buyer", buyers)
+    process = psutil.Process(server.pid)
+    cpu_before, postgres_before = _cpu(process), _postgres_cpu(postgres)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        answers, lateness = runner.run(_open_loop(server.base_url, product, tokens, rate))
+    cpu_after, postgres_after = _cpu(process), _postgres_cpu(postgres)
+    with psycopg.connect(libpq_url(url)) as connection:
+        stock = connection.execute("SELECT stock FROM products WHERE id = %s", (product,)).fetchone()[0]
+    winners = [answer for answer in answers if answer["status"] == 201]
+    rest = [answer for answer in answers if answer["status"] != 201]
+    return {
+        "buyers": buyers,
+        "pairs": pairs,
+        "sold": pairs - stock,
+        "answered_201": len(winners),
+        "answers": dict(Counter(answer["code"] for answer in answers).most_common()),
+        "server_errors": sum(1 for answer in answers if answer["status"] >= 500),
+        "no_answer": sum(1 for answer in answers if answer["status"] == 0),
+        "winners_ms": _latencies([answer["ms"] for answer in winners]),
+        "rest_ms": _latencies([answer["ms"] for answer in rest]),
+        "every_buyer_ms": _latencies([answer["ms"] for answer in answers]),
+        "last_pair_went_s": round(max((answer["done_s"] for answer in winners), default=0.0), 3),
+        "winners_among_first_2x_pairs": sum(1 for answer in winners if answer["number"] < 2 * pairs),
+        "winners_among_first_2x_pairs_share": round(
+            sum(1 for answer in winners if answer["number"] < 2 * pairs) / max(1, len(winners)), 3
+        ),
+        "generator_max_lateness_ms": round(1000 * lateness, 1),
+        "server_cpu_ms_per_request": round(1000 * (cpu_after - cpu_before) / buyers, 3),
+        "postgres_cpu_ms_per_request": round(1000 * (postgres_after - postgres_before) / buyers, 3),
+    }
+
+
+async def _open_loop(base_url: str, product: int, tokens: list[str], rate: float) -> tuple[list[dict], float]:
+    """Send one order per token, the n-th at n / rate seconds; each answer's latency from its scheduled time."""
+    import aiohttp
+
+    body = json.dumps({"items": [{"product_id": product, "quantity": 1}]}).encode()
+    answers: list[dict] = []
+    # A bounded pool of keep-alive connections, opened before the drop starts: a buyer finding none
+    # free waits for one, and that wait is the server's latency (open loop), not a connection storm.
+    connector = aiohttp.TCPConnector(limit=CONNECTIONS)
+    async with aiohttp.ClientSession(base_url, connector=connector) as session:
+
+        async def open_connection() -> None:
+            async with session.get("/healthz") as response:
+                await response.read()
+
+        await asyncio.gather(*(open_connection() for _ in range(CONNECTIONS)))
+        start = time.perf_counter() + 0.05
+
+        async def buy(number: int) -> None:
+            due = start + number / rate
+            headers = {"Content-Type": "application/json", "Authorization": f"Bearer {tokens[number]}"}
+            try:
+                async with session.post("/orders", data=body, headers=headers) as response:
+                    content = await response.read()
+                    status = response.status
+            except aiohttp.ClientError as error:  # no answer: counted apart from the server's 5xx
+                status, content = 0, json.dumps({"code": type(error).__name__}).encode()
+            done = time.perf_counter()
+            answers.append(
+                {
+                    "number": number,
+                    "status": status,
+                    "code": _code(status, content),
+                    "ms": 1000 * (done - due),
+                    "done_s": done - start,
+                }
+            )
+
+        tasks, lateness = [], 0.0
+        for number in range(len(tokens)):
+            due = start + number / rate
+            wait = due - time.perf_counter()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            else:
+                lateness = max(lateness, -wait)
+            tasks.append(asyncio.create_task(buy(number)))
+        await asyncio.gather(*tasks)
+    return answers, lateness
+
+
+def _code(status: int, content: bytes) -> str:
+    if status == 201:
+        return "201"
+    try:
+        return f"{status} {json.loads(content).get('code', '')}".strip()
+    except (ValueError, AttributeError):
+        return str(status)
+
+
+def _highest_rate(url: str, server, postgres: psutil.Process, args, name: str) -> dict:
+    """The highest rate (of those tried) at which every buyer's p99 stays at or under 100 ms."""
+    tried, rate, passed, failed = [], args.search_from, None, None
+    while failed is None and rate <= 64 * args.search_from:  # up, doubling, until a rate fails
+        p99 = _search_drop(url, server, postgres, args, name, rate, tried)
+        passed, failed = (rate, None) if p99 <= P99_BAR_MS else (passed, rate)
+        rate *= 2
+    while passed is None and failed > args.search_from / 16:  # or down, halving, until one passes
+        rate = failed / 2
+        if _search_drop(url, server, postgres, args, name, rate, tried) <= P99_BAR_MS:
+            passed = rate
+        else:
+            failed = rate
+    for _ in range(2):  # two halvings between the last pass and the first failure
+        if failed is None:
+            break
+        middle = ((passed or 0) + failed) / 2
+        if _search_drop(url, server, postgres, args, name, middle, tried) <= P99_BAR_MS:
+            passed = middle
+        else:
+            failed = middle
+    return {"rate": passed, "first_failing_rate": failed, "tried": tried}
+
+
+def _search_drop(url, server, postgres, args, name: str, rate: float, tried: list) -> float:
+    seconds = max(args.search_seconds, 4 * args.pairs / rate)  # a drop: four buyers a pair at least
+    result = _drop(url, server, postgres, pairs=args.pairs, rate=rate, seconds=seconds, prefix=f"{name}-{round(rate)}")
+    p99 = result["every_buyer_ms"]["p99"]
+    tried.append({"rate": round(rate), "p99_ms": p99, "sold": result["sold"], "server_errors": result["server_errors"]})
+    print(f"  {name} at {rate:,.0f}/s: p99 {p99} ms, sold {result['sold']}", file=sys.stderr)
+    return p99
+
+
+def _latencies(values: list[float]) -> dict:
+    if not values:
+        return {"count": 0, "p50": None, "p99": None, "max": None}
+    values = sorted(values)
+    at = lambda share: round(values[min(len(values) - 1, int(len(values) * share))], 1)  # noqa: E731
+    return {"count": len(values), "p50": at(0.5), "p99": at(0.99), "max": round(values[-1], 1)}
+
+
+def _new_drop_sku(url: str, pairs: int, prefix: str) -> int:
+    with psycopg.connect(libpq_url(url), autocommit=True) as connection:
+        return connection.execute(
+            "INSERT INTO products (sku, name, brand, size, price, stock, max_per_customer)"
+            " VALUES (%s, 'Drop', 'Bench', '270', %s, %s, 1) RETURNING id",
+            (f"DROP-{prefix}-{time.monotonic_ns()}", PRICE, pairs),
+        ).fetchone()[0]
+
+
+def _start_relay(env: dict, scratch_dir: Path, port, processes: list) -> tuple[subprocess.Popen, str]:
+    temporal_port, ui_port, sink_port = port(), port(), port()
+    temporal = start_temporal_dev_server(scratch_dir / "temporal", port=temporal_port, ui_port=ui_port)
+    env.update(
+        {
+            **search_attribute_limits_environment(),
+            "TEMPORAL_ADDRESS": f"127.0.0.1:{temporal_port}",
+            "EXTERNAL_PLATFORM_URL": f"http://127.0.0.1:{sink_port}",
+        }
+    )
+    processes.append(_start(["sink", "--port", str(sink_port)], env, scratch_dir / "sink.log"))
+    sink = f"http://127.0.0.1:{sink_port}"
+    wait_for_http(f"{sink}/stats")
+    processes.append(_start(["worker"], env, scratch_dir / "worker.log"))
+    return temporal, sink
+
+
+def _start_api(env: dict, args, scratch_dir: Path, port: int, processes: list) -> subprocess.Popen:
+    environment = {**env, "DATABASE_POOL_SIZE": str(args.pool_size), "DATABASE_POOL_MAX_OVERFLOW": "0"}
+    server = _start(["api", "--port", str(port)], environment, scratch_dir / "api.log")
+    processes.append(server)
+    server.base_url = f"http://127.0.0.1:{port}"
+    wait_for_http(f"{server.base_url}/readyz")
+    return server
+
+
+def _start_peer(url: str, args, port: int, processes: list) -> subprocess.Popen:
+    server = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("bare_orders_api.py")), "--port", str(port)]
+        + ["--database-url", url, "--pool-size", str(args.pool_size)],
+        stdout=subprocess.DEVNULL,
+    )
+    processes.append(server)
+    server.base_url = f"http://127.0.0.1:{port}"
+    wait_for_http(f"{server.base_url}/openapi.json")
+    return server
+
+
+def _start(arguments: list[str], env: dict, log: Path) -> subprocess.Popen:
+    command = [sys.executable, "-m", "cli.main", *arguments]
+    return subprocess.Popen(command, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+
+
+def _delivered(sink: str, sold: int, timeout: float = 60) -> dict:
+    """How many of the service's OrderCreated events the platform received (waiting up to `timeout` s for all)."""
+    deadline, received = time.monotonic() + timeout, 0
+    while time.monotonic() < deadline:
+        events = httpx.get(f"{sink}/events").json()
+        received = sum(
+            1
+            for event in events
+            if event["body"]["event_type"] == "OrderCreated"
+            and str(event["body"]["payload"].get("customer_id", "")).startswith("service-buyer")
+        )
+        if received >= sold:
+            break
+        time.sleep(0.5)
+    return {"sold": sold, "received": received}
+
+
+def _postmaster_pid(scratch_dir: Path) -> int:
+    return int((scratch_dir / "postgres" / "postmaster.pid").read_text().split()[0])
+
+
+def _cpu(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return times.user + times.system
+
+
+def _postgres_cpu(postmaster: psutil.Process) -> float:
+    times = postmaster.cpu_times()
+    total = times.user + times.system + times.children_user + times.children_system
+    for child in postmaster.children():
+        try:
+            total += _cpu(child)
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def _table(report: dict) -> str:
+    lines = []
+    for name, run in report["drop"].items():
+        winners, rest = run["winners_ms"], run["rest_ms"]
+        lines += [
+            f"{name}: {run['buyers']:,} buyers at {report['settings']['rate']:,.0f}/s for {run['pairs']} pairs",
+            f"  sold {run['sold']} (201: {run['answered_201']}), 5xx {run['server_errors']},"
+            f" no answer {run['no_answer']}; answers {run['answers']}",
+            f"  winners p50/p99/max {winners['p50']} / {winners['p99']} / {winners['max']} ms;"
+            f" the rest {rest['p50']} / {rest['p99']} / {rest['max']} ms;"
+            f" every buyer p99 {run['every_buyer_ms']['p99']} ms",
+            f"  last pair went at {run['last_pair_went_s']} s; winners among the first {2 * run['pairs']} to ask:"
+            f" {run['winners_among_first_2x_pairs']} ({100 * run['winners_among_first_2x_pairs_share']:.0f} %)",
+            f"  CPU ms per request: server {run['server_cpu_ms_per_request']},"
+            f" PostgreSQL {run['postgres_cpu_ms_per_request']}; generator late by up to"
+            f" {run['generator_max_lateness_ms']} ms",
+        ]
+    if "delivered_order_created" in report:
+        delivered = report["delivered_order_created"]
+        lines.append(f"relay: {delivered['received']} of {delivered['sold']} OrderCreated events delivered")
+    for name, found in report.get("highest_rate_p99_under_100ms", {}).items():
+        lines.append(
+            f"highest rate with p99 <= 100 ms, {name}: {found['rate']} /s"
+            f" (first failing: {found['first_failing_rate']})"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
