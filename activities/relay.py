@@ -1,9 +1,14 @@
-"""The relay's activity: claim due events under a lease, deliver them, record every attempt, and say what happened.
+"""The relay's activity: keep due events in flight under a lease, record each answer as it comes, say what happened.
 
-One activity both claims and delivers (a claim without a delivery costs Temporal a round trip per
-batch for nothing). It keeps going, batch after batch, until the run cannot name more events, it
-has worked for `report_after_seconds`, its window is over, the schedule is paused, the breaker is
-not as the run shows it, or the worker shuts down; then it reports every attempt it made.
+One activity claims, delivers and records (a claim without a delivery costs Temporal a round trip
+for nothing). It keeps about `batch_size` requests in flight: each answer is recorded (with the
+others that arrived meanwhile, in one statement) as soon as it comes, and claiming refills the free
+slots, so a request that hangs until RELAY_HTTP_TIMEOUT_SECONDS costs one slot, not a batch. It
+reports to the run after `report_after_seconds` of delivery, when its window ends, the schedule is
+paused, the breaker is not as the run shows it, or the worker shuts down. Requests still in flight
+then are handed over, not waited for: the next activity of the same lane of the same schedule on
+this worker adopts them (records and reports them under its run); if none comes within
+ADOPT_GRACE_SECONDS, they are recorded under the run that claimed them.
 """
 
 import asyncio
@@ -20,7 +25,7 @@ from temporalio import activity
 
 from activities.delivery_rules import RetryPolicy, verdict_of
 from activities.delivery_tracing import DeliverySpans
-from activities.payloads import RelayBatch, RelayBatchReport
+from activities.payloads import EventProblem, RelayBatch, RelayBatchReport
 from activities.platform import AttemptFacts, PlatformClient
 from activities.relay_metrics import (
     ATTEMPTS,
@@ -45,6 +50,7 @@ from db.outbox.claims import (
     Claim,
     LeasedEvent,
     ReleasedLease,
+    backlog_of_outbox,
     claim_due_events,
     give_back_claims,
     release_expired_leases,
@@ -63,14 +69,54 @@ LEASE_NAMESPACE = uuid.UUID("5b7f0c1e-2d4a-4e8f-9a61-7c3b2e9d4f10")
 BREAKER_READ_EVERY_SECONDS = 0.25
 # While paused, answers already received wait to be recorded until this long before their lease ends.
 LEASE_MARGIN_SECONDS = 2.0
+# Requests still in flight when an activity reports wait this long for the lane's next activity.
+ADOPT_GRACE_SECONDS = 2.0
+# The outbox's backlog is counted for the run's page at most this often per worker.
+BACKLOG_EVERY_SECONDS = 2.0
+# A report names at most this many attempts with a problem (a run names far fewer; the rest are counted).
+PROBLEMS_REPORTED_MOST = 500
+# The SDK sends a heartbeat at most every 0.8 x the heartbeat timeout (the rest are coalesced).
+HEARTBEAT_THROTTLE = 0.8
 
 
-@dataclass(frozen=True)
-class _Claimed:
+@dataclass(eq=False)
+class _InFlight:
+    """One request: the event, the lease and probe it was claimed under, its span, and its answer once it came."""
+
+    event: LeasedEvent
     lease_token: str
-    events: list[LeasedEvent]
-    claimed_at: float
-    probe_token: uuid.UUID | None = None
+    probe_token: uuid.UUID | None
+    span: Span | None = None
+    facts: AttemptFacts | None = None
+    task: asyncio.Task | None = None  # a strong reference: the event loop keeps only weak ones
+
+
+class _Lane:
+    """What one lane of a relay holds on this worker: requests in flight and answers not yet recorded.
+
+    It outlives the activity that claimed them: the lane's next activity adopts it (and its `run`).
+    """
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self.in_flight: set[_InFlight] = set()
+        self.answered: list[_InFlight] = []
+        self.arrived = asyncio.Event()
+        self.sweeper: asyncio.Task | None = None
+
+    def answer(self, attempt: _InFlight) -> None:
+        self.in_flight.discard(attempt)
+        self.answered.append(attempt)
+        self.arrived.set()
+
+    def take_answers(self) -> list[_InFlight]:
+        answered, self.answered = self.answered, []
+        self.arrived.clear()
+        return answered
+
+    @property
+    def held(self) -> int:
+        return len(self.in_flight) + len(self.answered)
 
 
 class RelayActivities:
@@ -99,54 +145,165 @@ class RelayActivities:
         self._breaker = ("CLOSED", "")
         self._breaker_read_at = 0.0
         self._next_probe_at: datetime | None = None
+        self._open_since: float | None = None
+        self._open_total = 0.0
+        self._backlog_read_at = -BACKLOG_EVERY_SECONDS
+        self._lanes: dict[tuple[str, int], _Lane] = {}
         self._spans = DeliverySpans(str(platform.endpoint.events_url)) if tracing_is_on() else None
 
     @activity.defn
     async def relay_due_events(self, request: RelayBatch) -> RelayBatchReport:
-        """Claim and deliver due events while the run allows; every attempt made, by event id."""
+        """Keep due events in flight, record each answer as it comes; what happened, in counts and problems."""
         info = activity.info()
         run = Run(info.workflow_id, info.workflow_run_id)
         report = _ReportBuilder()
         if info.attempt > 1:
-            await self._take_over_from_earlier_attempts(info, report)
+            await self._take_over_from_earlier_attempts(info, request.lane, report)
         await ensure_breaker(self._engine, self._platform.endpoint.name)
-        pace = _Pace(request)
-        lease_token = _lease_token(info, info.attempt)
-        remaining = request.max_events - len(report.events)
-        while remaining > 0 and not activity.is_worker_shutdown():
+        key = (request.schedule_id or info.workflow_id, request.lane)
+        lane = self._adopt(key, run)
+        pace = _Pace(request, info)
+        open_before = self._open_seconds_total()
+        try:
+            await self._relay(request, lane, run, _lease_token(info.workflow_run_id, request.lane), pace, report)
+            if activity.is_worker_shutdown():
+                await self._finish(lane, pace, report)
+            elif report.paused:
+                await self._finish_paused(lane, request.schedule_id, pace, report)
+            else:
+                await self._record(lane, report)
+                self._hand_over(key, lane, request.schedule_id)
+        except asyncio.CancelledError:
+            # The worker is going away: record what was learnt, hand the rest back to another relay.
+            await asyncio.shield(self._record(lane, report))
+            await asyncio.shield(self._give_back(lane))
+            raise
+        except Exception:
+            self._hand_over(key, lane, request.schedule_id)  # the activity's next attempt takes it up
+            raise
+        report.breaker, report.breaker_detail = self._breaker
+        report.breaker_open_seconds = self._open_seconds_total() - open_before
+        await self._look_at_backlog(report)
+        report.heartbeats = pace.heartbeats
+        return report.build()
+
+    async def _relay(
+        self,
+        request: RelayBatch,
+        lane: _Lane,
+        run: Run,
+        lease_token: uuid.UUID,
+        pace: "_Pace",
+        report: "_ReportBuilder",
+    ) -> None:
+        """Record answers as they come and refill the free slots, until it is time to report."""
+        refill_at = max(1, request.batch_size // 4)
+        next_empty_claim = 0.0
+        while not activity.is_worker_shutdown():
             if await self._pause_watch.is_paused(request.schedule_id):
                 report.paused = True
-                break
+                return
             if pace.time_to_release_expired_leases():
                 released = await release_expired_leases(self._engine, self._retry_policy.max_attempts)
                 self._report_released(released, run, report)
-            claimed = await self._claim_or_probe(min(request.batch_size, remaining), run, lease_token)
-            if claimed is not None:
-                await self._deliver(claimed, run, report, request.schedule_id, pace)
-                remaining -= len(claimed.events)
-                report.backlog |= len(claimed.events) == request.batch_size
-                report.slowest_batch_seconds = max(report.slowest_batch_seconds, time.monotonic() - claimed.claimed_at)
-                pace.delivered()
+            await self._record(lane, report)
+            room = request.batch_size - lane.held
+            if (room >= refill_at or not lane.in_flight) and time.monotonic() >= next_empty_claim:
+                claimed = await self._claim_or_probe(room, run, lease_token)
+                if claimed:
+                    self._start(claimed, lane)
+                    report.backlog |= len(claimed) >= room
+                    pace.delivered()
+                else:
+                    next_empty_claim = time.monotonic() + self._poll_interval
+            pace.heartbeat()
             if pace.time_to_report() or self._breaker[0] != request.breaker_shown:
-                break
-            if claimed is None:
-                await pace.wait_for_next_poll(self._poll_interval)
-        report.breaker, report.breaker_detail = self._breaker
-        return report.build()
+                return
+            if not lane.answered:
+                await pace.wait_for(lane.arrived, max(0.0, next_empty_claim - time.monotonic()) or self._poll_interval)
 
-    async def _take_over_from_earlier_attempts(self, info: activity.Info, report: "_ReportBuilder") -> None:
-        """An earlier attempt of this activity died: give back what it still held, and name all it did."""
-        earlier = [_lease_token(info, attempt) for attempt in range(1, info.attempt)]
+    def _adopt(self, key: tuple[str, int], run: Run) -> _Lane:
+        """The lane's requests left by its previous activity on this worker, now this run's; or a new lane."""
+        lane = self._lanes.pop(key, None)
+        if lane is None:
+            return _Lane(run)
+        if lane.sweeper is not None:
+            lane.sweeper.cancel()
+            lane.sweeper = None
+        lane.run = run
+        return lane
+
+    def _hand_over(self, key: tuple[str, int], lane: _Lane, schedule_id: str | None) -> None:
+        """Leave what is in flight to the lane's next activity; if none comes soon, record it under this run."""
+        if not lane.held:
+            return
+        self._lanes[key] = lane
+        lane.sweeper = asyncio.create_task(self._record_unadopted(key, lane, schedule_id))
+
+    async def _record_unadopted(self, key: tuple[str, int], lane: _Lane, schedule_id: str | None) -> None:
+        await asyncio.sleep(ADOPT_GRACE_SECONDS)
+        if self._lanes.get(key) is not lane:
+            return
+        del self._lanes[key]
+        lane.sweeper = None
+        give_up_at = time.monotonic() + self._lease_seconds - LEASE_MARGIN_SECONDS - ADOPT_GRACE_SECONDS
+        while lane.held:
+            if lane.in_flight:
+                await asyncio.wait([asyncio.ensure_future(lane.arrived.wait())], timeout=self._poll_interval)
+            while await self._pause_watch.is_paused(schedule_id):  # no state changes while paused
+                if time.monotonic() >= give_up_at:
+                    return  # their leases expire and give them back
+                await asyncio.sleep(0.25)
+            await self._record(lane, None)
+
+    async def _finish(self, lane: _Lane, pace: "_Pace", report: "_ReportBuilder") -> None:
+        """The worker shuts down: let the requests in flight end (the grace period cancels the rest), record them."""
+        while lane.in_flight:
+            pace.heartbeat()
+            await pace.wait_for(lane.arrived, HEARTBEAT_EVERY_SECONDS)
+            await self._record(lane, report)
+        await self._record(lane, report)
+
+    async def _finish_paused(
+        self, lane: _Lane, schedule_id: str | None, pace: "_Pace", report: "_ReportBuilder"
+    ) -> None:
+        """Paused: answers are recorded only if the pause ends before their leases do; else the leases expire."""
+        while lane.in_flight:
+            pace.heartbeat()
+            await pace.wait_for(lane.arrived, HEARTBEAT_EVERY_SECONDS)
+        give_up_at = time.monotonic() + self._lease_seconds - LEASE_MARGIN_SECONDS - pace.seconds_since_start()
+        while await self._pause_watch.is_paused(schedule_id):
+            if time.monotonic() >= give_up_at or activity.is_worker_shutdown():
+                log.warning(
+                    "schedule %s paused before %d outcomes were recorded; their leases will expire",
+                    schedule_id,
+                    len(lane.answered),
+                )
+                for attempt in lane.take_answers():
+                    event = attempt.event
+                    if attempt.span is not None:
+                        DeliverySpans.abandon(attempt.span, "the attempt's outcome was not recorded (paused)")
+                    report.add(event.event_id, event.aggregate_id, event.description, "LEASE_EXPIRED", "paused")
+                return
+            pace.heartbeat()
+            await asyncio.sleep(0.25)
+        await self._record(lane, report)
+
+    async def _take_over_from_earlier_attempts(self, info: activity.Info, lane: int, report: "_ReportBuilder") -> None:
+        """An earlier attempt of this activity died: give back what the lane still held, and name what it did."""
+        earlier = [_lease_token(info.workflow_run_id, lane)]
         self._report_released(await release_leases(self._engine, earlier, self._retry_policy.max_attempts), None, None)
         for logged in await attempts_of_run(self._engine, info.workflow_run_id, since=info.scheduled_time):
-            report.add(
-                logged.event_id,
-                logged.aggregate_id,
-                logged.description,
-                logged.outcome,
-                logged.error,
-                logged.http_status,
-            )
+            if logged.outcome != "SENT":
+                report.add(
+                    logged.event_id,
+                    logged.aggregate_id,
+                    logged.description,
+                    logged.outcome,
+                    logged.error,
+                    logged.http_status,
+                    counted=False,
+                )
 
     def _report_released(self, released: list[ReleasedLease], run: Run | None, report: "_ReportBuilder | None") -> None:
         """Count and log leases given back; those this run had claimed are its attempts, and named as such."""
@@ -160,35 +317,55 @@ class RelayActivities:
             if report is not None and run is not None and lease.claimed_by_run_id == run.run_id:
                 report.add(lease.event_id, lease.aggregate_id, lease.description, "LEASE_EXPIRED", "lease expired")
 
-    async def _claim_or_probe(self, size: int, run: Run, lease_token: uuid.UUID) -> _Claimed | None:
+    async def _claim_or_probe(self, size: int, run: Run, lease_token: uuid.UUID) -> list[_InFlight]:
         """Claim due events; while the breaker is open, claim one event to probe with, if this worker may probe now."""
         platform = self._platform.endpoint.name
         claim = Claim(size, self._lease_seconds, run.workflow_id, run.run_id, platform, lease_token=lease_token)
         events = await claim_due_events(self._engine, claim)
         if events:
-            return await self._unless_shutting_down(_Claimed(str(lease_token), events, time.monotonic()))
+            return [_InFlight(event, str(lease_token), None) for event in events]
         if not await self._breaker_is_open() or not self._probe_due():
-            return None
+            return []
         probe_token = uuid.uuid4()
         if not await take_probe(self._engine, platform, probe_token, self._probe_hold_seconds):
-            return None
+            return []
         events = await claim_due_events(self._engine, dataclasses.replace(claim, batch_size=1, probe=True))
         if not events:
             await release_probe(self._engine, platform, probe_token, self._breaker_rule)
-            return None
+            return []
         log.info("probing %s with event %s", platform, events[0].event_id)
-        return await self._unless_shutting_down(_Claimed(str(lease_token), events, time.monotonic(), probe_token))
+        return [_InFlight(events[0], str(lease_token), probe_token)]
 
-    async def _unless_shutting_down(self, claimed: _Claimed) -> _Claimed | None:
-        if not activity.is_worker_shutdown():
-            return claimed
-        await self._give_back(claimed.lease_token)  # nobody here will deliver them
-        return None
+    def _start(self, claimed: list[_InFlight], lane: _Lane) -> None:
+        """Send each claimed event on its own; its answer goes to whichever activity holds the lane then."""
+        for attempt in claimed:
+            lane.in_flight.add(attempt)
+            attempt.task = asyncio.create_task(self._send(attempt, lane))
 
-    async def _give_back(self, lease_token: str) -> None:
-        given_back = await give_back_claims(self._engine, lease_token)
-        if given_back:
-            CLAIMS_GIVEN_BACK.inc(given_back)
+    async def _send(self, attempt: _InFlight, lane: _Lane) -> None:
+        async with self._delivery_gate:
+            traceparent = None
+            if self._spans is not None:
+                attempt.span, traceparent = self._spans.start(attempt.event)
+            IN_FLIGHT.inc()
+            try:
+                attempt.facts = await self._platform.send(attempt.event, traceparent)
+            finally:
+                IN_FLIGHT.dec()
+        lane.answer(attempt)
+
+    async def _give_back(self, lane: _Lane) -> None:
+        """Stop the lane's requests still in flight and hand their claims back to PENDING, due now."""
+        stopped = list(lane.in_flight)
+        lane.in_flight.clear()
+        for attempt in stopped:
+            attempt.task.cancel()
+            if attempt.span is not None:
+                DeliverySpans.abandon(attempt.span, "the attempt's outcome was not recorded (shut down)")
+        for lease_token in {attempt.lease_token for attempt in stopped}:
+            given_back = await give_back_claims(self._engine, lease_token)
+            if given_back:
+                CLAIMS_GIVEN_BACK.inc(given_back)
 
     async def _breaker_is_open(self) -> bool:
         """The breaker as stored, read at most every BREAKER_READ_EVERY_SECONDS."""
@@ -207,88 +384,46 @@ class RelayActivities:
     def _show_breaker(self, state: str, detail: str) -> None:
         if state != self._breaker[0]:
             log.warning("%s", detail)
+        now = time.monotonic()
+        if state == "OPEN" and self._open_since is None:
+            self._open_since = now
+        elif state != "OPEN" and self._open_since is not None:
+            self._open_total += now - self._open_since
+            self._open_since = None
         self._breaker = (state, detail)
         BREAKER_OPEN.labels(self._platform.endpoint.name).set(1 if state == "OPEN" else 0)
 
-    async def _deliver(
-        self, claimed: _Claimed, run: Run, report: "_ReportBuilder", schedule_id: str | None, pace: "_Pace"
-    ) -> None:
-        """Send every claimed event, then record each attempt; while tracing, each attempt is a span."""
-        spans: dict[str, Span] = {}  # by event id, ended as each attempt is recorded
-        try:
-            await self._send_and_record(claimed, run, report, schedule_id, pace, spans)
-        finally:
-            for span in spans.values():
-                DeliverySpans.abandon(span, "the attempt's outcome was not recorded (paused or shut down)")
+    def _open_seconds_total(self) -> float:
+        """How long this worker has seen the breaker open, in all (the current opening included)."""
+        current = time.monotonic() - self._open_since if self._open_since is not None else 0.0
+        return self._open_total + current
 
-    async def _send_and_record(
-        self,
-        claimed: _Claimed,
-        run: Run,
-        report: "_ReportBuilder",
-        schedule_id: str | None,
-        pace: "_Pace",
-        spans: dict[str, Span],
-    ) -> None:
-        """Send every claimed event, then record each attempt; cut short by shutdown, keep what was learnt."""
-        facts: list[tuple[LeasedEvent, AttemptFacts]] = []
-        # Answers may all be slow (up to RELAY_HTTP_TIMEOUT_SECONDS each, queued behind the delivery gate):
-        # heartbeat meanwhile, so a healthy activity is never taken for a dead one.
-        heartbeats = asyncio.create_task(pace.heartbeat_every_second())
-        try:
-            await asyncio.gather(*(self._send(event, facts, spans) for event in claimed.events))
-        except asyncio.CancelledError:
-            # The worker is going away: record what was learnt, hand the rest back to another relay.
-            await asyncio.shield(self._record(claimed, facts, run, report, spans))
-            await asyncio.shield(self._give_back(claimed.lease_token))
-            raise
-        finally:
-            heartbeats.cancel()
-        if not await self._may_record(schedule_id, claimed, pace):
-            for event, _ in facts:
-                report.add(event.event_id, event.aggregate_id, event.description, "LEASE_EXPIRED", "paused")
+    async def _look_at_backlog(self, report: "_ReportBuilder") -> None:
+        if time.monotonic() - self._backlog_read_at < BACKLOG_EVERY_SECONDS:
             return
-        await self._record(claimed, facts, run, report, spans)
+        self._backlog_read_at = time.monotonic()
+        backlog = await backlog_of_outbox(self._engine)
+        report.backlog_events, report.oldest_waiting_seconds = backlog.waiting, backlog.oldest_waiting_seconds
 
-    async def _send(
-        self, event: LeasedEvent, facts: list[tuple[LeasedEvent, AttemptFacts]], spans: dict[str, Span]
-    ) -> None:
-        async with self._delivery_gate:
-            traceparent = None
-            if self._spans is not None:
-                spans[event.event_id], traceparent = self._spans.start(event)
-            IN_FLIGHT.inc()
-            try:
-                facts.append((event, await self._platform.send(event, traceparent)))
-            finally:
-                IN_FLIGHT.dec()
+    async def _record(self, lane: _Lane, report: "_ReportBuilder | None") -> None:
+        """Record the lane's answers that came: one group per lease (and per probe), under the lane's run."""
+        answered = lane.take_answers()
+        groups: dict[tuple[str, uuid.UUID | None], list[_InFlight]] = {}
+        for attempt in answered:
+            groups.setdefault((attempt.lease_token, attempt.probe_token), []).append(attempt)
+        for (lease_token, probe_token), group in groups.items():
+            await self._record_group(lease_token, probe_token, group, lane.run, report)
 
-    async def _may_record(self, schedule_id: str | None, claimed: _Claimed, pace: "_Pace") -> bool:
-        """False if the schedule was paused (and stayed paused) before these outcomes could be recorded."""
-        give_up_at = claimed.claimed_at + self._lease_seconds - LEASE_MARGIN_SECONDS
-        while await self._pause_watch.is_paused(schedule_id):
-            if time.monotonic() >= give_up_at or activity.is_worker_shutdown():
-                log.warning(
-                    "schedule %s paused before %d outcomes were recorded; their leases will expire",
-                    schedule_id,
-                    len(claimed.events),
-                )
-                return False
-            pace.heartbeat()
-            await asyncio.sleep(0.25)
-        return True
-
-    async def _record(
+    async def _record_group(
         self,
-        claimed: _Claimed,
-        facts: list[tuple[LeasedEvent, AttemptFacts]],
+        lease_token: str,
+        probe_token: uuid.UUID | None,
+        group: list[_InFlight],
         run: Run,
-        report: "_ReportBuilder",
-        spans: dict[str, Span],
+        report: "_ReportBuilder | None",
     ) -> None:
         """Note the answers on the breaker, judge each attempt (HELD while the breaker is open), record them all."""
-        if not facts:
-            return
+        facts = [(attempt.event, attempt.facts) for attempt in group]
         failures = [fact for _, fact in facts if verdict_of(fact.http_status) == "RETRY"]
         change = await note_answers(
             self._engine,
@@ -297,17 +432,21 @@ class RelayActivities:
             answered=len(facts) - len(failures),
             failed=len(failures),
             last_failure=failures[0].error if failures else None,
-            probe_token=claimed.probe_token,
+            probe_token=probe_token,
         )
         self._note_breaker(change)
         attempts = [self._judge(event, fact, held=change.is_open) for event, fact in facts]
-        logged = await record_attempts(self._engine, claimed.lease_token, attempts, run)
-        for (event, fact), attempt in zip(facts, attempts, strict=True):
+        logged = await record_attempts(self._engine, lease_token, attempts, run)
+        for attempt_in_flight, attempt in zip(group, attempts, strict=True):
+            event, fact = attempt_in_flight.event, attempt_in_flight.facts
             outcome = logged.get(event.event_id, "STALE")
             self._observe(event, fact, attempt, outcome, run)
-            if (span := spans.pop(event.event_id, None)) is not None:
-                DeliverySpans.finish(span, fact, outcome, attempt.error, run)
-            report.add(event.event_id, event.aggregate_id, event.description, outcome, attempt.error, fact.http_status)
+            if attempt_in_flight.span is not None:
+                DeliverySpans.finish(attempt_in_flight.span, fact, outcome, attempt.error, run)
+            if report is not None:
+                report.add(
+                    event.event_id, event.aggregate_id, event.description, outcome, attempt.error, fact.http_status
+                )
 
     def _note_breaker(self, change: BreakerChange) -> None:
         self._next_probe_at = None  # read it afresh
@@ -359,15 +498,25 @@ def _lease_token(info: activity.Info, attempt: int) -> uuid.UUID:
     return uuid.uuid5(LEASE_NAMESPACE, f"{info.workflow_run_id}/{info.activity_id}/{attempt}")
 
 
+def _lease_token(run_id: str, lane: int) -> uuid.UUID:
+    """The lease of one lane of one run: a later attempt of the lane's activity knows what an earlier one held."""
+    return uuid.uuid5(LEASE_NAMESPACE, f"{run_id}/lane {lane}")
+
+
 class _Pace:
     """One activity's clock: when its window ends, when it should report, and heartbeats at most every second."""
 
-    def __init__(self, request: RelayBatch) -> None:
-        self._deadline = time.monotonic() + request.wait_seconds
+    def __init__(self, request: RelayBatch, info: activity.Info) -> None:
+        self._started = time.monotonic()
+        self._deadline = self._started + request.wait_seconds
         self._report_after = request.report_after_seconds
         self._report_by: float | None = None
         self._last_heartbeat = 0.0
         self._next_release = 0.0
+        timeout = info.heartbeat_timeout.total_seconds() if info.heartbeat_timeout else 0.0
+        self._sent_every = timeout * HEARTBEAT_THROTTLE
+        self._last_sent = -float("inf")
+        self.heartbeats = 0
 
     def time_to_release_expired_leases(self) -> bool:
         """At the activity's start, then every few seconds: claims of vanished relays come back soon."""
@@ -385,26 +534,27 @@ class _Pace:
         now = time.monotonic()
         return now >= self._deadline or (self._report_by is not None and now >= self._report_by)
 
+    def seconds_since_start(self) -> float:
+        return time.monotonic() - self._started
+
     def heartbeat(self) -> None:
         now = time.monotonic()
         if now - self._last_heartbeat >= HEARTBEAT_EVERY_SECONDS:
             self._last_heartbeat = now
             activity.heartbeat()
+            if now - self._last_sent >= self._sent_every:  # what the SDK sends; the others it coalesces
+                self._last_sent = now
+                self.heartbeats += 1
 
-    async def heartbeat_every_second(self) -> None:
-        while True:
-            await asyncio.sleep(HEARTBEAT_EVERY_SECONDS)
-            self.heartbeat()
-
-    async def wait_for_next_poll(self, interval: float) -> None:
-        """Wait one poll interval (less if the window ends or the worker starts shutting down)."""
-        self.heartbeat()
-        seconds = max(0.0, min(interval, self._deadline - time.monotonic()))
-        shutdown = asyncio.ensure_future(activity.wait_for_worker_shutdown())
+    async def wait_for(self, arrived: asyncio.Event, seconds: float) -> None:
+        """Wait until `arrived` is set, at most `seconds` (less if the window ends or the worker shuts down)."""
+        seconds = max(0.0, min(seconds, self._deadline - time.monotonic()))
+        waits = [asyncio.ensure_future(arrived.wait()), asyncio.ensure_future(activity.wait_for_worker_shutdown())]
         try:
-            await asyncio.wait([shutdown], timeout=seconds)
+            await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            shutdown.cancel()
+            for wait in waits:
+                wait.cancel()
 
 
 class _ReportBuilder:
@@ -413,11 +563,14 @@ class _ReportBuilder:
     def __init__(self) -> None:
         self.paused = False
         self.backlog = False
-        self.slowest_batch_seconds = 0.0
         self.breaker = "CLOSED"
         self.breaker_detail = ""
-        self.events: set[str] = set()
-        self._lines: list[str] = []
+        self.breaker_open_seconds = 0.0
+        self.backlog_events = -1
+        self.oldest_waiting_seconds = -1.0
+        self.heartbeats = 0
+        self._outcomes: dict[str, int] = {}
+        self._problems: list[EventProblem] = []
 
     def add(
         self,
@@ -427,17 +580,25 @@ class _ReportBuilder:
         outcome: str,
         error: str | None,
         http_status: int | None = None,
+        *,
+        counted: bool = True,
     ) -> None:
-        detail = "" if outcome == "SENT" else f" {description}: {error or outcome}"
-        self._lines.append(f"{event_id} {order_id} {outcome} {http_status or '-'}{detail}"[:300])
-        self.events.add(event_id)
+        if counted:
+            self._outcomes[outcome] = self._outcomes.get(outcome, 0) + 1
+        if outcome != "SENT" and len(self._problems) < PROBLEMS_REPORTED_MOST:
+            what = f"{description}: {error or outcome}"[:300]
+            self._problems.append(EventProblem(event_id, order_id, outcome, http_status, what))
 
     def build(self) -> RelayBatchReport:
         return RelayBatchReport(
-            attempts="\n".join(self._lines),
+            outcomes=self._outcomes,
+            problems=self._problems,
             breaker=self.breaker,
             breaker_detail=self.breaker_detail,
+            breaker_open_seconds=round(self.breaker_open_seconds, 3),
             paused=self.paused,
             backlog=self.backlog,
-            slowest_batch_seconds=self.slowest_batch_seconds,
+            backlog_events=self.backlog_events,
+            oldest_waiting_seconds=round(self.oldest_waiting_seconds, 3),
+            heartbeats=self.heartbeats,
         )
