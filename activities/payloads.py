@@ -23,7 +23,7 @@ class RelayRun:
     batch_size: int
     lanes: int
     run_seconds: float
-    schedule_id: str | None
+    schedule_id: str | None = None  # None: started by hand, not by the schedule
     stop_by: str | None = None
     continued: int = 0
     backlog: bool = False
@@ -40,7 +40,7 @@ class RelayBatch:
     batch_size: int
     wait_seconds: float
     report_after_seconds: float
-    schedule_id: str | None
+    schedule_id: str | None = None  # None: started by hand, not by the schedule
     lane: int = 1
     breaker_shown: str = "CLOSED"
 
