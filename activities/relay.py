@@ -13,6 +13,8 @@ ADOPT_GRACE_SECONDS, they are recorded under the run that claimed them.
 
 import asyncio
 import dataclasses
+import heapq
+import itertools
 import logging
 import time
 import uuid
@@ -77,6 +79,42 @@ BACKLOG_EVERY_SECONDS = 2.0
 PROBLEMS_REPORTED_MOST = 500
 # The SDK sends a heartbeat at most every 0.8 x the heartbeat timeout (the rest are coalesced).
 HEARTBEAT_THROTTLE = 0.8
+# A first attempt of an event written this recently is live: it goes before a backlog's events, both
+# in the claim (db/outbox/claims.py) and at the delivery gate.
+LIVE_SECONDS = 10.0
+# Events claimed but not yet answered, per worker, at most this many times its delivery concurrency:
+# enough to refill a slot at once, few enough that a claimed event never queues long behind others.
+CLAIMED_PER_SLOT = 1.5
+
+
+class _DeliveryGate:
+    """At most `slots` requests at once; a live event waiting for a slot goes before a backlog's events."""
+
+    def __init__(self, slots: int) -> None:
+        self._free = slots
+        self._waiting: list[tuple[int, int, asyncio.Future]] = []
+        self._order = itertools.count()
+
+    async def acquire(self, live: bool) -> None:
+        if self._free > 0 and not self._waiting:
+            self._free -= 1
+            return
+        granted = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiting, (0 if live else 1, next(self._order), granted))
+        try:
+            await granted
+        except asyncio.CancelledError:
+            if granted.done() and not granted.cancelled():
+                self.release()  # the slot came just as the wait was cancelled: pass it on
+            raise
+
+    def release(self) -> None:
+        while self._waiting:
+            _, _, granted = heapq.heappop(self._waiting)
+            if not granted.done():
+                granted.set_result(None)
+                return
+        self._free += 1
 
 
 @dataclass(eq=False)
@@ -101,13 +139,15 @@ class _Lane:
         self.run = run
         self.in_flight: set[_InFlight] = set()
         self.answered: list[_InFlight] = []
-        self.arrived = asyncio.Event()
+        self.arrived = asyncio.Event()  # an answer waits to be recorded
+        self.freed = asyncio.Event()  # a slot was freed since the claimer last looked
         self.sweeper: asyncio.Task | None = None
 
     def answer(self, attempt: _InFlight) -> None:
         self.in_flight.discard(attempt)
         self.answered.append(attempt)
         self.arrived.set()
+        self.freed.set()
 
     def take_answers(self) -> list[_InFlight]:
         answered, self.answered = self.answered, []
@@ -139,7 +179,9 @@ class RelayActivities:
         self._breaker_rule = BreakerRule(settings.relay_breaker_failures, settings.relay_breaker_probe_seconds)
         self._probe_hold_seconds = settings.relay_http_timeout_seconds + 5
         self._lease_seconds = settings.relay_lease_seconds
-        self._delivery_gate = asyncio.Semaphore(settings.relay_delivery_concurrency)
+        self._delivery_gate = _DeliveryGate(settings.relay_delivery_concurrency)
+        self._most_claimed = max(1, int(settings.relay_delivery_concurrency * CLAIMED_PER_SLOT))
+        self._claimed = 0  # events this worker claimed and has not yet had answered
         self._poll_interval = poll_interval_seconds
         self._pause_watch = pause_watch
         self._breaker = ("CLOSED", "")
@@ -196,7 +238,37 @@ class RelayActivities:
         pace: "_Pace",
         report: "_ReportBuilder",
     ) -> None:
-        """Record answers as they come and refill the free slots, until it is time to report."""
+        """Record answers as they come (one task) and refill the free slots (this one), until it is time to report.
+
+        Apart, so that a slow claim never delays a record, nor a slow record a claim.
+        """
+        stop = asyncio.Event()
+        recorder = asyncio.create_task(self._keep_recording(lane, report, stop))
+        try:
+            await self._keep_claiming(request, lane, run, lease_token, pace, report)
+        except BaseException:
+            recorder.cancel()
+            raise
+        stop.set()
+        lane.arrived.set()
+        await recorder
+
+    async def _keep_recording(self, lane: _Lane, report: "_ReportBuilder", stop: asyncio.Event) -> None:
+        while True:
+            await lane.arrived.wait()
+            if stop.is_set():
+                return
+            await self._record(lane, report)
+
+    async def _keep_claiming(
+        self,
+        request: RelayBatch,
+        lane: _Lane,
+        run: Run,
+        lease_token: uuid.UUID,
+        pace: "_Pace",
+        report: "_ReportBuilder",
+    ) -> None:
         refill_at = max(1, request.batch_size // 4)
         next_empty_claim = 0.0
         while not activity.is_worker_shutdown():
@@ -206,9 +278,10 @@ class RelayActivities:
             if pace.time_to_release_expired_leases():
                 released = await release_expired_leases(self._engine, self._retry_policy.max_attempts)
                 self._report_released(released, run, report)
-            await self._record(lane, report)
-            room = request.batch_size - lane.held
-            if (room >= refill_at or not lane.in_flight) and time.monotonic() >= next_empty_claim:
+            lane.freed.clear()
+            room = min(request.batch_size - len(lane.in_flight), self._most_claimed - self._claimed)
+            claimed = []
+            if room > 0 and (room >= refill_at or not lane.in_flight) and time.monotonic() >= next_empty_claim:
                 claimed = await self._claim_or_probe(room, run, lease_token)
                 if claimed:
                     self._start(claimed, lane)
@@ -219,8 +292,9 @@ class RelayActivities:
             pace.heartbeat()
             if pace.time_to_report() or self._breaker[0] != request.breaker_shown:
                 return
-            if not lane.answered:
-                await pace.wait_for(lane.arrived, max(0.0, next_empty_claim - time.monotonic()) or self._poll_interval)
+            if not claimed:
+                wait = max(0.0, next_empty_claim - time.monotonic()) or self._poll_interval
+                await pace.wait_for(lane.freed, wait)
 
     def _adopt(self, key: tuple[str, int], run: Run) -> _Lane:
         """The lane's requests left by its previous activity on this worker, now this run's; or a new lane."""
@@ -338,20 +412,29 @@ class RelayActivities:
 
     def _start(self, claimed: list[_InFlight], lane: _Lane) -> None:
         """Send each claimed event on its own; its answer goes to whichever activity holds the lane then."""
+        now = datetime.now(UTC)
         for attempt in claimed:
             lane.in_flight.add(attempt)
-            attempt.task = asyncio.create_task(self._send(attempt, lane))
+            live = attempt.event.attempt == 1 and (now - attempt.event.occurred_at).total_seconds() < LIVE_SECONDS
+            attempt.task = asyncio.create_task(self._send(attempt, lane, live))
 
-    async def _send(self, attempt: _InFlight, lane: _Lane) -> None:
-        async with self._delivery_gate:
-            traceparent = None
-            if self._spans is not None:
-                attempt.span, traceparent = self._spans.start(attempt.event)
-            IN_FLIGHT.inc()
+    async def _send(self, attempt: _InFlight, lane: _Lane, live: bool) -> None:
+        self._claimed += 1
+        try:
+            await self._delivery_gate.acquire(live)
             try:
-                attempt.facts = await self._platform.send(attempt.event, traceparent)
+                traceparent = None
+                if self._spans is not None:
+                    attempt.span, traceparent = self._spans.start(attempt.event)
+                IN_FLIGHT.inc()
+                try:
+                    attempt.facts = await self._platform.send(attempt.event, traceparent)
+                finally:
+                    IN_FLIGHT.dec()
             finally:
-                IN_FLIGHT.dec()
+                self._delivery_gate.release()
+        finally:
+            self._claimed -= 1
         lane.answer(attempt)
 
     async def _give_back(self, lane: _Lane) -> None:

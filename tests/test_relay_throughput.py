@@ -74,7 +74,7 @@ def test_five_thousand_events_drain_within_ten_seconds_on_a_stock_server(db, cat
     seconds = drain_seconds(db, [str(100_000 + number) for number in range(5000)], timeout=60)
 
     assert seconds <= 10, f"5,000 events took {seconds:.1f} s"
-    assert len(sink.received()) == 5000
+    assert sink.stats()["received"] == 5000
 
 
 def test_one_percent_never_answered_costs_the_drain_its_hung_slots_not_the_batch(db, catalog, relay, hostile):
@@ -89,7 +89,10 @@ def test_one_percent_never_answered_costs_the_drain_its_hung_slots_not_the_batch
     )
 
     healthy_rate, hung_rate = 3000 / healthy, 2970 / with_hung
-    assert hung_rate >= 0.8 * healthy_rate, f"{hung_rate:.0f}/s with 30 hung requests, {healthy_rate:.0f}/s without"
+    outcomes = dict(db.execute("SELECT outcome, count(*) FROM delivery_attempts GROUP BY outcome").fetchall())
+    assert hung_rate >= 0.8 * healthy_rate, (
+        f"{hung_rate:.0f}/s with 30 hung requests, {healthy_rate:.0f}/s without; attempts {outcomes}"
+    )
     assert min(platform.requests[key] for key in platform.requests) >= 1
 
 
@@ -111,9 +114,9 @@ def test_live_orders_keep_their_latency_while_twenty_thousand_replayed_events_dr
     flow.start()
     try:
         wait_until(lambda: len(commit_to_delivery_ms(db, "live")) >= 5, timeout=30, what="live orders delivered")
-        assert cli("events", "replay", "--until", old_until)[0] == 0
+        assert cli("events", "replay", "--since", "2000-01-01", "--until", old_until)[0] == 0
         wait_until(
-            lambda: not {"PENDING", "PROCESSING"} & set(status_counts(db)) and len(sink.received()) >= 20_000,
+            lambda: not {"PENDING", "PROCESSING"} & set(status_counts(db)),
             timeout=120,
             interval=0.2,
             what="the replay to drain",
