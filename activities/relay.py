@@ -85,6 +85,13 @@ LIVE_SECONDS = 10.0
 # Events claimed but not yet answered, per worker, at most this many times its delivery concurrency:
 # enough to refill a slot at once, few enough that a claimed event never queues long behind others.
 CLAIMED_PER_SLOT = 1.5
+# A request unanswered this long gives its delivery slot to another (it keeps its connection and its
+# claim): a platform that never answers some events costs their lanes a slot each, never the worker's
+# delivery concurrency. The transport allows STRAGGLER_CONNECTIONS_PER_SLOT connections per slot.
+STRAGGLER_SECONDS = 0.5
+STRAGGLER_CONNECTIONS_PER_SLOT = 2
+# Answers wait at most this long to be recorded together with others (a quarter of a lane's slots).
+RECORD_GATHER_SECONDS = 0.01
 
 
 class _DeliveryGate:
@@ -243,7 +250,8 @@ class RelayActivities:
         Apart, so that a slow claim never delays a record, nor a slow record a claim.
         """
         stop = asyncio.Event()
-        recorder = asyncio.create_task(self._keep_recording(lane, report, stop))
+        enough = max(1, request.batch_size // 4)
+        recorder = asyncio.create_task(self._keep_recording(lane, report, stop, enough))
         try:
             await self._keep_claiming(request, lane, run, lease_token, pace, report)
         except BaseException:
@@ -253,11 +261,16 @@ class RelayActivities:
         lane.arrived.set()
         await recorder
 
-    async def _keep_recording(self, lane: _Lane, report: "_ReportBuilder", stop: asyncio.Event) -> None:
+    async def _keep_recording(self, lane: _Lane, report: "_ReportBuilder", stop: asyncio.Event, enough: int) -> None:
         while True:
             await lane.arrived.wait()
             if stop.is_set():
                 return
+            # A statement per answer would cost PostgreSQL more than the delivery: let a few gather.
+            gather_until = time.monotonic() + RECORD_GATHER_SECONDS
+            while len(lane.answered) < enough and lane.in_flight and time.monotonic() < gather_until:
+                lane.arrived.clear()
+                await _wait_at_most(lane.arrived, gather_until - time.monotonic())
             await self._record(lane, report)
 
     async def _keep_claiming(
@@ -422,6 +435,8 @@ class RelayActivities:
         self._claimed += 1
         try:
             await self._delivery_gate.acquire(live)
+            slot = _Slot(self._delivery_gate)
+            straggling = asyncio.get_running_loop().call_later(STRAGGLER_SECONDS, slot.give_up)
             try:
                 traceparent = None
                 if self._spans is not None:
@@ -432,7 +447,8 @@ class RelayActivities:
                 finally:
                     IN_FLIGHT.dec()
             finally:
-                self._delivery_gate.release()
+                straggling.cancel()
+                slot.give_up()
         finally:
             self._claimed -= 1
         lane.answer(attempt)
@@ -579,6 +595,25 @@ class RelayActivities:
 def _lease_token(info: activity.Info, attempt: int) -> uuid.UUID:
     """The lease of one attempt of one activity: a later attempt knows what an earlier one held."""
     return uuid.uuid5(LEASE_NAMESPACE, f"{info.workflow_run_id}/{info.activity_id}/{attempt}")
+
+
+class _Slot:
+    """A delivery slot, given back once: when the answer comes, or earlier if it is slow in coming."""
+
+    def __init__(self, gate: _DeliveryGate) -> None:
+        self._gate: _DeliveryGate | None = gate
+
+    def give_up(self) -> None:
+        if self._gate is not None:
+            self._gate.release()
+            self._gate = None
+
+
+async def _wait_at_most(event: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(event.wait(), max(0.0, seconds))
+    except TimeoutError:
+        pass
 
 
 def _lease_token(run_id: str, lane: int) -> uuid.UUID:

@@ -65,6 +65,27 @@ def test_each_documented_query_finds_exactly_the_runs_in_which_an_event_had_a_pr
         wait_until(lambda query=query, runs=runs: runs_found(relay, query) == runs, timeout=20, what=query)
 
 
+def test_the_queries_find_exactly_the_runs_that_held_an_events_delivery_during_an_outage(db, catalog, sink, relay):
+    relay.config.extra.update({"RELAY_RUN_SECONDS": "2"})
+    sink.set_faults(down=True)
+    orders = [str(order_id) for order_id in range(7101, 7105)]
+    events = insert_pending_events(db, orders)
+    relay.start_worker()
+    wait_until(lambda: "HELD" in runs_by(db, "outcome"), timeout=30, what="an attempt held while the platform is down")
+    sink.set_faults()
+
+    wait_for_statuses(db, "SENT", timeout=60)
+
+    by_order, by_event, by_outcome = runs_by(db, "order_id"), runs_by(db, "event_id"), runs_by(db, "outcome")
+    expected = {
+        **{f"OrderIds = '{order}'": by_order.get(order, set()) for order in orders},
+        **{f"EventIds = '{event_id}'": by_event.get(event_id, set()) for event_id in events},
+        "DeliveryOutcomes = 'HELD'": by_outcome["HELD"],
+    }
+    for query, runs in expected.items():
+        wait_until(lambda query=query, runs=runs: runs_found(relay, query) == runs, timeout=20, what=query)
+
+
 def test_after_a_worker_dies_mid_flight_the_queries_still_find_exactly_the_runs_with_a_problem(
     db, catalog, sink, relay
 ):

@@ -127,3 +127,51 @@ def test_live_orders_keep_their_latency_while_twenty_thousand_replayed_events_dr
     latencies = commit_to_delivery_ms(db, "live")
     assert len(latencies) >= 10
     assert percentile(latencies, 0.99) <= 200, f"live p99 {percentile(latencies, 0.99):.0f} ms over {len(latencies)}"
+
+
+def test_live_orders_keep_their_latency_while_a_backlog_in_backoff_comes_due_as_the_breaker_closes(
+    database_url, db, catalog, sink, relay
+):
+    """Needs the breaker's bounded drain (db/outbox/breaker.py): one UPDATE of 150,000 rows stalls everything."""
+    db.execute(
+        "INSERT INTO order_events (event_id, aggregate_type, aggregate_id, sequence, event_type, payload,"
+        " retry_count, next_attempt_at, created_at)"
+        " SELECT gen_random_uuid(), 'order', 'waiting-' || number, 1, 'OrderCreated',"
+        " jsonb_build_object('order_id', number, 'status', 'CREATED', 'total', 139000), 1,"
+        " now() + interval '1 hour', now() - interval '10 minutes' FROM generate_series(1, 150000) AS number"
+    )
+    platform = sink.url.rstrip("/")
+    db.execute(
+        "INSERT INTO relay_breakers (platform, state, opened_at, next_probe_at) VALUES (%s, 'OPEN', now(), now())"
+        " ON CONFLICT (platform) DO UPDATE SET state = 'OPEN', opened_at = now(), next_probe_at = now()",
+        (platform,),
+    )
+    relay.start_worker()
+    stop = threading.Event()
+    live: list[str] = []
+    flow = threading.Thread(target=live_orders, args=(database_url, stop, 10, "live", live), daemon=True)
+    flow.start()
+    try:
+        wait_until(
+            lambda: (
+                db.execute("SELECT state FROM relay_breakers WHERE platform = %s", (platform,)).fetchone()[0]
+                == "CLOSED"
+            ),
+            timeout=30,
+            what="a probe to close the breaker",
+        )
+        closed_at = db.execute("SELECT now()").fetchone()[0]
+        wait_until(lambda: status_counts(db).get("SENT", 0) >= 20_000, timeout=120, interval=0.5, what="the drain")
+    finally:
+        stop.set()
+        flow.join()
+    latencies = [
+        float(row[0])
+        for row in db.execute(
+            "SELECT extract(epoch FROM sent_at - created_at) * 1000 FROM order_events"
+            " WHERE aggregate_id LIKE 'live-%%' AND created_at > %s AND status = 'SENT'",
+            (closed_at,),
+        ).fetchall()
+    ]
+    assert len(latencies) >= 10
+    assert percentile(latencies, 0.99) <= 200, f"live p99 {percentile(latencies, 0.99):.0f} ms over {len(latencies)}"
