@@ -213,6 +213,7 @@ class RelayActivities:
         lane = self._adopt(key, run)
         pace = _Pace(request, info)
         open_before = self._open_seconds_total()
+        await self._look_at_backlog(report)  # now, not at the end: reporting stays quick
         try:
             await self._relay(request, lane, run, _lease_token(info.workflow_run_id, request.lane), pace, report)
             if activity.is_worker_shutdown():
@@ -232,7 +233,6 @@ class RelayActivities:
             raise
         report.breaker, report.breaker_detail = self._breaker
         report.breaker_open_seconds = self._open_seconds_total() - open_before
-        await self._look_at_backlog(report)
         report.heartbeats = pace.heartbeats
         return report.build()
 

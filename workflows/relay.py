@@ -42,8 +42,12 @@ ACTIVITY_MARGIN = timedelta(seconds=90)
 # An activity reports after delivering this long: the run's page stays current, and each report
 # costs Temporal about two actions (activity and workflow task), whatever the number of events.
 REPORT_AFTER_SECONDS = 2.0
-# What an activity needs past its window to report (requests in flight are handed over, not awaited).
+# What an activity needs past its window to report (requests in flight are handed over, not awaited),
+# at least; the run measures what its activities took past their windows and keeps 1.5 times the
+# longest (at most REPORT_MARGIN_MOST) free before the tick: a run that ends after its tick has the
+# tick skipped (overlap SKIP), and nothing is relayed for a whole interval.
 REPORT_ESTIMATE = timedelta(milliseconds=100)
+REPORT_MARGIN_MOST = 2.0
 # What each logged outcome counts as in DeliveryOutcomes: a stale or lease-expired attempt is a retry.
 SEARCHABLE_OUTCOMES = {"SENT": "SENT", "RETRY": "RETRY", "HELD": "HELD", "FAILED": "FAILED"}
 # Continue as new well before Temporal's own limits on history (50,000 events, 50 MB).
@@ -77,6 +81,7 @@ class OrderEventsRelay:
         self._backlog = False
         self._outbox_seen_at: datetime | None = None
         self._names_upserted_at = EPOCH
+        self._overrun = 0.0  # the longest an activity took to report past its window, in seconds
 
     @workflow.run
     async def run(self, run: RelayRun) -> RelayReport:
@@ -117,6 +122,7 @@ class OrderEventsRelay:
     async def _relay_in_lane(self, run: RelayRun, lane: int) -> None:
         """One lane: have due events relayed, again and again, until time, history or the schedule say stop."""
         while (batch := self._next_batch(run, lane)) is not None:
+            started = workflow.now()
             report = await workflow.execute_activity_method(
                 RelayActivities.relay_due_events,
                 batch,
@@ -125,6 +131,7 @@ class OrderEventsRelay:
                 retry_policy=ACTIVITY_RETRIES,
                 summary=_describe(batch),
             )
+            self._overrun = max(self._overrun, (workflow.now() - started).total_seconds() - batch.wait_seconds)
             self._take(report, run)
             self._backlog = report.backlog
             if report.paused:
@@ -137,7 +144,8 @@ class OrderEventsRelay:
         """The next activity's work; None when the run must stop (time, pause) or continue as new (history)."""
         if self._paused or self._reason_to_continue():
             return None
-        wait = self._seconds_left() - REPORT_ESTIMATE.total_seconds()
+        margin = min(max(REPORT_ESTIMATE.total_seconds(), 1.5 * self._overrun), REPORT_MARGIN_MOST)
+        wait = self._seconds_left() - margin
         if wait <= 0:
             return None
         return RelayBatch(
