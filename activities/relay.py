@@ -90,8 +90,10 @@ CLAIMED_PER_SLOT = 1.5
 # delivery concurrency. The transport allows STRAGGLER_CONNECTIONS_PER_SLOT connections per slot.
 STRAGGLER_SECONDS = 0.5
 STRAGGLER_CONNECTIONS_PER_SLOT = 2
-# Answers wait at most this long to be recorded together with others (a quarter of a lane's slots).
-RECORD_GATHER_SECONDS = 0.01
+# Answers wait at most this long to be recorded together with others (up to a quarter of a lane's
+# slots), unless one of them is a live event's: two statements per answer would cost PostgreSQL more
+# than the delivery itself.
+RECORD_GATHER_SECONDS = 0.05
 
 
 class _DeliveryGate:
@@ -134,6 +136,7 @@ class _InFlight:
     span: Span | None = None
     facts: AttemptFacts | None = None
     task: asyncio.Task | None = None  # a strong reference: the event loop keeps only weak ones
+    live: bool = False
 
 
 class _Lane:
@@ -268,7 +271,12 @@ class RelayActivities:
                 return
             # A statement per answer would cost PostgreSQL more than the delivery: let a few gather.
             gather_until = time.monotonic() + RECORD_GATHER_SECONDS
-            while len(lane.answered) < enough and lane.in_flight and time.monotonic() < gather_until:
+            while (
+                len(lane.answered) < enough
+                and lane.in_flight
+                and time.monotonic() < gather_until
+                and not any(attempt.live for attempt in lane.answered)
+            ):
                 lane.arrived.clear()
                 await _wait_at_most(lane.arrived, gather_until - time.monotonic())
             await self._record(lane, report)
@@ -428,8 +436,10 @@ class RelayActivities:
         now = datetime.now(UTC)
         for attempt in claimed:
             lane.in_flight.add(attempt)
-            live = attempt.event.attempt == 1 and (now - attempt.event.occurred_at).total_seconds() < LIVE_SECONDS
-            attempt.task = asyncio.create_task(self._send(attempt, lane, live))
+            attempt.live = (
+                attempt.event.attempt == 1 and (now - attempt.event.occurred_at).total_seconds() < LIVE_SECONDS
+            )
+            attempt.task = asyncio.create_task(self._send(attempt, lane, attempt.live))
 
     async def _send(self, attempt: _InFlight, lane: _Lane, live: bool) -> None:
         self._claimed += 1
