@@ -18,6 +18,7 @@ import itertools
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -442,26 +443,32 @@ class RelayActivities:
             attempt.task = asyncio.create_task(self._send(attempt, lane, attempt.live))
 
     async def _send(self, attempt: _InFlight, lane: _Lane, live: bool) -> None:
+        # Counted as claimed until it gives its slot up (answered, or straggling): a request that hangs
+        # costs its lane a slot, never the worker's claims.
         self._claimed += 1
         try:
             await self._delivery_gate.acquire(live)
-            slot = _Slot(self._delivery_gate)
-            straggling = asyncio.get_running_loop().call_later(STRAGGLER_SECONDS, slot.give_up)
-            try:
-                traceparent = None
-                if self._spans is not None:
-                    attempt.span, traceparent = self._spans.start(attempt.event)
-                IN_FLIGHT.inc()
-                try:
-                    attempt.facts = await self._platform.send(attempt.event, traceparent)
-                finally:
-                    IN_FLIGHT.dec()
-            finally:
-                straggling.cancel()
-                slot.give_up()
-        finally:
+        except BaseException:
             self._claimed -= 1
+            raise
+        slot = _Slot(self._delivery_gate, self._unclaim)
+        straggling = asyncio.get_running_loop().call_later(STRAGGLER_SECONDS, slot.give_up)
+        try:
+            traceparent = None
+            if self._spans is not None:
+                attempt.span, traceparent = self._spans.start(attempt.event)
+            IN_FLIGHT.inc()
+            try:
+                attempt.facts = await self._platform.send(attempt.event, traceparent)
+            finally:
+                IN_FLIGHT.dec()
+        finally:
+            straggling.cancel()
+            slot.give_up()
         lane.answer(attempt)
+
+    def _unclaim(self) -> None:
+        self._claimed -= 1
 
     async def _give_back(self, lane: _Lane) -> None:
         """Stop the lane's requests still in flight and hand their claims back to PENDING, due now."""
@@ -610,13 +617,15 @@ def _lease_token(info: activity.Info, attempt: int) -> uuid.UUID:
 class _Slot:
     """A delivery slot, given back once: when the answer comes, or earlier if it is slow in coming."""
 
-    def __init__(self, gate: _DeliveryGate) -> None:
+    def __init__(self, gate: _DeliveryGate, given_up: Callable[[], None]) -> None:
         self._gate: _DeliveryGate | None = gate
+        self._given_up = given_up
 
     def give_up(self) -> None:
         if self._gate is not None:
             self._gate.release()
             self._gate = None
+            self._given_up()
 
 
 async def _wait_at_most(event: asyncio.Event, seconds: float) -> None:
