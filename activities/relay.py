@@ -647,6 +647,7 @@ class _Pace:
         self._started = time.monotonic()
         self._deadline = self._started + request.wait_seconds
         self._report_after = request.report_after_seconds
+        self._lane = request.lane
         self._report_by: float | None = None
         self._last_heartbeat = 0.0
         self._next_release = 0.0
@@ -664,8 +665,14 @@ class _Pace:
         return True
 
     def delivered(self) -> None:
+        """Report at the first time of this lane's phase at least half a period from now (odd and even
+        lanes half a period apart: one of them always claims while the other reports)."""
         if self._report_by is None:
-            self._report_by = time.monotonic() + self._report_after
+            period, now = self._report_after, time.time()
+            phase = (self._lane - 1) % 2 * period / 2
+            earliest = now + period / 2
+            at = earliest + (phase - earliest) % period
+            self._report_by = time.monotonic() + (at - now)
 
     def time_to_report(self) -> bool:
         now = time.monotonic()

@@ -107,7 +107,7 @@ def run_relay(temporal, background):
     return run
 
 
-def test_a_backlog_opens_every_lane_and_a_trickle_keeps_one(run_relay):
+def test_a_backlog_opens_every_lane_and_a_trickle_keeps_two(run_relay):
     busy = FakeRelayActivities(backlog=made_up_events(200))
     run_relay(busy, relay_run())
     assert busy.most_at_once == 3
@@ -115,7 +115,8 @@ def test_a_backlog_opens_every_lane_and_a_trickle_keeps_one(run_relay):
 
     quiet = FakeRelayActivities(backlog=made_up_events(3), per_call=1)
     run_relay(quiet, relay_run(run_seconds=2, batch_size=10))
-    assert quiet.most_at_once == 1
+    assert quiet.most_at_once == 2
+    assert {request.lane for request in quiet.requests} == {1, 2}
 
 
 def test_a_run_ends_before_the_schedule_tick_it_aims_at(run_relay):
@@ -177,7 +178,7 @@ def test_a_paused_schedule_ends_the_run_at_once(run_relay):
     report = run_relay(fake, relay_run(run_seconds=60)).report
 
     assert report.ended == "stopped: the schedule is paused"
-    assert len(fake.requests) == 1
+    assert len(fake.requests) == 2  # one activity in each of the two quiet lanes, and no other
 
 
 def test_a_drain_costs_few_upserts_and_the_run_keeps_the_platform_and_outbox_story(temporal, background, run_relay):

@@ -1,9 +1,10 @@
 """The outbox relay: started by a schedule, it has due events delivered, and names the events that had a problem.
 
 A run relays for about RELAY_RUN_SECONDS and ends just before a tick of its schedule (so the next
-run starts on that tick rather than an interval later). It works in one lane and opens up to
+run starts on that tick rather than an interval later). It works in two lanes and opens up to
 `lanes` when a claim comes back full; each lane is a row of activities, each keeping requests in
-flight for about REPORT_AFTER_SECONDS of delivery and then reporting counts and problems.
+flight for about REPORT_AFTER_SECONDS of delivery and then reporting counts and problems (the two
+first lanes half a period apart, so that one always claims while the other reports).
 
 Names serve search, and never decide the speed: the run names in `OrderIds` and `EventIds` every
 event it retried, held or failed (and its order) while they fit Temporal's default limits (2 KiB
@@ -42,6 +43,7 @@ ACTIVITY_MARGIN = timedelta(seconds=90)
 # An activity reports after delivering this long: the run's page stays current, and each report
 # costs Temporal about two actions (activity and workflow task), whatever the number of events.
 REPORT_AFTER_SECONDS = 2.0
+QUIET_LANES = 2
 # What an activity needs past its window to report (requests in flight are handed over, not awaited),
 # at least; the run measures what its activities took past their windows and keeps 1.5 times the
 # longest (at most REPORT_MARGIN_MOST) free before the tick: a run that ends after its tick has the
@@ -94,7 +96,10 @@ class OrderEventsRelay:
         )
         self._show(run)
         self._backlog = run.backlog
-        self._open_lane(run)
+        # Two lanes even when quiet: their activities report half a period apart, so while one lane's
+        # next activity is being started the other claims, and a live event never waits for that.
+        while len(self._lanes) < min(QUIET_LANES, run.lanes):
+            self._open_lane(run)
         if run.backlog:  # the run before worked on a backlog until it continued as new: resume at full width
             while len(self._lanes) < run.lanes:
                 self._open_lane(run)
