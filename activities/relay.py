@@ -345,7 +345,7 @@ class RelayActivities:
         give_up_at = time.monotonic() + self._lease_seconds - LEASE_MARGIN_SECONDS - ADOPT_GRACE_SECONDS
         while lane.held:
             if lane.in_flight:
-                await asyncio.wait([asyncio.ensure_future(lane.arrived.wait())], timeout=self._poll_interval)
+                await _wait_at_most(lane.arrived, self._poll_interval)
             while await self._pause_watch.is_paused(schedule_id):  # no state changes while paused
                 if time.monotonic() >= give_up_at:
                     return  # their leases expire and give them back
