@@ -91,9 +91,12 @@ CLAIMED_PER_SLOT = 1.5
 # delivery concurrency. The transport allows STRAGGLER_CONNECTIONS_PER_SLOT connections per slot.
 STRAGGLER_SECONDS = 0.5
 STRAGGLER_CONNECTIONS_PER_SLOT = 2
-# Answers wait at most this long to be recorded together with others (up to a quarter of a lane's
-# slots), unless one of them is a live event's: two statements per answer would cost PostgreSQL more
-# than the delivery itself.
+# A lane claims when this share of its slots (1/REFILL_SHARE) is free, and records answers once that
+# many have come: statements of tens of events, not of one (PostgreSQL's cost is per statement).
+REFILL_SHARE = 4
+# Answers wait at most this long to be recorded together with others (up to a quarter of a lane's slots),
+# unless one of them is a live event's: two statements per answer would cost PostgreSQL more than the
+# delivery itself.
 RECORD_GATHER_SECONDS = 0.05
 
 
@@ -254,7 +257,7 @@ class RelayActivities:
         Apart, so that a slow claim never delays a record, nor a slow record a claim.
         """
         stop = asyncio.Event()
-        enough = max(1, request.batch_size // 4)
+        enough = max(1, request.batch_size // REFILL_SHARE)
         recorder = asyncio.create_task(self._keep_recording(lane, report, stop, enough))
         try:
             await self._keep_claiming(request, lane, run, lease_token, pace, report)
@@ -291,7 +294,7 @@ class RelayActivities:
         pace: "_Pace",
         report: "_ReportBuilder",
     ) -> None:
-        refill_at = max(1, request.batch_size // 4)
+        refill_at = max(1, request.batch_size // REFILL_SHARE)
         next_empty_claim = 0.0
         while not activity.is_worker_shutdown():
             if await self._pause_watch.is_paused(request.schedule_id):
