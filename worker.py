@@ -19,7 +19,7 @@ from activities.order_expiry import OrderExpiryActivities
 from activities.outbox_retention import OutboxRetentionActivities
 from activities.platform import PlatformClient, PlatformEndpoint
 from activities.platform_transport import create_transport
-from activities.relay import RelayActivities
+from activities.relay import STRAGGLER_CONNECTIONS_PER_SLOT, RelayActivities
 from activities.schedule_pause import SchedulePauseWatch
 from db.engine import create_engine_from_settings
 from db.outbox.breaker import ensure_breaker
@@ -52,7 +52,9 @@ async def run_worker(settings: Settings) -> None:
     engine = create_engine_from_settings(settings, application_name="sneaker-orders-worker")
     endpoint = PlatformEndpoint.from_settings(settings)
     await ensure_breaker(engine, endpoint.name)
-    transport = create_transport(settings.relay_http_transport, max_connections=settings.relay_delivery_concurrency)
+    # Requests slow to answer give their slot to others (activities/relay.py) but keep their connection.
+    connections = settings.relay_delivery_concurrency * STRAGGLER_CONNECTIONS_PER_SLOT
+    transport = create_transport(settings.relay_http_transport, max_connections=connections)
     platform = PlatformClient(transport, endpoint, timeout_seconds=settings.relay_http_timeout_seconds)
     pause = SchedulePauseWatch(client)
     relay = RelayActivities(engine, platform, settings, pause)

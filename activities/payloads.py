@@ -1,7 +1,8 @@
 """The plain data the relay workflow and its activities exchange (and the Web UI shows).
 
-Kept flat (strings keyed by event id) on purpose: a batch of 100 nested objects costs the worker
-more to convert than to deliver, and these values are for people reading the Web UI.
+Typed dataclasses, kept small: an activity reports counts, and names only the events that had a
+problem (retried, held, failed...). Every attempt, SENT ones included, is in PostgreSQL
+(`delivery_attempts`, with the run's id), which is where `events show` and `GET /events/{id}` read it.
 """
 
 from dataclasses import dataclass, field
@@ -11,20 +12,18 @@ from dataclasses import dataclass, field
 class RelayRun:
     """A relay run's settings: the schedule's argument (JSON, shown by `temporal schedule describe`).
 
-    A run relays for about `run_seconds` (ending just before a tick of the schedule, every
-    `interval_seconds`), in up to `lanes` parallel loops of `batch_size` claims. It names every
-    event it attempts in its search attributes, within the server's limits given here, and
-    continues as new when more names would not fit; a continued run keeps the chain's `stop_by`,
-    and opens all its lanes at once if its predecessor was working on a `backlog`.
+    Built from Settings only (`sneaker_orders/system_schedules.py`). A run relays for about
+    `run_seconds` (ending just before a tick of the schedule, every `interval_seconds`), in up to
+    `lanes` activities at once, each keeping about `batch_size` requests in flight. It continues as
+    new only when its history grows long; a continued run keeps the chain's `stop_by`, and opens all
+    its lanes at once if its predecessor was working on a `backlog`.
     """
 
     interval_seconds: float
     batch_size: int
     lanes: int
-    run_seconds: float = 60.0
-    schedule_id: str | None = None
-    search_attribute_value_limit_bytes: int = 2048
-    search_attributes_total_limit_bytes: int = 40 * 1024
+    run_seconds: float
+    schedule_id: str | None = None  # None: started by hand, not by the schedule
     stop_by: str | None = None
     continued: int = 0
     backlog: bool = False
@@ -32,46 +31,70 @@ class RelayRun:
 
 @dataclass
 class RelayBatch:
-    """One activity's work: claim and deliver due events, at most `max_events` (what the run can still name).
+    """One activity's work: keep about `batch_size` due events in flight, for lane `lane` of the run.
 
     It looks for due events for up to `wait_seconds`, and reports back once it has delivered for
     `report_after_seconds`, when paused, or when the breaker is no longer as the run shows it.
     """
 
-    max_events: int
     batch_size: int
     wait_seconds: float
-    report_after_seconds: float = 1.0
-    schedule_id: str | None = None
+    report_after_seconds: float
+    schedule_id: str | None = None  # None: started by hand, not by the schedule
+    lane: int = 1
     breaker_shown: str = "CLOSED"
 
 
 @dataclass
-class RelayBatchReport:
-    """What one activity did: one line per attempt, in the order they were recorded.
+class EventProblem:
+    """An attempt that did not end SENT: which event of which order, how it ended, and why, in words."""
 
-    Each line reads `<event id> <order id> <outcome> <HTTP status or -> <what, and the error>`, e.g.
-    `3f2a... 42 FAILED 422 OrderCreated #1 of order 42: HTTP 422: ...`; a SENT line ends after the
-    status. One string rather than a dict per event: a report of a thousand attempts costs the
-    worker next to nothing to convert, and reads the same in the Web UI.
+    event_id: str
+    order_id: str
+    outcome: str
+    http_status: int | None
+    what: str
+
+
+@dataclass
+class RelayBatchReport:
+    """What one activity did: attempts by outcome, the attempts that had a problem, the platform and the outbox.
+
+    `outcomes` counts attempts by outcome as logged (`SENT`, `RETRY`, `HELD`, `FAILED`, `STALE`,
+    `LEASE_EXPIRED`); `problems` names every attempt that did not end SENT. `breaker_open_seconds`
+    is how long this activity saw the breaker open; `backlog_events` and `oldest_waiting_seconds`
+    describe the outbox when it last looked (-1: not looked). `heartbeats` are the heartbeats it
+    asked for (Temporal records at most that many).
     """
 
-    attempts: str = ""
+    outcomes: dict[str, int] = field(default_factory=dict)
+    problems: list[EventProblem] = field(default_factory=list)
     breaker: str = "CLOSED"
     breaker_detail: str = ""
+    breaker_open_seconds: float = 0.0
     paused: bool = False
     backlog: bool = False
-    slowest_batch_seconds: float = 0.0
+    backlog_events: int = -1
+    oldest_waiting_seconds: float = -1.0
+    heartbeats: int = 0
 
 
 @dataclass
 class RelayReport:
-    """What a run did: how many events it sent, retried and failed, the failed ones named, every event's outcome."""
+    """What a run did: attempts by outcome, the events with a problem (named or not), the platform and the outbox."""
 
-    sent: int = 0
-    retried: int = 0
-    failed: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
     failed_events: dict[str, str] = field(default_factory=dict)
-    events: dict[str, str] = field(default_factory=dict)
+    problem_events: int = 0
+    names_left_out: list[str] = field(default_factory=list)
+    names_left_out_count: int = 0
+    breaker_open_seconds: float = 0.0
+    backlog_events: int = -1
+    oldest_waiting_seconds: float = -1.0
     activities: int = 0
+    heartbeats: int = 0
     ended: str = ""
+
+    @property
+    def sent(self) -> int:
+        return self.outcomes.get("SENT", 0)

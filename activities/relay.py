@@ -1,16 +1,24 @@
-"""The relay's activity: claim due events under a lease, deliver them, record every attempt, and say what happened.
+"""The relay's activity: keep due events in flight under a lease, record each answer as it comes, say what happened.
 
-One activity both claims and delivers (a claim without a delivery costs Temporal a round trip per
-batch for nothing). It keeps going, batch after batch, until the run cannot name more events, it
-has worked for `report_after_seconds`, its window is over, the schedule is paused, the breaker is
-not as the run shows it, or the worker shuts down; then it reports every attempt it made.
+One activity claims, delivers and records (a claim without a delivery costs Temporal a round trip
+for nothing). It keeps about `batch_size` requests in flight: each answer is recorded (with the
+others that arrived meanwhile, in one statement) as soon as it comes, and claiming refills the free
+slots, so a request that hangs until RELAY_HTTP_TIMEOUT_SECONDS costs one slot, not a batch. It
+reports to the run after `report_after_seconds` of delivery, when its window ends, the schedule is
+paused, the breaker is not as the run shows it, or the worker shuts down. Requests still in flight
+then are handed over, not waited for: the next activity of the same lane of the same schedule on
+this worker adopts them (records and reports them under its run); if none comes within
+ADOPT_GRACE_SECONDS, they are recorded under the run that claimed them.
 """
 
 import asyncio
 import dataclasses
+import heapq
+import itertools
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -20,7 +28,7 @@ from temporalio import activity
 
 from activities.delivery_tracing import DeliverySpans
 from activities.delivery_verdicts import breaker_rule, delivery_policy, judge_answers
-from activities.payloads import RelayBatch, RelayBatchReport
+from activities.payloads import EventProblem, RelayBatch, RelayBatchReport
 from activities.platform import AttemptFacts, PlatformClient
 from activities.relay_metrics import (
     ATTEMPTS,
@@ -37,6 +45,7 @@ from db.outbox.claims import (
     Claim,
     LeasedEvent,
     ReleasedLease,
+    backlog_of_outbox,
     claim_due_events,
     give_back_claims,
     release_expired_leases,
@@ -55,14 +64,105 @@ LEASE_NAMESPACE = uuid.UUID("5b7f0c1e-2d4a-4e8f-9a61-7c3b2e9d4f10")
 BREAKER_READ_EVERY_SECONDS = 0.25
 # While paused, answers already received wait to be recorded until this long before their lease ends.
 LEASE_MARGIN_SECONDS = 2.0
+# Requests still in flight when an activity reports wait this long for the lane's next activity.
+ADOPT_GRACE_SECONDS = 2.0
+# The outbox's backlog is counted for the run's page at most this often per worker.
+BACKLOG_EVERY_SECONDS = 2.0
+# A report names at most this many attempts with a problem (a run names far fewer; the rest are counted).
+PROBLEMS_REPORTED_MOST = 500
+# The SDK sends a heartbeat at most every 0.8 x the heartbeat timeout (the rest are coalesced).
+HEARTBEAT_THROTTLE = 0.8
+# A first attempt of an event written this recently is live: it goes before a backlog's events, both
+# in the claim (db/outbox/claims.py) and at the delivery gate.
+LIVE_SECONDS = 10.0
+# Events claimed but not yet answered, per worker, at most this many times its delivery concurrency:
+# enough to refill a slot at once, few enough that a claimed event never queues long behind others.
+CLAIMED_PER_SLOT = 1.5
+# A request unanswered this long gives its delivery slot to another (it keeps its connection and its
+# claim): a platform that never answers some events costs their lanes a slot each, never the worker's
+# delivery concurrency. The transport allows STRAGGLER_CONNECTIONS_PER_SLOT connections per slot.
+STRAGGLER_SECONDS = 0.5
+STRAGGLER_CONNECTIONS_PER_SLOT = 2
+# A lane claims when this share of its slots (1/REFILL_SHARE) is free, and records answers once that
+# many have come: statements of tens of events, not of one (PostgreSQL's cost is per statement).
+REFILL_SHARE = 4
+# Answers wait at most this long to be recorded together with others (up to a quarter of a lane's slots),
+# unless one of them is a live event's: two statements per answer would cost PostgreSQL more than the
+# delivery itself.
+RECORD_GATHER_SECONDS = 0.05
 
 
-@dataclass(frozen=True)
-class _Claimed:
+class _DeliveryGate:
+    """At most `slots` requests at once; a live event waiting for a slot goes before a backlog's events."""
+
+    def __init__(self, slots: int) -> None:
+        self._free = slots
+        self._waiting: list[tuple[int, int, asyncio.Future]] = []
+        self._order = itertools.count()
+
+    async def acquire(self, live: bool) -> None:
+        if self._free > 0 and not self._waiting:
+            self._free -= 1
+            return
+        granted = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiting, (0 if live else 1, next(self._order), granted))
+        try:
+            await granted
+        except asyncio.CancelledError:
+            if granted.done() and not granted.cancelled():
+                self.release()  # the slot came just as the wait was cancelled: pass it on
+            raise
+
+    def release(self) -> None:
+        while self._waiting:
+            _, _, granted = heapq.heappop(self._waiting)
+            if not granted.done():
+                granted.set_result(None)
+                return
+        self._free += 1
+
+
+@dataclass(eq=False)
+class _InFlight:
+    """One request: the event, the lease and probe it was claimed under, its span, and its answer once it came."""
+
+    event: LeasedEvent
     lease_token: str
-    events: list[LeasedEvent]
-    claimed_at: float
-    probe_token: uuid.UUID | None = None
+    probe_token: uuid.UUID | None
+    span: Span | None = None
+    facts: AttemptFacts | None = None
+    task: asyncio.Task | None = None  # a strong reference: the event loop keeps only weak ones
+    live: bool = False
+
+
+class _Lane:
+    """What one lane of a relay holds on this worker: requests in flight and answers not yet recorded.
+
+    It outlives the activity that claimed them: the lane's next activity adopts it (and its `run`).
+    """
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self.in_flight: set[_InFlight] = set()
+        self.answered: list[_InFlight] = []
+        self.arrived = asyncio.Event()  # an answer waits to be recorded
+        self.freed = asyncio.Event()  # a slot was freed since the claimer last looked
+        self.sweeper: asyncio.Task | None = None
+
+    def answer(self, attempt: _InFlight) -> None:
+        self.in_flight.discard(attempt)
+        self.answered.append(attempt)
+        self.arrived.set()
+        self.freed.set()
+
+    def take_answers(self) -> list[_InFlight]:
+        answered, self.answered = self.answered, []
+        self.arrived.clear()
+        return answered
+
+    @property
+    def held(self) -> int:
+        return len(self.in_flight) + len(self.answered)
 
 
 class RelayActivities:
@@ -84,62 +184,218 @@ class RelayActivities:
         self._drain: asyncio.Task | None = None
         self._probe_hold_seconds = settings.relay_http_timeout_seconds + 5
         self._lease_seconds = settings.relay_lease_seconds
-        self._delivery_gate = asyncio.Semaphore(settings.relay_delivery_concurrency)
+        self._delivery_gate = _DeliveryGate(settings.relay_delivery_concurrency)
+        self._most_claimed = max(1, int(settings.relay_delivery_concurrency * CLAIMED_PER_SLOT))
+        self._claimed = 0  # events this worker claimed and has not yet had answered
         self._poll_interval = poll_interval_seconds
         self._pause_watch = pause_watch
         self._breaker = ("CLOSED", "")
         self._breaker_read_at = 0.0
         self._next_probe_at: datetime | None = None
+        self._open_since: float | None = None
+        self._open_total = 0.0
+        self._backlog_read_at = -BACKLOG_EVERY_SECONDS
+        self._lanes: dict[tuple[str, int], _Lane] = {}
         self._spans = DeliverySpans(str(platform.endpoint.events_url)) if tracing_is_on() else None
 
     @activity.defn
     async def relay_due_events(self, request: RelayBatch) -> RelayBatchReport:
-        """Claim and deliver due events while the run allows; every attempt made, by event id."""
+        """Keep due events in flight, record each answer as it comes; what happened, in counts and problems."""
         info = activity.info()
         run = Run(info.workflow_id, info.workflow_run_id)
         report = _ReportBuilder()
         if info.attempt > 1:
-            await self._take_over_from_earlier_attempts(info, report)
+            await self._take_over_from_earlier_attempts(info, request.lane, report)
         await ensure_breaker(self._engine, self._platform.endpoint.name)
-        pace = _Pace(request)
-        lease_token = _lease_token(info, info.attempt)
-        remaining = request.max_events - len(report.events)
-        while remaining > 0 and not activity.is_worker_shutdown():
+        key = (request.schedule_id or info.workflow_id, request.lane)
+        lane = self._adopt(key, run)
+        pace = _Pace(request, info)
+        open_before = self._open_seconds_total()
+        await self._look_at_backlog(report)  # now, not at the end: reporting stays quick
+        try:
+            await self._relay(request, lane, run, _lease_token(info.workflow_run_id, request.lane), pace, report)
+            if activity.is_worker_shutdown():
+                await self._finish(lane, pace, report)
+            elif report.paused:
+                await self._finish_paused(lane, request.schedule_id, pace, report)
+            else:
+                await self._record(lane, report)
+                self._hand_over(key, lane, request.schedule_id)
+        except asyncio.CancelledError:
+            # The worker is going away: record what was learnt, hand the rest back to another relay.
+            await asyncio.shield(self._record(lane, report))
+            await asyncio.shield(self._give_back(lane))
+            raise
+        except Exception:
+            self._hand_over(key, lane, request.schedule_id)  # the activity's next attempt takes it up
+            raise
+        report.breaker, report.breaker_detail = self._breaker
+        report.breaker_open_seconds = self._open_seconds_total() - open_before
+        report.heartbeats = pace.heartbeats
+        return report.build()
+
+    async def _relay(
+        self,
+        request: RelayBatch,
+        lane: _Lane,
+        run: Run,
+        lease_token: uuid.UUID,
+        pace: "_Pace",
+        report: "_ReportBuilder",
+    ) -> None:
+        """Record answers as they come (one task) and refill the free slots (this one), until it is time to report.
+
+        Apart, so that a slow claim never delays a record, nor a slow record a claim.
+        """
+        stop = asyncio.Event()
+        enough = max(1, request.batch_size // REFILL_SHARE)
+        recorder = asyncio.create_task(self._keep_recording(lane, report, stop, enough))
+        try:
+            await self._keep_claiming(request, lane, run, lease_token, pace, report)
+        except BaseException:
+            recorder.cancel()
+            raise
+        stop.set()
+        lane.arrived.set()
+        await recorder
+
+    async def _keep_recording(self, lane: _Lane, report: "_ReportBuilder", stop: asyncio.Event, enough: int) -> None:
+        while True:
+            await lane.arrived.wait()
+            if stop.is_set():
+                return
+            # A statement per answer would cost PostgreSQL more than the delivery: let a few gather.
+            gather_until = time.monotonic() + RECORD_GATHER_SECONDS
+            while (
+                len(lane.answered) < enough
+                and lane.in_flight
+                and time.monotonic() < gather_until
+                and not any(attempt.live for attempt in lane.answered)
+            ):
+                lane.arrived.clear()
+                await _wait_at_most(lane.arrived, gather_until - time.monotonic())
+            await self._record(lane, report)
+
+    async def _keep_claiming(
+        self,
+        request: RelayBatch,
+        lane: _Lane,
+        run: Run,
+        lease_token: uuid.UUID,
+        pace: "_Pace",
+        report: "_ReportBuilder",
+    ) -> None:
+        refill_at = max(1, request.batch_size // REFILL_SHARE)
+        next_empty_claim = 0.0
+        while not activity.is_worker_shutdown():
             if await self._pause_watch.is_paused(request.schedule_id):
                 report.paused = True
-                break
+                return
             if pace.time_to_release_expired_leases():
                 released = await release_expired_leases(self._engine, self._delivery_policy.max_attempts)
                 self._report_released(released, run, report)
-            claimed = await self._claim_or_probe(min(request.batch_size, remaining), run, lease_token)
-            if claimed is not None:
-                await self._deliver(claimed, run, report, request.schedule_id, pace)
-                remaining -= len(claimed.events)
-                report.backlog |= len(claimed.events) == request.batch_size
-                report.slowest_batch_seconds = max(report.slowest_batch_seconds, time.monotonic() - claimed.claimed_at)
-                pace.delivered()
+            lane.freed.clear()
+            room = min(request.batch_size - len(lane.in_flight), self._most_claimed - self._claimed)
+            claimed = []
+            if room > 0 and (room >= refill_at or not lane.in_flight) and time.monotonic() >= next_empty_claim:
+                claimed = await self._claim_or_probe(room, run, lease_token)
+                if claimed:
+                    self._start(claimed, lane)
+                    report.backlog |= len(claimed) >= room
+                    pace.delivered()
+                else:
+                    next_empty_claim = time.monotonic() + self._poll_interval
+            pace.heartbeat()
             if pace.time_to_report() or self._breaker[0] != request.breaker_shown:
-                break
-            if claimed is None:
-                await pace.wait_for_next_poll(self._poll_interval)
-        report.breaker, report.breaker_detail = self._breaker
-        return report.build()
+                return
+            if not claimed:
+                wait = max(0.0, next_empty_claim - time.monotonic()) or self._poll_interval
+                await pace.wait_for(lane.freed, wait)
 
-    async def _take_over_from_earlier_attempts(self, info: activity.Info, report: "_ReportBuilder") -> None:
-        """An earlier attempt of this activity died: give back what it still held, and name all it did."""
-        earlier = [_lease_token(info, attempt) for attempt in range(1, info.attempt)]
+    def _adopt(self, key: tuple[str, int], run: Run) -> _Lane:
+        """The lane's requests left by its previous activity on this worker, now this run's; or a new lane."""
+        lane = self._lanes.pop(key, None)
+        if lane is None:
+            return _Lane(run)
+        if lane.sweeper is not None:
+            lane.sweeper.cancel()
+            lane.sweeper = None
+        lane.run = run
+        return lane
+
+    def _hand_over(self, key: tuple[str, int], lane: _Lane, schedule_id: str | None) -> None:
+        """Leave what is in flight to the lane's next activity; if none comes soon, record it under this run."""
+        if not lane.held:
+            return
+        self._lanes[key] = lane
+        lane.sweeper = asyncio.create_task(self._record_unadopted(key, lane, schedule_id))
+
+    async def _record_unadopted(self, key: tuple[str, int], lane: _Lane, schedule_id: str | None) -> None:
+        await asyncio.sleep(ADOPT_GRACE_SECONDS)
+        if self._lanes.get(key) is not lane:
+            return
+        del self._lanes[key]
+        lane.sweeper = None
+        give_up_at = time.monotonic() + self._lease_seconds - LEASE_MARGIN_SECONDS - ADOPT_GRACE_SECONDS
+        while lane.held:
+            if lane.in_flight:
+                await _wait_at_most(lane.arrived, self._poll_interval)
+            while await self._pause_watch.is_paused(schedule_id):  # no state changes while paused
+                if time.monotonic() >= give_up_at:
+                    return  # their leases expire and give them back
+                await asyncio.sleep(0.25)
+            await self._record(lane, None)
+
+    async def _finish(self, lane: _Lane, pace: "_Pace", report: "_ReportBuilder") -> None:
+        """The worker shuts down: let the requests in flight end (the grace period cancels the rest), record them."""
+        while lane.in_flight:
+            pace.heartbeat()
+            await pace.wait_for(lane.arrived, HEARTBEAT_EVERY_SECONDS)
+            await self._record(lane, report)
+        await self._record(lane, report)
+
+    async def _finish_paused(
+        self, lane: _Lane, schedule_id: str | None, pace: "_Pace", report: "_ReportBuilder"
+    ) -> None:
+        """Paused: answers are recorded only if the pause ends before their leases do; else the leases expire."""
+        while lane.in_flight:
+            pace.heartbeat()
+            await pace.wait_for(lane.arrived, HEARTBEAT_EVERY_SECONDS)
+        give_up_at = time.monotonic() + self._lease_seconds - LEASE_MARGIN_SECONDS - pace.seconds_since_start()
+        while await self._pause_watch.is_paused(schedule_id):
+            if time.monotonic() >= give_up_at or activity.is_worker_shutdown():
+                log.warning(
+                    "schedule %s paused before %d outcomes were recorded; their leases will expire",
+                    schedule_id,
+                    len(lane.answered),
+                )
+                for attempt in lane.take_answers():
+                    event = attempt.event
+                    if attempt.span is not None:
+                        DeliverySpans.abandon(attempt.span, "the attempt's outcome was not recorded (paused)")
+                    report.add(event.event_id, event.aggregate_id, event.description, "LEASE_EXPIRED", "paused")
+                return
+            pace.heartbeat()
+            await asyncio.sleep(0.25)
+        await self._record(lane, report)
+
+    async def _take_over_from_earlier_attempts(self, info: activity.Info, lane: int, report: "_ReportBuilder") -> None:
+        """An earlier attempt of this activity died: give back what the lane still held, and name what it did."""
+        earlier = [_lease_token(info.workflow_run_id, lane)]
         self._report_released(
             await release_leases(self._engine, earlier, self._delivery_policy.max_attempts), None, None
         )
         for logged in await attempts_of_run(self._engine, info.workflow_run_id, since=info.scheduled_time):
-            report.add(
-                logged.event_id,
-                logged.aggregate_id,
-                logged.description,
-                logged.outcome,
-                logged.error,
-                logged.http_status,
-            )
+            if logged.outcome != "SENT":
+                report.add(
+                    logged.event_id,
+                    logged.aggregate_id,
+                    logged.description,
+                    logged.outcome,
+                    logged.error,
+                    logged.http_status,
+                    counted=False,
+                )
 
     def _report_released(self, released: list[ReleasedLease], run: Run | None, report: "_ReportBuilder | None") -> None:
         """Count and log leases given back; those this run had claimed are its attempts, and named as such."""
@@ -153,35 +409,75 @@ class RelayActivities:
             if report is not None and run is not None and lease.claimed_by_run_id == run.run_id:
                 report.add(lease.event_id, lease.aggregate_id, lease.description, "LEASE_EXPIRED", "lease expired")
 
-    async def _claim_or_probe(self, size: int, run: Run, lease_token: uuid.UUID) -> _Claimed | None:
+    async def _claim_or_probe(self, size: int, run: Run, lease_token: uuid.UUID) -> list[_InFlight]:
         """Claim due events; while the breaker is open, claim one event to probe with, if this worker may probe now."""
         platform = self._platform.endpoint.name
         claim = Claim(size, self._lease_seconds, run.workflow_id, run.run_id, platform, lease_token=lease_token)
         events = await claim_due_events(self._engine, claim)
         if events:
-            return await self._unless_shutting_down(_Claimed(str(lease_token), events, time.monotonic()))
+            return [_InFlight(event, str(lease_token), None) for event in events]
         if not await self._breaker_is_open() or not self._probe_due():
-            return None
+            return []
         probe_token = uuid.uuid4()
         if not await take_probe(self._engine, platform, probe_token, self._probe_hold_seconds):
-            return None
+            return []
         events = await claim_due_events(self._engine, dataclasses.replace(claim, batch_size=1, probe=True))
         if not events:
             await release_probe(self._engine, platform, probe_token, self._breaker_rule)
-            return None
+            return []
         log.info("probing %s with event %s", platform, events[0].event_id)
-        return await self._unless_shutting_down(_Claimed(str(lease_token), events, time.monotonic(), probe_token))
+        return [_InFlight(events[0], str(lease_token), probe_token)]
 
-    async def _unless_shutting_down(self, claimed: _Claimed) -> _Claimed | None:
-        if not activity.is_worker_shutdown():
-            return claimed
-        await self._give_back(claimed.lease_token)  # nobody here will deliver them
-        return None
+    def _start(self, claimed: list[_InFlight], lane: _Lane) -> None:
+        """Send each claimed event on its own; its answer goes to whichever activity holds the lane then."""
+        now = datetime.now(UTC)
+        for attempt in claimed:
+            lane.in_flight.add(attempt)
+            attempt.live = (
+                attempt.event.attempt == 1 and (now - attempt.event.occurred_at).total_seconds() < LIVE_SECONDS
+            )
+            attempt.task = asyncio.create_task(self._send(attempt, lane, attempt.live))
 
-    async def _give_back(self, lease_token: str) -> None:
-        given_back = await give_back_claims(self._engine, lease_token)
-        if given_back:
-            CLAIMS_GIVEN_BACK.inc(given_back)
+    async def _send(self, attempt: _InFlight, lane: _Lane, live: bool) -> None:
+        # Counted as claimed until it gives its slot up (answered, or straggling): a request that hangs
+        # costs its lane a slot, never the worker's claims.
+        self._claimed += 1
+        try:
+            await self._delivery_gate.acquire(live)
+        except BaseException:
+            self._claimed -= 1
+            raise
+        slot = _Slot(self._delivery_gate, self._unclaim)
+        straggling = asyncio.get_running_loop().call_later(STRAGGLER_SECONDS, slot.give_up)
+        try:
+            traceparent = None
+            if self._spans is not None:
+                attempt.span, traceparent = self._spans.start(attempt.event)
+            IN_FLIGHT.inc()
+            try:
+                attempt.facts = await self._platform.send(attempt.event, traceparent)
+            finally:
+                IN_FLIGHT.dec()
+        finally:
+            straggling.cancel()
+            slot.give_up()
+        lane.answer(attempt)
+
+    def _unclaim(self) -> None:
+        self._claimed -= 1
+
+    async def _give_back(self, lane: _Lane) -> None:
+        """Stop the lane's requests still in flight and hand their claims back to PENDING, due now."""
+        stopped = list(lane.in_flight)
+        lane.in_flight.clear()
+        for attempt in stopped:
+            attempt.task.cancel()
+            if attempt.span is not None:
+                DeliverySpans.abandon(attempt.span, "the attempt's outcome was not recorded (shut down)")
+        for lease_token in {attempt.lease_token for attempt in stopped}:
+            given_back = await give_back_claims(self._engine, lease_token)
+            if given_back:
+                CLAIMS_GIVEN_BACK.inc(given_back)
 
     async def _breaker_is_open(self) -> bool:
         """The breaker as stored, read at most every BREAKER_READ_EVERY_SECONDS."""
@@ -202,98 +498,60 @@ class RelayActivities:
     def _show_breaker(self, state: str, detail: str) -> None:
         if state != self._breaker[0]:
             log.warning("%s", detail)
+        now = time.monotonic()
+        if state == "OPEN" and self._open_since is None:
+            self._open_since = now
+        elif state != "OPEN" and self._open_since is not None:
+            self._open_total += now - self._open_since
+            self._open_since = None
         self._breaker = (state, detail)
         BREAKER_OPEN.labels(self._platform.endpoint.name).set(1 if state == "OPEN" else 0)
 
-    async def _deliver(
-        self, claimed: _Claimed, run: Run, report: "_ReportBuilder", schedule_id: str | None, pace: "_Pace"
-    ) -> None:
-        """Send every claimed event, then record each attempt; while tracing, each attempt is a span."""
-        spans: dict[str, Span] = {}  # by event id, ended as each attempt is recorded
-        try:
-            await self._send_and_record(claimed, run, report, schedule_id, pace, spans)
-        finally:
-            for span in spans.values():
-                DeliverySpans.abandon(span, "the attempt's outcome was not recorded (paused or shut down)")
+    def _open_seconds_total(self) -> float:
+        """How long this worker has seen the breaker open, in all (the current opening included)."""
+        current = time.monotonic() - self._open_since if self._open_since is not None else 0.0
+        return self._open_total + current
 
-    async def _send_and_record(
-        self,
-        claimed: _Claimed,
-        run: Run,
-        report: "_ReportBuilder",
-        schedule_id: str | None,
-        pace: "_Pace",
-        spans: dict[str, Span],
-    ) -> None:
-        """Send every claimed event, then record each attempt; cut short by shutdown, keep what was learnt."""
-        facts: list[tuple[LeasedEvent, AttemptFacts]] = []
-        # Answers may all be slow (up to RELAY_HTTP_TIMEOUT_SECONDS each, queued behind the delivery gate):
-        # heartbeat meanwhile, so a healthy activity is never taken for a dead one.
-        heartbeats = asyncio.create_task(pace.heartbeat_every_second())
-        try:
-            await asyncio.gather(*(self._send(event, facts, spans) for event in claimed.events))
-        except asyncio.CancelledError:
-            # The worker is going away: record what was learnt, hand the rest back to another relay.
-            await asyncio.shield(self._record(claimed, facts, run, report, spans))
-            await asyncio.shield(self._give_back(claimed.lease_token))
-            raise
-        finally:
-            heartbeats.cancel()
-        if not await self._may_record(schedule_id, claimed, pace):
-            for event, _ in facts:
-                report.add(event.event_id, event.aggregate_id, event.description, "LEASE_EXPIRED", "paused")
+    async def _look_at_backlog(self, report: "_ReportBuilder") -> None:
+        if time.monotonic() - self._backlog_read_at < BACKLOG_EVERY_SECONDS:
             return
-        await self._record(claimed, facts, run, report, spans)
+        self._backlog_read_at = time.monotonic()
+        backlog = await backlog_of_outbox(self._engine)
+        report.backlog_events, report.oldest_waiting_seconds = backlog.waiting, backlog.oldest_waiting_seconds
 
-    async def _send(
-        self, event: LeasedEvent, facts: list[tuple[LeasedEvent, AttemptFacts]], spans: dict[str, Span]
-    ) -> None:
-        async with self._delivery_gate:
-            traceparent = None
-            if self._spans is not None:
-                spans[event.event_id], traceparent = self._spans.start(event)
-            IN_FLIGHT.inc()
-            try:
-                facts.append((event, await self._platform.send(event, traceparent)))
-            finally:
-                IN_FLIGHT.dec()
+    async def _record(self, lane: _Lane, report: "_ReportBuilder | None") -> None:
+        """Record the lane's answers that came: one group per lease (and per probe), under the lane's run."""
+        answered = lane.take_answers()
+        groups: dict[tuple[str, uuid.UUID | None], list[_InFlight]] = {}
+        for attempt in answered:
+            groups.setdefault((attempt.lease_token, attempt.probe_token), []).append(attempt)
+        for (lease_token, probe_token), group in groups.items():
+            await self._record_group(lease_token, probe_token, group, lane.run, report)
 
-    async def _may_record(self, schedule_id: str | None, claimed: _Claimed, pace: "_Pace") -> bool:
-        """False if the schedule was paused (and stayed paused) before these outcomes could be recorded."""
-        give_up_at = claimed.claimed_at + self._lease_seconds - LEASE_MARGIN_SECONDS
-        while await self._pause_watch.is_paused(schedule_id):
-            if time.monotonic() >= give_up_at or activity.is_worker_shutdown():
-                log.warning(
-                    "schedule %s paused before %d outcomes were recorded; their leases will expire",
-                    schedule_id,
-                    len(claimed.events),
-                )
-                return False
-            pace.heartbeat()
-            await asyncio.sleep(0.25)
-        return True
-
-    async def _record(
+    async def _record_group(
         self,
-        claimed: _Claimed,
-        facts: list[tuple[LeasedEvent, AttemptFacts]],
+        lease_token: str,
+        probe_token: uuid.UUID | None,
+        group: list[_InFlight],
         run: Run,
-        report: "_ReportBuilder",
-        spans: dict[str, Span],
+        report: "_ReportBuilder | None",
     ) -> None:
         """Note the answers on the breaker, judge each attempt (HELD while the breaker is open), record them all."""
-        if not facts:
-            return
+        facts = [(attempt.event, attempt.facts) for attempt in group]
         platform, rule, policy = self._platform.endpoint.name, self._breaker_rule, self._delivery_policy
-        change, attempts = await judge_answers(self._engine, platform, rule, policy, facts, claimed.probe_token)
+        change, attempts = await judge_answers(self._engine, platform, rule, policy, facts, probe_token)
         self._note_breaker(change)
-        logged = await record_attempts(self._engine, claimed.lease_token, attempts, run)
-        for (event, fact), attempt in zip(facts, attempts, strict=True):
+        logged = await record_attempts(self._engine, lease_token, attempts, run)
+        for attempt_in_flight, attempt in zip(group, attempts, strict=True):
+            event, fact = attempt_in_flight.event, attempt_in_flight.facts
             outcome = logged.get(event.event_id, "STALE")
             self._observe(event, fact, attempt, outcome, run)
-            if (span := spans.pop(event.event_id, None)) is not None:
-                DeliverySpans.finish(span, fact, outcome, attempt.error, run)
-            report.add(event.event_id, event.aggregate_id, event.description, outcome, attempt.error, fact.http_status)
+            if attempt_in_flight.span is not None:
+                DeliverySpans.finish(attempt_in_flight.span, fact, outcome, attempt.error, run)
+            if report is not None:
+                report.add(
+                    event.event_id, event.aggregate_id, event.description, outcome, attempt.error, fact.http_status
+                )
 
     def _note_breaker(self, change: BreakerChange) -> None:
         self._next_probe_at = None  # read it afresh
@@ -352,15 +610,47 @@ def _lease_token(info: activity.Info, attempt: int) -> uuid.UUID:
     return uuid.uuid5(LEASE_NAMESPACE, f"{info.workflow_run_id}/{info.activity_id}/{attempt}")
 
 
+class _Slot:
+    """A delivery slot, given back once: when the answer comes, or earlier if it is slow in coming."""
+
+    def __init__(self, gate: _DeliveryGate, given_up: Callable[[], None]) -> None:
+        self._gate: _DeliveryGate | None = gate
+        self._given_up = given_up
+
+    def give_up(self) -> None:
+        if self._gate is not None:
+            self._gate.release()
+            self._gate = None
+            self._given_up()
+
+
+async def _wait_at_most(event: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(event.wait(), max(0.0, seconds))
+    except TimeoutError:
+        pass
+
+
+def _lease_token(run_id: str, lane: int) -> uuid.UUID:
+    """The lease of one lane of one run: a later attempt of the lane's activity knows what an earlier one held."""
+    return uuid.uuid5(LEASE_NAMESPACE, f"{run_id}/lane {lane}")
+
+
 class _Pace:
     """One activity's clock: when its window ends, when it should report, and heartbeats at most every second."""
 
-    def __init__(self, request: RelayBatch) -> None:
-        self._deadline = time.monotonic() + request.wait_seconds
+    def __init__(self, request: RelayBatch, info: activity.Info) -> None:
+        self._started = time.monotonic()
+        self._deadline = self._started + request.wait_seconds
         self._report_after = request.report_after_seconds
+        self._lane = request.lane
         self._report_by: float | None = None
         self._last_heartbeat = 0.0
         self._next_release = 0.0
+        timeout = info.heartbeat_timeout.total_seconds() if info.heartbeat_timeout else 0.0
+        self._sent_every = timeout * HEARTBEAT_THROTTLE
+        self._last_sent = -float("inf")
+        self.heartbeats = 0
 
     def time_to_release_expired_leases(self) -> bool:
         """At the activity's start, then every few seconds: claims of vanished relays come back soon."""
@@ -371,33 +661,40 @@ class _Pace:
         return True
 
     def delivered(self) -> None:
+        """Report at the first time of this lane's phase at least half a period from now (odd and even
+        lanes half a period apart: one of them always claims while the other reports)."""
         if self._report_by is None:
-            self._report_by = time.monotonic() + self._report_after
+            period, now = self._report_after, time.time()
+            phase = (self._lane - 1) % 2 * period / 2
+            earliest = now + period / 2
+            at = earliest + (phase - earliest) % period
+            self._report_by = time.monotonic() + (at - now)
 
     def time_to_report(self) -> bool:
         now = time.monotonic()
         return now >= self._deadline or (self._report_by is not None and now >= self._report_by)
+
+    def seconds_since_start(self) -> float:
+        return time.monotonic() - self._started
 
     def heartbeat(self) -> None:
         now = time.monotonic()
         if now - self._last_heartbeat >= HEARTBEAT_EVERY_SECONDS:
             self._last_heartbeat = now
             activity.heartbeat()
+            if now - self._last_sent >= self._sent_every:  # what the SDK sends; the others it coalesces
+                self._last_sent = now
+                self.heartbeats += 1
 
-    async def heartbeat_every_second(self) -> None:
-        while True:
-            await asyncio.sleep(HEARTBEAT_EVERY_SECONDS)
-            self.heartbeat()
-
-    async def wait_for_next_poll(self, interval: float) -> None:
-        """Wait one poll interval (less if the window ends or the worker starts shutting down)."""
-        self.heartbeat()
-        seconds = max(0.0, min(interval, self._deadline - time.monotonic()))
-        shutdown = asyncio.ensure_future(activity.wait_for_worker_shutdown())
+    async def wait_for(self, arrived: asyncio.Event, seconds: float) -> None:
+        """Wait until `arrived` is set, at most `seconds` (less if the window ends or the worker shuts down)."""
+        seconds = max(0.0, min(seconds, self._deadline - time.monotonic()))
+        waits = [asyncio.ensure_future(arrived.wait()), asyncio.ensure_future(activity.wait_for_worker_shutdown())]
         try:
-            await asyncio.wait([shutdown], timeout=seconds)
+            await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            shutdown.cancel()
+            for wait in waits:
+                wait.cancel()
 
 
 class _ReportBuilder:
@@ -406,11 +703,14 @@ class _ReportBuilder:
     def __init__(self) -> None:
         self.paused = False
         self.backlog = False
-        self.slowest_batch_seconds = 0.0
         self.breaker = "CLOSED"
         self.breaker_detail = ""
-        self.events: set[str] = set()
-        self._lines: list[str] = []
+        self.breaker_open_seconds = 0.0
+        self.backlog_events = -1
+        self.oldest_waiting_seconds = -1.0
+        self.heartbeats = 0
+        self._outcomes: dict[str, int] = {}
+        self._problems: list[EventProblem] = []
 
     def add(
         self,
@@ -420,17 +720,25 @@ class _ReportBuilder:
         outcome: str,
         error: str | None,
         http_status: int | None = None,
+        *,
+        counted: bool = True,
     ) -> None:
-        detail = "" if outcome == "SENT" else f" {description}: {error or outcome}"
-        self._lines.append(f"{event_id} {order_id} {outcome} {http_status or '-'}{detail}"[:300])
-        self.events.add(event_id)
+        if counted:
+            self._outcomes[outcome] = self._outcomes.get(outcome, 0) + 1
+        if outcome != "SENT" and len(self._problems) < PROBLEMS_REPORTED_MOST:
+            what = f"{description}: {error or outcome}"[:300]
+            self._problems.append(EventProblem(event_id, order_id, outcome, http_status, what))
 
     def build(self) -> RelayBatchReport:
         return RelayBatchReport(
-            attempts="\n".join(self._lines),
+            outcomes=self._outcomes,
+            problems=self._problems,
             breaker=self.breaker,
             breaker_detail=self.breaker_detail,
+            breaker_open_seconds=round(self.breaker_open_seconds, 3),
             paused=self.paused,
             backlog=self.backlog,
-            slowest_batch_seconds=self.slowest_batch_seconds,
+            backlog_events=self.backlog_events,
+            oldest_waiting_seconds=round(self.oldest_waiting_seconds, 3),
+            heartbeats=self.heartbeats,
         )

@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.support import BENCH_SECRETS, customer_tokens, free_port, wait_for_http  # noqa: E402
 from db.migrate import upgrade_to_newest  # noqa: E402
 from devstack.local_postgres import libpq_url, start_embedded_postgres  # noqa: E402
-from devstack.local_temporal import search_attribute_limits_environment, start_temporal_dev_server  # noqa: E402
+from devstack.local_temporal import start_temporal_dev_server  # noqa: E402
 
 PRICE = 239000
 # Connections of the load generator (a browser each would be 10,000; the servers' sockets bound it first).
@@ -267,7 +267,6 @@ def _start_relay(env: dict, scratch_dir: Path, port, processes: list) -> tuple[s
     temporal = start_temporal_dev_server(scratch_dir / "temporal", port=temporal_port, ui_port=ui_port)
     env.update(
         {
-            **search_attribute_limits_environment(),
             "TEMPORAL_ADDRESS": f"127.0.0.1:{temporal_port}",
             "EXTERNAL_PLATFORM_URL": f"http://127.0.0.1:{sink_port}",
         }

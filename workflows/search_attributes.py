@@ -1,10 +1,11 @@
 """The custom search attributes the scheduled workflows upsert, and the budget that keeps them within Temporal's limits.
 
-`temporal workflow list -q "OrderIds = '42'"` finds every run that did something for order 42;
-`EventIds` every run that made an attempt for an event; `DeliveryOutcomes` the runs whose attempts
-ended `SENT`, `RETRY` or `FAILED`. Temporal refuses (and fails the run) when one attribute's value
-or all of a run's attributes exceed the server's size limits, so a run asks the budget before it
-takes on more work and continues as new when the names would not fit: no name is ever dropped.
+`temporal workflow list -q "OrderIds = '42'"` finds every relay run in which order 42 had a problem
+(an attempt retried, held or failed), `EventIds` the same by event; `DeliveryOutcomes` holds the
+distinct outcomes of a run's attempts (`SENT`, `RETRY`, `HELD`, `FAILED`). Temporal refuses (and
+fails the run) when one attribute's value or all of a run's attributes exceed its size limits, so a
+workflow asks the budget before it adds a name; a name that does not fit is left out (and the run
+says so), never a reason to continue as new.
 
 Deterministic and free of I/O: workflows import it directly.
 """
@@ -20,6 +21,11 @@ ORDER_IDS = SearchAttributeKey.for_keyword_list("OrderIds")
 EVENT_IDS = SearchAttributeKey.for_keyword_list("EventIds")
 DELIVERY_OUTCOMES = SearchAttributeKey.for_keyword_list("DeliveryOutcomes")
 CUSTOM_SEARCH_ATTRIBUTES = (ORDER_IDS, EVENT_IDS, DELIVERY_OUTCOMES)
+
+# Temporal's default limits (dynamic config frontend.searchAttributesSizeOfValueLimit and
+# frontend.searchAttributesTotalSizeLimit), Temporal Cloud's too: the project runs within them.
+DEFAULT_VALUE_LIMIT_BYTES = 2 * 1024
+DEFAULT_TOTAL_LIMIT_BYTES = 40 * 1024
 
 # Room left for what Temporal counts beyond our values (the names, its own attributes).
 TOTAL_SIZE_MARGIN_BYTES = 1024

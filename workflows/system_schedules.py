@@ -11,15 +11,13 @@ from workflows.schedules import ScheduledWorkflow
 
 
 def relay_run(settings: Settings) -> RelayRun:
-    """The relay runs' argument: how long a run lasts, how it batches, and the server's search-attribute limits."""
+    """The relay runs' argument, from Settings only: run length, requests in flight per lane, lanes."""
     return RelayRun(
         interval_seconds=settings.relay_interval_seconds,
         batch_size=settings.relay_batch_size,
         lanes=settings.relay_lanes,
         run_seconds=settings.relay_run_seconds,
         schedule_id=settings.relay_schedule_id,
-        search_attribute_value_limit_bytes=settings.temporal_search_attribute_value_limit_bytes,
-        search_attributes_total_limit_bytes=settings.temporal_search_attributes_total_limit_bytes,
     )
 
 
@@ -37,7 +35,7 @@ def relay_schedule(settings: Settings) -> ScheduledWorkflow:
         run_timeout=timedelta(seconds=max(interval, length) + max(60, 10 * interval)),
         summary=(
             f"Order events relay: runs of about {length:g} s on {interval:g} s ticks, "
-            f"batches of {settings.relay_batch_size} in up to {settings.relay_lanes} lanes"
+            f"up to {settings.relay_batch_size} requests in flight in each of up to {settings.relay_lanes} lanes"
         ),
     )
 
@@ -48,11 +46,7 @@ def order_expiry_schedule(settings: Settings) -> ScheduledWorkflow:
     return ScheduledWorkflow(
         schedule_id=settings.order_expiry_schedule_id,
         workflow=OrderExpiry.run,
-        argument=OrderExpiryRun(
-            schedule_id=settings.order_expiry_schedule_id,
-            search_attribute_value_limit_bytes=settings.temporal_search_attribute_value_limit_bytes,
-            search_attributes_total_limit_bytes=settings.temporal_search_attributes_total_limit_bytes,
-        ),
+        argument=OrderExpiryRun(schedule_id=settings.order_expiry_schedule_id),
         every=timedelta(seconds=interval),
         task_queue=settings.temporal_task_queue,
         # A run lasts as long as its orders take (milliseconds each); a stuck one must not hold the schedule.

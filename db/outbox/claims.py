@@ -55,16 +55,18 @@ class LeasedEvent:
         return event_description(self.event_type, self.sequence, self.aggregate_type, self.aggregate_id)
 
 
-# Due events, oldest first, none of which has an earlier event of its order still unsent: that is
-# what keeps each order's events in order, and a stuck event blocks only its own order. SKIP LOCKED
-# lets several relays claim at once without waiting for, or taking, each other's rows. While the
-# platform's breaker is open nothing is claimed but the probe. The claim returns the whole rows,
-# so a batch costs one statement to claim and one to record.
-_CLAIM = text(
-    """
-    WITH due AS (
-        SELECT event.id FROM order_events AS event
-        WHERE event.status = 'PENDING' AND event.next_attempt_at <= now()
+# Due events, none of which has an earlier event of its order still unsent: that is what keeps each
+# order's events in order, and a stuck event blocks only its own order. Live events are never
+# starved: a share of every claim (FRESH_SHARE) goes to the newest due events among the last
+# FRESH_WINDOW_IDS ids (an index range on (status, id), cheap whatever waits in backoff), the rest
+# to the oldest due. A replay, a redrive or a backlog of retries (old ids) therefore drains beside
+# live orders, never ahead of them. SKIP LOCKED lets several relays claim at once without waiting for,
+# or taking, each other's rows. While the platform's breaker is open nothing is claimed but the
+# probe. The claim returns the whole rows, so a claim costs one statement.
+FRESH_SHARE = 4
+FRESH_WINDOW_IDS = 5000
+_CLAIMABLE = """
+          event.status = 'PENDING' AND event.next_attempt_at <= now()
           AND NOT EXISTS (
               SELECT FROM order_events AS earlier
               WHERE earlier.aggregate_type = event.aggregate_type
@@ -73,9 +75,27 @@ _CLAIM = text(
                 AND earlier.status <> 'SENT')
           AND (CAST(:probe AS boolean) OR NOT EXISTS (
               SELECT FROM relay_breakers AS breaker WHERE breaker.platform = :platform AND breaker.state = 'OPEN'))
+"""
+_CLAIM = text(
+    f"""
+    WITH fresh AS (
+        SELECT event.id FROM order_events AS event
+        WHERE {_CLAIMABLE}
+          AND event.id > (SELECT coalesce(max(id), 0) FROM order_events) - {FRESH_WINDOW_IDS}
+        ORDER BY event.id DESC
+        LIMIT :fresh_size
+        FOR UPDATE SKIP LOCKED
+    ), oldest AS (
+        SELECT event.id FROM order_events AS event
+        WHERE {_CLAIMABLE}
         ORDER BY event.next_attempt_at, event.id
         LIMIT :batch_size
         FOR UPDATE SKIP LOCKED
+    ), due AS (
+        SELECT id FROM fresh
+        UNION ALL
+        (SELECT id FROM oldest WHERE id NOT IN (SELECT id FROM fresh)
+         LIMIT greatest(0, :batch_size - (SELECT count(*) FROM fresh)))
     )
     UPDATE order_events AS event
     SET status = 'PROCESSING', lease_token = :lease_token,
@@ -155,6 +175,7 @@ async def claim_due_events(engine: AsyncEngine, claim: Claim) -> list[LeasedEven
             _CLAIM,
             {
                 "batch_size": claim.batch_size,
+                "fresh_size": max(1, claim.batch_size // FRESH_SHARE),
                 "lease_token": claim.lease_token,
                 "lease_seconds": claim.lease_seconds,
                 "workflow_id": claim.workflow_id,
@@ -184,3 +205,31 @@ async def give_back_claims(engine: AsyncEngine, lease_token: str) -> int:
     """Hand the batch's events that were not attempted back to PENDING, due now, as if never claimed; how many."""
     async with autocommit_connection(engine) as connection:
         return len((await connection.execute(_GIVE_BACK, {"lease_token": lease_token})).all())
+
+
+# What waits, for the run's page: counted up to BACKLOG_COUNT_CAP (an index-only scan of at most that
+# many entries), and the age of the oldest PENDING event (the first entry of the (status, id) index).
+BACKLOG_COUNT_CAP = 200_000
+_BACKLOG = text(
+    f"""
+    SELECT (SELECT count(*) FROM (SELECT 1 FROM order_events WHERE status IN ('PENDING', 'PROCESSING')
+                                  LIMIT {BACKLOG_COUNT_CAP}) AS waiting) AS waiting,
+           (SELECT extract(epoch FROM now() - created_at) FROM order_events
+            WHERE status = 'PENDING' ORDER BY id LIMIT 1) AS oldest_seconds
+    """
+)
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """Events not yet delivered (PENDING or PROCESSING; at most BACKLOG_COUNT_CAP), and the oldest one's age."""
+
+    waiting: int
+    oldest_waiting_seconds: float
+
+
+async def backlog_of_outbox(engine: AsyncEngine) -> Backlog:
+    """How many events wait for delivery, and how long the oldest PENDING one has waited (0: none)."""
+    async with autocommit_connection(engine) as connection:
+        row = (await connection.execute(_BACKLOG)).one()
+    return Backlog(int(row.waiting), float(row.oldest_seconds or 0.0))

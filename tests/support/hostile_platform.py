@@ -1,8 +1,8 @@
 """A hostile platform of the suite's own: a raw asyncio server on loopback that answers each event as its order says.
 
-An event of order `bad-status-line`, `oversized-header`, ... gets that misbehaviour; any other
-event a plain `201`. Every request is counted by event id, so a test can tell which events were
-sent how often.
+An event of order `bad-status-line`, `oversized-header`, ... (or `silent#7`: what precedes `#`)
+gets that misbehaviour; any other event a plain `201`. Every request is counted by event id, so a
+test can tell which events were sent how often.
 """
 
 import asyncio
@@ -49,7 +49,7 @@ class HostilePlatform:
         try:
             while body := await _read_request(reader):
                 self.requests[body["event_id"]] = self.requests[body["event_id"]] + 1
-                answer = ANSWERS.get(body["aggregate_id"], _created)
+                answer = ANSWERS.get(body["aggregate_id"].split("#")[0], _created)
                 if not await answer(writer):
                     break
         except (ConnectionError, asyncio.IncompleteReadError):
@@ -98,6 +98,11 @@ async def _huge_retry_after(writer: asyncio.StreamWriter) -> bool:
     return True
 
 
+async def _silent(writer: asyncio.StreamWriter) -> bool:
+    await asyncio.Event().wait()  # the request was read; no answer ever comes
+    return False
+
+
 async def _drip(writer: asyncio.StreamWriter) -> bool:
     writer.write(b"HTTP/1.1 200 OK\r\n")
     while True:  # one byte of a header every half second, never finishing
@@ -137,6 +142,7 @@ async def _gzip_bomb(writer: asyncio.StreamWriter) -> bool:
 
 
 ANSWERS: dict[str, Callable[[asyncio.StreamWriter], Awaitable[bool]]] = {
+    "silent": _silent,
     "bad-status-line": _bad_status_line,
     "oversized-header": _oversized_header,
     "unreadable-retry-after": _unreadable_retry_after,
@@ -148,4 +154,4 @@ ANSWERS: dict[str, Callable[[asyncio.StreamWriter], Awaitable[bool]]] = {
     "hang-up": _hang_up,
 }
 # Every misbehaviour, named by the order id that asks for it.
-MISBEHAVIOURS = tuple(ANSWERS)
+MISBEHAVIOURS = tuple(name for name in ANSWERS if name != "silent")  # each answers at last, somehow

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from devstack.local_temporal import TEMPORAL_BINARY, search_attribute_limits_environment
+from devstack.local_temporal import TEMPORAL_BINARY
 from tests.support.polling import wait_until
 from tests.support.temporal_cli import delete_schedules
 
@@ -65,7 +65,6 @@ class RelayConfig:
         return {
             **os.environ,
             **RELAY_TEST_SETTINGS,
-            **search_attribute_limits_environment(),
             "DATABASE_URL": self.database_url,
             "TEMPORAL_ADDRESS": self.temporal_address,
             "EXTERNAL_PLATFORM_URL": self.platform_url,

@@ -2,19 +2,18 @@
 
 from temporalio.testing import WorkflowEnvironment
 
-from devstack.local_temporal import TEMPORAL_BINARY, dev_server_limit_arguments
+from devstack.local_temporal import TEMPORAL_BINARY
 from tests.support.background_loop import BackgroundLoop
 from workflows.search_attributes import CUSTOM_SEARCH_ATTRIBUTES
 
 
 def start_dev_server(background: BackgroundLoop, **options) -> WorkflowEnvironment:
-    """Start a dev server with the project's search attributes and limits; `options` go to `start_local`."""
+    """Start a stock dev server (default limits) with the project's search attributes; `options` go to `start_local`."""
     return background.run(
         WorkflowEnvironment.start_local(
             dev_server_existing_path=str(TEMPORAL_BINARY),
             dev_server_log_level="error",
             search_attributes=CUSTOM_SEARCH_ATTRIBUTES,
-            dev_server_extra_args=dev_server_limit_arguments(),
             **options,
         )
     )

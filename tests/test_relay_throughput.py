@@ -1,0 +1,178 @@
+"""The relay at full speed on a stock Temporal dev server: drains, hung requests and live orders beside a backlog.
+
+Real worker processes, the suite's dev server with Temporal's default limits (no dynamic config),
+real PostgreSQL, and a real platform on loopback. Timings come from the database (`created_at`,
+`sent_at`), polled with a deadline.
+"""
+
+import threading
+import time
+from datetime import UTC, datetime
+
+import psycopg
+import pytest
+
+from devstack.local_postgres import libpq_url
+from tests.support.hostile_platform import HostilePlatform
+from tests.support.outbox_views import insert_pending_events
+from tests.support.polling import wait_until
+
+
+def status_counts(db) -> dict[str, int]:
+    return dict(db.execute("SELECT status, count(*) FROM order_events GROUP BY status").fetchall())
+
+
+def drain_seconds(db, aggregate_ids: list[str], *, timeout: float) -> float:
+    """Insert one PENDING event per aggregate id and time how long until every one that can be SENT is."""
+    healthy = sum(not aggregate_id.startswith("silent") for aggregate_id in aggregate_ids)
+    before = status_counts(db).get("SENT", 0)
+    started = time.monotonic()
+    insert_pending_events(db, aggregate_ids)
+    wait_until(
+        lambda: status_counts(db).get("SENT", 0) - before >= healthy,
+        timeout=timeout,
+        interval=0.05,
+        what=f"{healthy} events SENT",
+    )
+    return time.monotonic() - started
+
+
+def live_orders(database_url: str, stop: threading.Event, per_second: float, prefix: str, written: list) -> None:
+    """Insert one live event every 1/per_second s until `stop` (a connection of this thread's own)."""
+    with psycopg.connect(libpq_url(database_url), autocommit=True) as db:
+        while not stop.wait(1 / per_second):
+            aggregate_id = f"{prefix}-{len(written)}"
+            insert_pending_events(db, [aggregate_id])
+            written.append(aggregate_id)
+
+
+def commit_to_delivery_ms(db, prefix: str) -> list[float]:
+    rows = db.execute(
+        "SELECT extract(epoch FROM sent_at - created_at) * 1000 FROM order_events"
+        " WHERE aggregate_id LIKE %s AND status = 'SENT' ORDER BY 1",
+        (f"{prefix}-%",),
+    ).fetchall()
+    return [float(row[0]) for row in rows]
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+@pytest.fixture
+def hostile(background):
+    platform = HostilePlatform()
+    url = background.run(platform.start())
+    yield platform, url
+    background.run(platform.stop())
+
+
+def test_five_thousand_events_drain_within_ten_seconds_on_a_stock_server(db, catalog, sink, relay):
+    relay.start_worker()
+
+    seconds = drain_seconds(db, [str(100_000 + number) for number in range(5000)], timeout=60)
+
+    assert seconds <= 10, f"5,000 events took {seconds:.1f} s"
+    assert sink.stats()["received"] == 5000
+
+
+def test_one_percent_never_answered_costs_the_drain_its_hung_slots_not_the_batch(db, catalog, relay, hostile):
+    platform, url = hostile
+    relay.config.extra.update({"EXTERNAL_PLATFORM_URL": url, "RELAY_BACKOFF_BASE_SECONDS": "1"})
+    relay.start_worker()
+    drain_seconds(db, [f"warm-{number}" for number in range(200)], timeout=30)
+
+    healthy = drain_seconds(db, [f"plain-{number}" for number in range(3000)], timeout=60)
+    with_hung = drain_seconds(
+        db, [f"silent#{number}" if number % 100 == 0 else f"busy-{number}" for number in range(3000)], timeout=60
+    )
+
+    healthy_rate, hung_rate = 3000 / healthy, 2970 / with_hung
+    outcomes = dict(db.execute("SELECT outcome, count(*) FROM delivery_attempts GROUP BY outcome").fetchall())
+    assert hung_rate >= 0.8 * healthy_rate, (
+        f"{hung_rate:.0f}/s with 30 hung requests, {healthy_rate:.0f}/s without; attempts {outcomes}"
+    )
+    assert min(platform.requests[key] for key in platform.requests) >= 1
+
+
+def test_live_orders_keep_their_latency_while_twenty_thousand_replayed_events_drain(
+    database_url, db, catalog, sink, relay, cli
+):
+    relay.start_worker()
+    db.execute(
+        "INSERT INTO order_events (event_id, aggregate_type, aggregate_id, sequence, event_type, payload, status,"
+        " sent_at, created_at)"
+        " SELECT gen_random_uuid(), 'order', 'old-' || number, 1, 'OrderCreated',"
+        " jsonb_build_object('order_id', number, 'status', 'CREATED', 'total', 139000), 'SENT',"
+        " now() - interval '1 hour', now() - interval '2 hours' FROM generate_series(1, 20000) AS number"
+    )
+    old_until = datetime.now(UTC).isoformat()
+    stop = threading.Event()
+    live: list[str] = []
+    flow = threading.Thread(target=live_orders, args=(database_url, stop, 10, "live", live), daemon=True)
+    flow.start()
+    try:
+        wait_until(lambda: len(commit_to_delivery_ms(db, "live")) >= 5, timeout=30, what="live orders delivered")
+        assert cli("events", "replay", "--since", "2000-01-01", "--until", old_until)[0] == 0
+        wait_until(
+            lambda: not {"PENDING", "PROCESSING"} & set(status_counts(db)),
+            timeout=120,
+            interval=0.2,
+            what="the replay to drain",
+        )
+    finally:
+        stop.set()
+        flow.join()
+    latencies = commit_to_delivery_ms(db, "live")
+    assert len(latencies) >= 10
+    assert percentile(latencies, 0.99) <= 200, f"live p99 {percentile(latencies, 0.99):.0f} ms over {len(latencies)}"
+
+
+def test_live_orders_keep_their_latency_while_a_backlog_in_backoff_comes_due_as_the_breaker_closes(
+    database_url, db, catalog, sink, relay
+):
+    """Needs the breaker's bounded drain (db/outbox/breaker.py): one UPDATE of 150,000 rows stalls everything."""
+    db.execute(
+        "INSERT INTO order_events (event_id, aggregate_type, aggregate_id, sequence, event_type, payload,"
+        " retry_count, next_attempt_at, created_at)"
+        " SELECT gen_random_uuid(), 'order', 'waiting-' || number, 1, 'OrderCreated',"
+        " jsonb_build_object('order_id', number, 'status', 'CREATED', 'total', 139000), 1,"
+        " now() + interval '1 hour', now() - interval '10 minutes' FROM generate_series(1, 150000) AS number"
+    )
+    platform = sink.url.rstrip("/")
+    db.execute(
+        "INSERT INTO relay_breakers (platform, state, opened_at, next_probe_at) VALUES (%s, 'OPEN', now(), now())"
+        " ON CONFLICT (platform) DO UPDATE SET state = 'OPEN', opened_at = now(), next_probe_at = now()",
+        (platform,),
+    )
+    relay.start_worker()
+    stop = threading.Event()
+    live: list[str] = []
+    flow = threading.Thread(target=live_orders, args=(database_url, stop, 10, "live", live), daemon=True)
+    flow.start()
+    try:
+        wait_until(
+            lambda: (
+                db.execute("SELECT state FROM relay_breakers WHERE platform = %s", (platform,)).fetchone()[0]
+                == "CLOSED"
+            ),
+            timeout=30,
+            what="a probe to close the breaker",
+        )
+        closed_at = db.execute("SELECT now()").fetchone()[0]
+        # Long enough for the backlog coming due to compete with live orders; not the whole drain.
+        wait_until(lambda: status_counts(db).get("SENT", 0) >= 10_000, timeout=120, interval=0.5, what="the drain")
+    finally:
+        stop.set()
+        flow.join()
+    latencies = [
+        float(row[0])
+        for row in db.execute(
+            "SELECT extract(epoch FROM sent_at - created_at) * 1000 FROM order_events"
+            " WHERE aggregate_id LIKE 'live-%%' AND created_at > %s AND status = 'SENT'",
+            (closed_at,),
+        ).fetchall()
+    ]
+    assert len(latencies) >= 10
+    assert percentile(latencies, 0.99) <= 200, f"live p99 {percentile(latencies, 0.99):.0f} ms over {len(latencies)}"
