@@ -19,7 +19,6 @@ from api.write_slots import WriteSlots
 from db.engine import create_engine_from_settings
 from db.orders.catalog_cache import CatalogCache
 from db.orders.holdings_cache import HoldingsCache
-from db.pipeline import KeptConnections
 from sneaker_orders.settings import Settings
 from sneaker_orders.tracing import instrument_api
 
@@ -47,7 +46,12 @@ def create_app(settings: Settings, *, order_endpoint: bool = True) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         app.state.engine = create_engine_from_settings(settings, application_name="sneaker-orders-api")
-        app.state.order_connections = KeptConnections(app.state.engine)
+        app.state.write_slots = WriteSlots.for_pool(
+            app.state.engine,
+            settings.database_pool_size,
+            settings.database_pool_max_overflow,
+            settings.database_pool_timeout_seconds,
+        )
         # Everything alive now lives as long as the process: the collector need not walk it again and
         # again (the collector took about 8 % of the order path's CPU).
         gc.collect()
@@ -61,7 +65,7 @@ def create_app(settings: Settings, *, order_endpoint: bool = True) -> FastAPI:
         finally:
             gc.set_threshold(*thresholds)
             gc.unfreeze()
-            await app.state.order_connections.close()
+            await app.state.write_slots.close()
             await app.state.engine.dispose()
 
     # /docs (Swagger UI) and /redoc load their scripts and styles from this server, not from a CDN.
@@ -72,9 +76,6 @@ def create_app(settings: Settings, *, order_endpoint: bool = True) -> FastAPI:
     app.state.holdings_cache = HoldingsCache()
     app.state.order_terms = OrderTerms.from_settings(settings)
     app.state.payment_webhook = payment_webhook_verifier(settings)
-    app.state.write_slots = WriteSlots.for_pool(
-        settings.database_pool_size, settings.database_pool_max_overflow, settings.database_pool_timeout_seconds
-    )
     install_problem_handlers(app)
     install_openapi(app)
     app.add_middleware(

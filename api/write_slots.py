@@ -1,53 +1,134 @@
-"""A bulkhead: order writes hold at most part of the connection pool, so that reads and /readyz always find one.
+"""A bulkhead for order writes: part of the connection pool, and no product may take all of that part.
 
-Writes are what wait on row locks (a hot SKU, a product locked from outside); without a bound they
-could take every pooled connection for DATABASE_LOCK_TIMEOUT_MS and starve unrelated requests.
+Writes are what wait on row locks (a hot SKU, a product locked from outside). Without a bound they
+could take every pooled connection for DATABASE_LOCK_TIMEOUT_MS and starve unrelated requests; with
+one bound for all products, the orders of one locked product would take every slot and make orders
+of other products queue behind them. So a write holds a slot of the process (the pool less two,
+left to reads and /readyz) and a share of each of its products (at most half the slots per
+product). Waiting for either ends at DATABASE_POOL_TIMEOUT_SECONDS with OrderContention (503
+ORDER_CONTENTION, Retry-After). The slots also own the order path's kept connections: one pool.
 """
 
 import asyncio
+from collections.abc import Iterable
 from typing import Annotated
 
 from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.problems import ApiProblem
+from db.orders.driver import OrderConnections
+from db.orders.errors import OrderContention
 
 # Connections of the pool (size plus overflow) that order writes leave to everything else.
 CONNECTIONS_KEPT_FOR_READS = 2
 
 
 class WriteSlots:
-    """At most `size` order writes at once; a write that cannot start within `wait_seconds` is a 503."""
+    """At most `size` order writes at once, at most `product_share` of them naming one product.
 
-    def __init__(self, size: int, wait_seconds: float) -> None:
+    `connections`: the order path's kept connections, taken only by a write that holds a slot.
+    """
+
+    def __init__(
+        self,
+        size: int,
+        wait_seconds: float,
+        *,
+        product_share: int | None = None,
+        connections: OrderConnections | None = None,
+    ) -> None:
         self.size, self.wait_seconds = size, wait_seconds
+        self.product_share = product_share or max(1, size // 2)
+        self.connections = connections
         self._free = asyncio.Semaphore(size)
+        # Per product being written: its share, and how many writes hold or wait for it (dropped at 0).
+        self._shares: dict[int, tuple[asyncio.Semaphore, list[int]]] = {}
 
     @classmethod
-    def for_pool(cls, pool_size: int, max_overflow: int, wait_seconds: float) -> "WriteSlots":
-        """The slots of a pool of `pool_size` connections plus `max_overflow`."""
-        return cls(max(1, pool_size + max_overflow - CONNECTIONS_KEPT_FOR_READS), wait_seconds)
+    def for_pool(
+        cls, engine: AsyncEngine | None, pool_size: int, max_overflow: int, wait_seconds: float
+    ) -> "WriteSlots":
+        """The slots of a pool of `pool_size` connections plus `max_overflow` (keeping connections of `engine`)."""
+        size = max(1, pool_size + max_overflow - CONNECTIONS_KEPT_FOR_READS)
+        return cls(size, wait_seconds, connections=None if engine is None else OrderConnections(engine))
 
-    def hold(self) -> "WriteSlots":
-        """Hold a slot for the length of one order write: `async with slots.hold(): ...`."""
-        return self
+    def hold(self, product_ids: Iterable[int] = ()) -> "_Hold":
+        """Hold a slot, and a share of each product, for one order write: `async with slots.hold(ids): ...`."""
+        return _Hold(self, sorted(set(product_ids)))
+
+    async def close(self) -> None:
+        """Give the kept connections back to the engine's pool."""
+        if self.connections is not None:
+            await self.connections.close()
+
+    def _share(self, product_id: int) -> asyncio.Semaphore:
+        entry = self._shares.get(product_id)
+        if entry is None:
+            entry = self._shares[product_id] = (asyncio.Semaphore(self.product_share), [0])
+        entry[1][0] += 1
+        return entry[0]
+
+    def _leave(self, product_id: int, *, held: bool) -> None:
+        share, users = self._shares[product_id]
+        if held:
+            share.release()
+        users[0] -= 1
+        if users[0] == 0:
+            del self._shares[product_id]
+
+
+class _Hold:
+    """One write's slot and product shares (a class, not a generator: this runs once per order)."""
+
+    def __init__(self, slots: WriteSlots, product_ids: list[int]) -> None:
+        self._slots, self._product_ids = slots, product_ids
+        self._held: list[int] = []
+        self._deadline: float | None = None
 
     async def __aenter__(self) -> None:
+        slots = self._slots
         try:
-            if self._free.locked():  # only a write that has to wait needs a timer
-                async with asyncio.timeout(self.wait_seconds):
-                    await self._free.acquire()
-            else:
-                await self._free.acquire()
+            # Shares first, in id order: a write waiting for its product's share holds no slot.
+            for product_id in self._product_ids:
+                share = slots._share(product_id)
+                try:
+                    await self._acquire(share)
+                except BaseException:
+                    slots._leave(product_id, held=False)
+                    raise
+                self._held.append(product_id)
+            await self._acquire(slots._free)
         except TimeoutError:
-            raise ApiProblem(
-                503,
-                "ORDER_CONTENTION",
-                f"all {self.size} order writes this server runs at once are busy; please try again",
-                headers={"Retry-After": "1"},
+            waited_for_product = len(self._held) < len(self._product_ids)
+            self._release_shares()
+            raise OrderContention(
+                f"{slots.product_share} order writes of product {self._product_ids[len(self._held)]} are waiting"
+                " (its row is busy); please try again"
+                if waited_for_product
+                else f"all {slots.size} order writes this server runs at once are busy; please try again"
             ) from None
+        except BaseException:
+            self._release_shares()
+            raise
+
+    async def _acquire(self, semaphore: asyncio.Semaphore) -> None:
+        if not semaphore.locked():  # only a write that has to wait needs a timer
+            await semaphore.acquire()
+            return
+        loop = asyncio.get_running_loop()
+        if self._deadline is None:  # one wait of at most wait_seconds for the slot and every share
+            self._deadline = loop.time() + self._slots.wait_seconds
+        async with asyncio.timeout_at(self._deadline):
+            await semaphore.acquire()
 
     async def __aexit__(self, *exception) -> None:
-        self._free.release()
+        self._slots._free.release()
+        self._release_shares()
+
+    def _release_shares(self) -> None:
+        for product_id in self._held:
+            self._slots._leave(product_id, held=True)
+        self._held = []
 
 
 async def get_write_slots(request: Request) -> WriteSlots:

@@ -1,10 +1,10 @@
 """What this process last knew of the products it sells: the assumption an order is decided from before any read.
 
-Prices, active flags and max_per_customer, each as the latest read or failed write of this process
-saw them. Never a fact an order is written on: the placement's guarded write re-checks every one of
-them (and the stock, which is not kept) under the products' row locks, and when one differs it
-writes nothing and hands back the facts as they are, which replace the stale ones here. A stale
-entry therefore costs one retry of one order, never a wrong order. Entries older than
+Prices, active flags and max_per_customer, each as the latest read of this process saw them. Never
+a fact an order is written on: the placement's guarded write re-checks every one of them (and the
+stock, which is not kept) under the products' row locks, and when one differs it writes nothing;
+the placement then reads the facts as they are, which replace the stale ones here. A stale entry
+therefore costs a read and a second write of one order, never a wrong order. Entries older than
 CATALOG_TTL_SECONDS are read again (products nobody orders do not linger), and the cache is bounded.
 """
 
@@ -42,7 +42,7 @@ class CatalogCache:
         return found
 
     def note(self, catalog: dict[int, ProductForSale]) -> None:
-        """Remember the products as a read (or a write that found them changed) saw them."""
+        """Remember the products as a read of the facts saw them."""
         now = time.monotonic()
         for product in catalog.values():
             if len(self._known) >= self.max_products and product.id not in self._known:

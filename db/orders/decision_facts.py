@@ -7,9 +7,9 @@ held; the placement's guarded write checks them all (db/orders/placement.py).
 
 from dataclasses import dataclass, fields
 
+from db.orders.driver import DriverConnection
 from db.orders.pricing import CouponTerms, OrderLine, ProductForSale
 from db.orders.purchase_limits import UNPAID_ORDERS_OF_CUSTOMER, CustomerHoldings, held_pairs_sql
-from db.pipeline import DriverConnection
 
 _COUPON_FIELDS = [field.name for field in fields(CouponTerms)]
 
@@ -55,10 +55,10 @@ def assumed_facts(catalog: dict[int, ProductForSale], holdings: CustomerHoldings
 
 
 async def read_decision_facts(
-    connection: DriverConnection, customer_id: str, lines: list[OrderLine], coupon_id: int | None
+    driver: DriverConnection, customer_id: str, lines: list[OrderLine], coupon_id: int | None
 ) -> DecisionFacts:
     """The facts of the catalog, of the customer and of the coupon now, without locking anything."""
-    rows = await connection.execute(
+    rows = await driver.execute(
         _READ, {"customer_id": customer_id, "product_ids": [line.product_id for line in lines], "coupon_id": coupon_id}
     )
     customer = rows[0]
