@@ -10,6 +10,7 @@ ORDER_CONTENTION, Retry-After). The slots also own the order path's kept connect
 """
 
 import asyncio
+from collections import deque
 from collections.abc import Iterable
 from typing import Annotated
 
@@ -41,8 +42,9 @@ class WriteSlots:
         self.product_share = product_share or max(1, size // 2)
         self.connections = connections
         self._free = asyncio.Semaphore(size)
-        # Per product being written: its share, and how many writes hold or wait for it (dropped at 0).
-        self._shares: dict[int, tuple[asyncio.Semaphore, list[int]]] = {}
+        # Per product: the writes holding its share (absent: none), and the writes waiting for it, first first.
+        self._writing: dict[int, int] = {}
+        self._waiting: dict[int, deque[asyncio.Future]] = {}
 
     @classmethod
     def for_pool(
@@ -61,20 +63,34 @@ class WriteSlots:
         if self.connections is not None:
             await self.connections.close()
 
-    def _share(self, product_id: int) -> asyncio.Semaphore:
-        entry = self._shares.get(product_id)
-        if entry is None:
-            entry = self._shares[product_id] = (asyncio.Semaphore(self.product_share), [0])
-        entry[1][0] += 1
-        return entry[0]
+    def writing(self, product_id: int) -> int:
+        """How many writes hold a share of `product_id` now."""
+        return self._writing.get(product_id, 0)
 
-    def _leave(self, product_id: int, *, held: bool) -> None:
-        share, users = self._shares[product_id]
-        if held:
-            share.release()
-        users[0] -= 1
-        if users[0] == 0:
-            del self._shares[product_id]
+    def _take_share(self, product_id: int) -> asyncio.Future | None:
+        """Take a share of the product now (None), or a future done when a finishing write hands one over."""
+        writing = self._writing.get(product_id, 0)
+        if writing < self.product_share and product_id not in self._waiting:
+            self._writing[product_id] = writing + 1
+            return None
+        handed = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(product_id, deque()).append(handed)
+        return handed
+
+    def _give_back_share(self, product_id: int) -> None:
+        waiting = self._waiting.get(product_id)
+        while waiting:
+            handed = waiting.popleft()
+            if not handed.done():
+                handed.set_result(None)  # the share goes to the first waiter: the count stays
+                if not waiting:
+                    del self._waiting[product_id]
+                return
+        self._waiting.pop(product_id, None)
+        if self._writing[product_id] == 1:
+            del self._writing[product_id]
+        else:
+            self._writing[product_id] -= 1
 
 
 class _Hold:
@@ -90,14 +106,15 @@ class _Hold:
         try:
             # Shares first, in id order: a write waiting for its product's share holds no slot.
             for product_id in self._product_ids:
-                share = slots._share(product_id)
-                try:
-                    await self._acquire(share)
-                except BaseException:
-                    slots._leave(product_id, held=False)
-                    raise
+                handed = slots._take_share(product_id)
+                if handed is not None:
+                    await self._wait_for(handed, product_id)
                 self._held.append(product_id)
-            await self._acquire(slots._free)
+            if slots._free.locked():  # only a write that has to wait needs a timer
+                async with asyncio.timeout_at(self._wait_until()):
+                    await slots._free.acquire()
+            else:
+                await slots._free.acquire()
         except TimeoutError:
             waited_for_product = len(self._held) < len(self._product_ids)
             self._release_shares()
@@ -111,23 +128,30 @@ class _Hold:
             self._release_shares()
             raise
 
-    async def _acquire(self, semaphore: asyncio.Semaphore) -> None:
-        if not semaphore.locked():  # only a write that has to wait needs a timer
-            await semaphore.acquire()
-            return
-        loop = asyncio.get_running_loop()
-        if self._deadline is None:  # one wait of at most wait_seconds for the slot and every share
-            self._deadline = loop.time() + self._slots.wait_seconds
-        async with asyncio.timeout_at(self._deadline):
-            await semaphore.acquire()
-
     async def __aexit__(self, *exception) -> None:
         self._slots._free.release()
         self._release_shares()
 
+    async def _wait_for(self, handed: asyncio.Future, product_id: int) -> None:
+        try:
+            async with asyncio.timeout_at(self._wait_until()):
+                await asyncio.shield(handed)
+        except BaseException:
+            if handed.done() and not handed.cancelled():
+                self._slots._give_back_share(product_id)  # handed over as the wait ended: pass it on
+            else:
+                handed.cancel()
+            raise
+
+    def _wait_until(self) -> float:
+        """The end of this write's one wait of at most wait_seconds, for its shares and its slot together."""
+        if self._deadline is None:
+            self._deadline = asyncio.get_running_loop().time() + self._slots.wait_seconds
+        return self._deadline
+
     def _release_shares(self) -> None:
         for product_id in self._held:
-            self._slots._leave(product_id, held=True)
+            self._slots._give_back_share(product_id)
         self._held = []
 
 

@@ -93,7 +93,11 @@ def text_form(value: Any) -> bytes | None:
     try:
         return _TEXT_FORMS[type(value)](value)
     except KeyError as error:
-        raise TypeError(f"the order driver sends no parameters of type {error.args[0].__name__}") from None
+        raise _no_text_form(error.args[0]) from None
+
+
+def _no_text_form(kind: type) -> TypeError:
+    return TypeError(f"the order driver sends no parameters (or array elements) of type {kind.__name__}")
 
 
 _TUPLES_OK, _COMMAND_OK, _FATAL_ERROR, _PIPELINE_SYNC = (
@@ -165,7 +169,15 @@ class DriverConnection:
                     name = b"sneaker_orders_%d" % next(_STATEMENT_NUMBERS)
                     pgconn.send_prepare(name, text)
                     expected.append((index, (text, name)))
-                pgconn.send_query_prepared(name, [text_form(parameters[key]) for key in names])
+                try:
+                    values = [
+                        None if (value := parameters[key]) is None else _TEXT_FORMS[type(value)](value) for key in names
+                    ]
+                except KeyError as error:
+                    if isinstance(error.args[0], type):
+                        raise _no_text_form(error.args[0]) from None
+                    raise
+                pgconn.send_query_prepared(name, values)
                 expected.append((index, None))
             pgconn.pipeline_sync()
             while pgconn.flush():
