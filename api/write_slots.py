@@ -133,15 +133,16 @@ class _Hold:
         self._release_shares()
 
     async def _wait_for(self, handed: asyncio.Future, product_id: int) -> None:
+        # A timer rather than asyncio.timeout: a hot SKU's writes wait here by the dozen, every order.
+        timer = asyncio.get_running_loop().call_at(self._wait_until(), _expire, handed)
         try:
-            async with asyncio.timeout_at(self._wait_until()):
-                await asyncio.shield(handed)
+            await handed
         except BaseException:
-            if handed.done() and not handed.cancelled():
+            if handed.done() and not handed.cancelled() and handed.exception() is None:
                 self._slots._give_back_share(product_id)  # handed over as the wait ended: pass it on
-            else:
-                handed.cancel()
             raise
+        finally:
+            timer.cancel()
 
     def _wait_until(self) -> float:
         """The end of this write's one wait of at most wait_seconds, for its shares and its slot together."""
@@ -153,6 +154,11 @@ class _Hold:
         for product_id in self._held:
             self._slots._give_back_share(product_id)
         self._held = []
+
+
+def _expire(handed: asyncio.Future) -> None:
+    if not handed.done():
+        handed.set_exception(TimeoutError())
 
 
 async def get_write_slots(request: Request) -> WriteSlots:

@@ -21,9 +21,7 @@ UNLOCKED_SECONDS = 5
 BUYERS_OF_THE_LOCKED_PRODUCT = 20
 # Closed-loop clients ordering other products, each order from a new customer.
 OTHER_BUYERS = 4
-# The other products, ordered at random: a catalog's orders spread over its products. (Two hot rows
-# would slow down while the lock is held whatever the service does: the outside transaction holds
-# back PostgreSQL's xmin horizon, so every update of a hot row leaves a version that stays.)
+# The other products, ordered at random: a catalog's orders spread over its products.
 OTHER_PRODUCTS = 200
 PLENTY = 1_000_000
 
