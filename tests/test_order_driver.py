@@ -116,3 +116,8 @@ def test_a_parameter_the_driver_has_no_text_form_for_is_refused_by_name(value):
 def test_a_refused_parameter_names_its_type():
     with pytest.raises(TypeError, match="float"):
         text_form([1, 2.5])
+
+
+def test_a_statement_with_a_parameter_the_driver_cannot_send_is_refused_and_never_runs(database_url):
+    with pytest.raises(TypeError, match="float"):
+        run_pipelined(database_url, [("SELECT CAST(%(ids)s AS integer[])", {"ids": [1, 2.5]})])
