@@ -22,7 +22,6 @@ from db.engine import create_engine_from_settings
 from db.orders.catalog_cache import CatalogCache
 from db.orders.holdings_cache import HoldingsCache
 from db.orders.stock_returns import StockReturnsListener
-from db.pipeline import KeptConnections
 from sneaker_orders.settings import Settings
 from sneaker_orders.tracing import instrument_api
 
@@ -48,7 +47,12 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         app.state.engine = create_engine_from_settings(settings, application_name="sneaker-orders-api")
-        app.state.order_connections = KeptConnections(app.state.engine)
+        app.state.write_slots = WriteSlots.for_pool(
+            app.state.engine,
+            settings.database_pool_size,
+            settings.database_pool_max_overflow,
+            settings.database_pool_timeout_seconds,
+        )
         stock_returns = StockReturnsListener(settings.database_url, app.state.catalog_cache)
         stock_returns.start()
         # Everything alive now lives as long as the process: the collector need not walk it again and
@@ -65,7 +69,7 @@ def create_app(settings: Settings) -> FastAPI:
             gc.set_threshold(*thresholds)
             gc.unfreeze()
             await stock_returns.stop()
-            await app.state.order_connections.close()
+            await app.state.write_slots.close()
             await app.state.engine.dispose()
 
     # /docs (Swagger UI) and /redoc load their scripts and styles from this server, not from a CDN.
@@ -78,9 +82,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.order_terms = OrderTerms.from_settings(settings)
     app.state.payment_webhook = payment_webhook_verifier(settings)
     app.state.outbox_gauges = OutboxGauges(settings.metrics_outbox_interval_seconds)
-    app.state.write_slots = WriteSlots.for_pool(
-        settings.database_pool_size, settings.database_pool_max_overflow, settings.database_pool_timeout_seconds
-    )
     install_problem_handlers(app)
     install_openapi(app)
 

@@ -54,8 +54,8 @@ async def place_for_customer(state, customer: str, body: PlaceOrderBody, idempot
     catalog: CatalogCache = state.catalog_cache
     # A sold-out drop is answered at once, never queued for a write slot behind the orders that wait for its row.
     refuse_without_database(request, catalog)
-    async with write_slots.hold():
-        placed = await place_order(state.order_connections, request, catalog=catalog, holdings=state.holdings_cache)
+    async with write_slots.hold(request_line.product_id for request_line in request.lines):
+        placed = await place_order(write_slots.connections, request, catalog=catalog, holdings=state.holdings_cache)
     if not placed.replayed:
         ORDERS_PLACED.inc()
     if placed.writes > 1:

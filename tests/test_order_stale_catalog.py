@@ -13,11 +13,12 @@ from db.engine import create_engine
 from db.orders.catalog_cache import CatalogCache
 from db.orders.errors import InsufficientStock, ProductUnavailable, PurchaseLimitExceeded, TooManyUnpaidOrders
 from db.orders.holdings_cache import HoldingsCache
-from db.orders.placement import PlacedOrder, PlaceOrder, place_order
+from db.orders.placement import PlacedOrder, place_order
 from db.orders.pricing import OrderLine, ProductForSale
 from devstack.local_postgres import libpq_url
 from tests.support.catalog import count_rows, events_of, snapshot, stock_of
 from tests.support.customers import customer_headers
+from tests.support.order_requests import order_of, order_request
 from tests.support.ordering import order_body
 from tests.support.prometheus_text import sample
 
@@ -37,7 +38,7 @@ def place(
         try:
             return await place_order(
                 engine,
-                PlaceOrder(customer, [OrderLine(*line) for line in lines], **request),
+                order_request(customer, [OrderLine(*line) for line in lines], **request),
                 catalog=cache,
                 holdings=holdings,
             )
@@ -62,9 +63,9 @@ def test_an_order_of_cached_products_is_written_in_one_go(database_url, db, cata
     placed = place(database_url, cache, "customer-1", (catalog.products["af1"], 2), (catalog.products["dunk"], 1))
 
     assert placed.writes == 1
-    assert placed.order.total == 2 * 139000 + 129000
+    assert order_of(placed).total == 2 * 139000 + 129000
     [event] = events_of(db, placed.order_id)
-    assert event["payload"] == placed.order.model_dump(mode="json")
+    assert event["payload"] == order_of(placed).model_dump(mode="json")
 
 
 def test_a_price_changed_after_it_was_cached_is_charged_at_the_new_price(database_url, db, catalog, cache):
@@ -75,7 +76,7 @@ def test_a_price_changed_after_it_was_cached_is_charged_at_the_new_price(databas
     learned = place(database_url, cache, "customer-2", (af1, 1))
 
     assert stale.writes == 2  # the cached price was written against, refused, and the order decided again
-    assert (stale.order.items[0].unit_price, stale.order.total) == (149000, 298000)
+    assert (order_of(stale).items[0].unit_price, order_of(stale).total) == (149000, 298000)
     assert events_of(db, stale.order_id)[0]["payload"]["total"] == 298000
     assert db.execute("SELECT unit_price FROM order_items WHERE order_id = %s", (stale.order_id,)).fetchone() == (
         149000,
@@ -166,7 +167,7 @@ def test_a_cache_that_would_refuse_an_order_never_refuses_it(database_url, db, c
 
     placed = place(database_url, cache, "customer-1", (af1, 1))
 
-    assert placed.order.items[0].unit_price == 139000
+    assert order_of(placed).items[0].unit_price == 139000
     assert stock_of(db, af1) == 20 - 1 - 1
 
 
@@ -177,7 +178,7 @@ def test_a_coupon_order_is_decided_from_a_read_whatever_the_cache_says(database_
     placed = place(database_url, cache, "customer-1", (af1, 1), coupon_id=catalog.coupons["fixed"])
 
     assert placed.writes == 1
-    assert (placed.order.subtotal, placed.order.discount) == (100000, 5000)
+    assert (order_of(placed).subtotal, order_of(placed).discount) == (100000, 5000)
 
 
 def test_prices_changed_under_load_never_give_a_wrong_order(api_url, database_url, db, catalog):

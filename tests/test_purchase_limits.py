@@ -8,12 +8,12 @@ import psycopg
 import pytest
 
 from db.orders.errors import PurchaseLimitExceeded
-from db.orders.placement import PlaceOrder
 from db.orders.pricing import OrderLine
 from devstack.local_postgres import libpq_url
 from tests.support.catalog import count_rows, snapshot
 from tests.support.customers import customer_headers
 from tests.support.expiry import expire, past_deadline
+from tests.support.order_requests import order_request
 from tests.support.ordering import order_body, place, place_concurrently, placed
 from tests.support.payments import pay
 from tests.support.placement_races import place_after_a_change
@@ -119,7 +119,7 @@ def test_a_limit_set_after_the_decision_is_respected(database_url, db, limited, 
     with pytest.raises(PurchaseLimitExceeded):
         place_after_a_change(
             database_url,
-            PlaceOrder("customer-1", [OrderLine(limited, 1)]),
+            order_request("customer-1", [OrderLine(limited, 1)]),
             f"UPDATE products SET max_per_customer = 1 WHERE id = {limited}",
             monkeypatch,
         )

@@ -1,10 +1,11 @@
 """What this process last knew of the products it sells: the assumption an order is decided from before any read.
 
-Prices, active flags and max_per_customer, each as the latest read or failed write of this process
-saw them. Never a fact an order is written on: the placement's guarded write re-checks every one of
-them (and the stock) under the products' row locks, and when one differs it writes nothing and the
-order is decided again from a read, whose facts replace the stale ones here. A stale entry
-therefore costs one retry of one order, never a wrong order. Entries older than
+Prices, active flags and max_per_customer, each as the latest read of this process saw them, with
+the version (`updated_at`) they had. Never a fact an order is written on: the placement's guarded
+write checks, under the products' row locks, that each product's version is still the one the
+decision used (and that the stock suffices), and when one differs it writes nothing; the placement
+then reads the facts as they are, which replace the stale ones here, and decides again. A stale
+entry therefore costs a read and a second write of one order, never a wrong order. Entries older than
 CATALOG_TTL_SECONDS are read again (products nobody orders do not linger), and the cache is bounded.
 
 The stock a read saw is kept apart, for one use only: refusing at once an order that asks for more

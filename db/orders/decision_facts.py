@@ -8,6 +8,7 @@ held; the placement's guarded write checks them all (db/orders/placement.py).
 from dataclasses import dataclass, fields
 from datetime import datetime
 
+from db.orders.driver import DriverConnection
 from db.orders.pricing import CouponTerms, OrderLine, ProductForSale
 from db.orders.purchase_limits import (
     UNPAID_ORDERS_OF_CUSTOMER,
@@ -16,7 +17,6 @@ from db.orders.purchase_limits import (
     cancelled_since_sql,
     held_pairs_sql,
 )
-from db.pipeline import DriverConnection
 
 _COUPON_FIELDS = [field.name for field in fields(CouponTerms)]
 
@@ -70,7 +70,7 @@ def assumed_facts(catalog: dict[int, ProductForSale], holdings: CustomerHoldings
 
 
 async def read_decision_facts(
-    connection: DriverConnection,
+    driver: DriverConnection,
     customer_id: str,
     lines: list[OrderLine],
     coupon_id: int | None,
@@ -80,7 +80,7 @@ async def read_decision_facts(
 
     A product counts as cooling down when the customer cancelled an order of it after `cooldown_since`.
     """
-    rows = await connection.execute(
+    rows = await driver.execute(
         _READ,
         {
             "customer_id": customer_id,

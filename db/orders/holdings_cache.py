@@ -5,9 +5,9 @@ under the customer's lock) and what they hold now: one more unpaid order and the
 The customer's next order through this process starts from that instead of from "nothing held",
 so a customer's second and third orders are written in one round trip too. It is only ever an
 assumption: a payment, a cancellation, an expiry or an order through another process makes it
-stale, and the write, which checks the customer's facts under their lock, then refuses and hands
-back the facts as they are (one retry, never a wrong order). Entries are kept HOLDINGS_TTL_SECONDS
-and bounded in number.
+stale, and the write, which checks the customer's facts under their lock, then writes nothing; the
+placement reads the facts as they are and writes again (one retry, never a wrong order). Entries
+are kept HOLDINGS_TTL_SECONDS and bounded in number.
 """
 
 import time

@@ -11,10 +11,10 @@ import json
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db.engine import autocommit_connection
+from db.orders.driver import DriverConnection
 from db.orders.errors import IdempotencyKeyReused
 from db.orders.pricing import OrderLine
 from db.orders.view import OrderView
-from db.pipeline import DriverConnection
 
 LIVE_KEY = (
     "idempotency_keys.customer_id = %(customer_id)s AND idempotency_keys.key = %(idempotency_key)s"
@@ -39,10 +39,10 @@ def request_fingerprint(customer_id: str, lines: list[OrderLine], coupon_id: int
 
 
 async def first_response_for_key(
-    connection: DriverConnection, customer_id: str, key: str, fingerprint: str
+    driver: DriverConnection, customer_id: str, key: str, fingerprint: str
 ) -> OrderView | None:
     """The first response to the customer's live `key`, or None; raises if the key was used for another request."""
-    kept = await connection.execute(_FIRST_RESPONSE, {"customer_id": customer_id, "idempotency_key": key})
+    kept = await driver.execute(_FIRST_RESPONSE, {"customer_id": customer_id, "idempotency_key": key})
     return None if not kept else first_response(key, fingerprint, *kept[0])
 
 

@@ -30,16 +30,16 @@ order of the same customer can have committed unseen. (Counted inside statement 
 would come from a snapshot taken before its lock wait.)
 
 So a wrong assumption (a price changed since this process saw it, the stock ran short, the
-customer holds other orders) never writes a wrong order: it costs a read of the facts as they are
-and a second write. (The write could return those facts itself, saving the read on that rare
-path; measured, the bigger plan cost PostgreSQL about 9 % more CPU on every order.) A refusal is
-never made from assumptions: when they refuse the order, it is decided again from a fresh read,
-which gives the exact error.
-No lock is ever held across a round trip to the client: a hot SKU during a drop is locked only for
-the few hundred microseconds PostgreSQL needs to run the write.
+customer holds other orders) never writes a wrong order: the write returns only whether it wrote,
+and a decision it refused costs a read of the facts as they are and a second write. (Returning the
+facts from the write would save that read on a rare path but makes every order's plan dearer:
+docs/performance.md.) A refusal is never made from assumptions: when they refuse the order, it is
+decided again from a fresh read, which gives the exact error.
+No lock is ever held across a round trip to the client: a hot SKU during a drop is locked only
+while PostgreSQL runs the write.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from time import monotonic
 
@@ -54,6 +54,7 @@ from db.orders.decision_facts import (
     assumed_facts,
     read_decision_facts,
 )
+from db.orders.driver import GENERIC_PLANS_SETTING, DriverConnection, OrderConnections, driver_connection
 from db.orders.errors import (
     CouponNotFound,
     IdempotencyKeyInFlight,
@@ -76,10 +77,9 @@ from db.orders.purchase_limits import (
 )
 from db.orders.view import OrderItemView, OrderView, with_order_id
 from db.outbox.events import APPEND_ORDER_EVENT, event_parameters
-from db.pipeline import GENERIC_PLANS_SETTING, DriverConnection, KeptConnections, driver_connection
 
 # A decision is retried only when a fact really changed under it (stock ran short, a price or
-# coupon was edited, the customer's other order went through); the facts the write hands back
+# coupon was edited, the customer's other order went through); the facts read after such a write
 # then usually raise the business error at once.
 MAX_DECISIONS = 10
 
@@ -94,13 +94,14 @@ class PlaceOrder:
     lines: list[OrderLine]
     coupon_id: int | None = None
     idempotency_key: str | None = None
+    # The terms below come from Settings only (api/order_placement.py, OrderTerms); no defaults here.
     # How long the order may stay unpaid before it expires (ORDER_PAYMENT_TTL_SECONDS).
-    payment_ttl: timedelta = timedelta(seconds=900)
+    payment_ttl: timedelta = field(kw_only=True)
     # How long the key replays its first response (IDEMPOTENCY_KEY_TTL_HOURS).
-    idempotency_ttl: timedelta = timedelta(hours=24)
+    idempotency_ttl: timedelta = field(kw_only=True)
     # MAX_UNPAID_ORDERS_PER_CUSTOMER, MAX_PAIRS_PER_LINE, MAX_PAIRS_PER_ORDER, MAX_UNPAID_PAIRS_PER_CUSTOMER,
     # CANCEL_COOLDOWN_SECONDS.
-    limits: OrderLimits = OrderLimits()
+    limits: OrderLimits = field(kw_only=True)
     # The W3C traceparent of the request's span, stored with its OrderCreated event (None: not traced).
     traceparent: str | None = None
 
@@ -115,10 +116,6 @@ class PlacedOrder:
     replayed: bool = False
     # Writes sent: more than one when a fact the decision assumed or read had changed by the write.
     writes: int = 1
-
-    @property
-    def order(self) -> OrderView:
-        return OrderView.model_validate_json(self.json)
 
 
 @dataclass(frozen=True)
@@ -157,7 +154,7 @@ WITH key AS MATERIALIZED (
 )
 -- Tells the next statement of this transaction whether it holds the key and the customer, takes
 -- the new order's id (read back with currval by the write and by the outbox's writer), and asks
--- for generic plans for the statements after it (db/pipeline.py).
+-- for generic plans for the statements after it (db/orders/driver.py).
 SELECT set_config('{LOCKED_SETTING}', CASE WHEN key.free THEN 'yes' ELSE 'no' END, true),
        nextval({_ORDER_ID_SEQUENCE}), {GENERIC_PLANS_SETTING}
 FROM key, (SELECT count(*) FROM customer) AS waited
@@ -258,7 +255,7 @@ def refuse_without_database(request: PlaceOrder, catalog: CatalogCache | None) -
 
 
 async def place_order(
-    engine: AsyncEngine | KeptConnections,
+    engine: AsyncEngine | OrderConnections,
     request: PlaceOrder,
     *,
     catalog: CatalogCache | None = None,
@@ -266,10 +263,10 @@ async def place_order(
 ) -> PlacedOrder:
     """Place `request` as a CREATED order with its OrderCreated event, or raise and write nothing.
 
-    `engine`: the engine whose pool the order's connection comes from, or the connections kept from it.
+    `engine`: the engine whose pool the order's connection comes from, or the order path's kept connections.
     With `catalog`, orders without a coupon are decided from the products as this process last saw
-    them, and the cache learns from every read and from every write that found a fact changed; with
-    `holdings`, from what the customer held as this process's last write of their order left it.
+    them, and the cache learns from every read of the facts (after a write that found one changed,
+    too); with `holdings`, from what the customer held as this process's last write of their order left it.
     """
     lines = merge_lines(request.lines)
     check_order_size(lines, request.limits)
@@ -280,10 +277,10 @@ async def place_order(
     if refused is not None and request.idempotency_key is None:
         raise refused
     with timeouts_as_contention("a product or coupon of this order"):
-        async with driver_connection(engine) as connection:
+        async with driver_connection(engine) as driver:
             if refused is not None:
                 # A keyed request is answered as it was the first time, whatever the rules say now.
-                replay = await _first_response(connection, request, fingerprint)
+                replay = await _first_response(driver, request, fingerprint)
                 if replay is not None:
                     return replay
                 raise refused
@@ -291,17 +288,17 @@ async def place_order(
             if known is not None:
                 facts = assumed_facts(known, None if holdings is None else holdings.of(request.customer_id))
             else:
-                facts = await _read_facts(connection, request, lines, catalog)
+                facts = await _read_facts(driver, request, lines, catalog)
             for writes in range(1, MAX_DECISIONS + 1):
                 try:
-                    decision = await _decide(connection, request, lines, facts, catalog)
+                    decision = await _decide(driver, request, lines, facts, catalog)
                 except (OrderRejected, TooManyUnpaidOrders):
                     # A retry of an order placed earlier is answered as it was, whatever the rules say now.
-                    replay = await _first_response(connection, request, fingerprint)
+                    replay = await _first_response(driver, request, fingerprint)
                     if replay is not None:
                         return replay
                     raise
-                written = await _write_if_unchanged(connection, decision, request, fingerprint)
+                written = await _write_if_unchanged(driver, decision, request, fingerprint)
                 if written.order_id is not None:
                     if holdings is not None:
                         before = holdings.of(request.customer_id)
@@ -317,7 +314,7 @@ async def place_order(
                     first = first_response(request.idempotency_key, fingerprint, *written.kept)
                     return PlacedOrder(first.order_id, first.model_dump_json(), replayed=True, writes=writes)
                 # A fact of the decision did not hold: decide again from the facts as they are now.
-                facts = await _read_facts(connection, request, lines, catalog)
+                facts = await _read_facts(driver, request, lines, catalog)
     raise OrderContention("the products or coupon of this order kept changing; please try again")
 
 
@@ -346,18 +343,18 @@ def _ids(lines: list[OrderLine]) -> list[int]:
 
 
 async def _read_facts(
-    connection: DriverConnection, request: PlaceOrder, lines: list[OrderLine], catalog: CatalogCache | None
+    driver: DriverConnection, request: PlaceOrder, lines: list[OrderLine], catalog: CatalogCache | None
 ) -> DecisionFacts:
     read_started_at = monotonic()
     cooldown_since = datetime.now(UTC) - request.limits.cancel_cooldown
-    facts = await read_decision_facts(connection, request.customer_id, lines, request.coupon_id, cooldown_since)
+    facts = await read_decision_facts(driver, request.customer_id, lines, request.coupon_id, cooldown_since)
     if catalog is not None:
         catalog.note(facts.catalog, read_started_at)
     return facts
 
 
 async def _decide(
-    connection: DriverConnection,
+    driver: DriverConnection,
     request: PlaceOrder,
     lines: list[OrderLine],
     facts: DecisionFacts,
@@ -369,7 +366,7 @@ async def _decide(
     except (OrderRejected, TooManyUnpaidOrders):
         if not facts.assumed:
             raise
-    return _decision(request, lines, await _read_facts(connection, request, lines, catalog))
+    return _decision(request, lines, await _read_facts(driver, request, lines, catalog))
 
 
 def _decision(request: PlaceOrder, lines: list[OrderLine], facts: DecisionFacts) -> Decision:
@@ -400,14 +397,14 @@ def _decision(request: PlaceOrder, lines: list[OrderLine], facts: DecisionFacts)
 
 
 async def _write_if_unchanged(
-    connection: DriverConnection, decision: Decision, request: PlaceOrder, fingerprint: str | None
+    driver: DriverConnection, decision: Decision, request: PlaceOrder, fingerprint: str | None
 ) -> Written:
     """Write the order, its key and its OrderCreated event if the decision still holds; how it went."""
     facts, key, customer = decision.facts, request.idempotency_key, request.customer_id
     created = event_parameters(
         None, decision.order_json, "OrderCreated", decision.created_at, traceparent=request.traceparent
     )
-    [_, rows, _] = await connection.run_pipelined(
+    [_, rows, _] = await driver.run_pipelined(
         [
             (
                 _LOCK,
@@ -453,11 +450,9 @@ async def _write_if_unchanged(
     )
 
 
-async def _first_response(
-    connection: DriverConnection, request: PlaceOrder, fingerprint: str | None
-) -> PlacedOrder | None:
+async def _first_response(driver: DriverConnection, request: PlaceOrder, fingerprint: str | None) -> PlacedOrder | None:
     """The first response to the request's Idempotency-Key, if it has one that was used."""
     if request.idempotency_key is None:
         return None
-    first = await first_response_for_key(connection, request.customer_id, request.idempotency_key, fingerprint)
+    first = await first_response_for_key(driver, request.customer_id, request.idempotency_key, fingerprint)
     return None if first is None else PlacedOrder(first.order_id, first.model_dump_json(), replayed=True)

@@ -71,13 +71,13 @@ class CustomerHoldings:
 
 @dataclass(frozen=True)
 class OrderLimits:
-    """The limits every order is placed under (settings of the same names)."""
+    """The limits every order is placed under (settings of the same names, read in api/order_placement.py)."""
 
-    max_unpaid_orders: int = 3
-    max_pairs_per_line: int = 10
-    max_pairs_per_order: int = 20
-    max_unpaid_pairs: int = 20
-    cancel_cooldown: timedelta = timedelta(seconds=30)
+    max_unpaid_orders: int
+    max_pairs_per_line: int
+    max_pairs_per_order: int
+    max_unpaid_pairs: int
+    cancel_cooldown: timedelta
 
 
 def check_order_size(lines: list[OrderLine], limits: OrderLimits) -> None:

@@ -12,11 +12,11 @@ def place_after_a_change(database_url, request: PlaceOrder, change, monkeypatch)
     decide = placement._decide
     changes = []
 
-    async def decide_then_change(connection, *args):
-        decided = await decide(connection, *args)
+    async def decide_then_change(driver, *args):
+        decided = await decide(driver, *args)
         if not changes:
             changes.append(change)
-            await connection.execute(change)
+            await driver.execute(change)
         return decided
 
     monkeypatch.setattr(placement, "_decide", decide_then_change)

@@ -1,23 +1,12 @@
-"""Statements sent straight to libpq on a connection of the engine's pool, several in one round trip.
+"""The order path's database driver: statements sent straight to libpq, several in one round trip.
 
-The order path runs about a thousand orders a second per process, and on this kind of machine
-every system call and every layer counts. Measured per order, in-process, 16 orders at once:
-SQLAlchemy's Connection cost about 110 µs to check out in autocommit (the path borrows the pooled
-DBAPI connection instead, about 40 µs: the same pool, size, timeouts and connection settings), and
-psycopg's own pipeline about 160 µs for three statements (a generator, a lock, a zero-timeout
-poll and an event-loop registration per statement), against 27 µs for the same messages written
-here on psycopg's libpq wrapper: the statements are queued, flushed once, and the results read
-when the socket is readable.
+The one module that uses psycopg's internals (`psycopg.pq`, `psycopg.adapt.Transformer`), pinned in
+pyproject.toml to the minor version it was written against; tests/test_order_driver.py fails when
+they change. Why it exists and what it saves: docs/performance.md ("The order driver").
 
-Every pipeline starts by asking for generic plans, for its own transaction: the statements are
-prepared once, and the values of their parameters (a customer, a few products) never change the
-best plan. Left to its default, PostgreSQL planned the placement's write again at every execution
-(about 2.2 ms of its CPU per order, twice the execution, measured with EXPLAIN ANALYZE): it
-estimates the unnest of an array parameter at ten rows, which makes the generic plan look dearer.
-
-Statements are PostgreSQL-prepared once per connection (named `sneaker_orders_<n>`, n unique in the process); parameters
-travel as text of unknown type, so every parameter must have its type from its context in the SQL
-(a column it is compared with or assigned to, or a CAST).
+Statements are prepared once per connection (named `sneaker_orders_<n>`); every pipeline first asks
+for generic plans for its own transaction (GENERIC_PLANS). Parameters travel as text of unknown
+type: each must get its type from its context in the SQL (a column, or a CAST).
 """
 
 import asyncio
@@ -71,16 +60,44 @@ def _timestamp(value: datetime) -> bytes:
     return value.isoformat().encode()
 
 
-# The text form of each type of parameter, found by the value's exact type (cheaper than a chain of isinstance).
+def _quoted(value: str) -> bytes:
+    """A string as an element of PostgreSQL's array input: double-quoted, with backslash and quote escaped."""
+    return b'"%s"' % value.replace("\\", "\\\\").replace('"', '\\"').encode()
+
+
+# The text form of an array's element, by its exact type: integers, strings and None (NULL).
+_ELEMENT_FORMS = {int: b"%d".__mod__, str: _quoted, type(None): lambda _: b"NULL"}
+
+
+def _array(values: list) -> bytes:
+    return b"{%s}" % b",".join([_ELEMENT_FORMS[type(item)](item) for item in values])
+
+
+# The text form of each type of parameter, by the value's exact type (cheaper than a chain of isinstance).
+# A list is a one-dimensional array of the element types above.
 _TEXT_FORMS = {
     int: b"%d".__mod__,
     str: str.encode,
     bool: lambda value: b"t" if value else b"f",
     datetime: _timestamp,
-    list: lambda values: b"{%s}" % b",".join(b"NULL" if item is None else b"%d" % item for item in values),
+    list: _array,
     UUID: lambda value: str(value).encode(),
     dict: lambda value: json.dumps(value).encode(),
 }
+
+
+def text_form(value: Any) -> bytes | None:
+    """`value` as PostgreSQL's text input for it (None: NULL); TypeError for a type (or array element) without one."""
+    if value is None:
+        return None
+    try:
+        return _TEXT_FORMS[type(value)](value)
+    except KeyError as error:
+        raise _no_text_form(error.args[0]) from None
+
+
+def _no_text_form(kind: type) -> TypeError:
+    return TypeError(f"the order driver sends no parameters (or array elements) of type {kind.__name__}")
 
 
 _TUPLES_OK, _COMMAND_OK, _FATAL_ERROR, _PIPELINE_SYNC = (
@@ -92,7 +109,10 @@ _TUPLES_OK, _COMMAND_OK, _FATAL_ERROR, _PIPELINE_SYNC = (
 
 
 class DriverConnection:
-    """A connection of the pool used through libpq: statements outside a pipeline are each their own transaction."""
+    """A pooled connection used through libpq: statements outside a pipeline are each their own transaction.
+
+    Code of the order path names it `driver`; `connection` is SQLAlchemy's (an AsyncConnection).
+    """
 
     def __init__(self, pooled) -> None:
         self._connection: psycopg.AsyncConnection = pooled.driver_connection
@@ -149,11 +169,15 @@ class DriverConnection:
                     name = b"sneaker_orders_%d" % next(_STATEMENT_NUMBERS)
                     pgconn.send_prepare(name, text)
                     expected.append((index, (text, name)))
-                values = [parameters[key] for key in names]
-                # Each parameter as PostgreSQL's text input for it (None: NULL); a KeyError names a type without one.
-                pgconn.send_query_prepared(
-                    name, [None if value is None else _TEXT_FORMS[type(value)](value) for value in values]
-                )
+                try:
+                    values = [
+                        None if (value := parameters[key]) is None else _TEXT_FORMS[type(value)](value) for key in names
+                    ]
+                except KeyError as error:
+                    if isinstance(error.args[0], type):
+                        raise _no_text_form(error.args[0]) from None
+                    raise
+                pgconn.send_query_prepared(name, values)
                 expected.append((index, None))
             pgconn.pipeline_sync()
             while pgconn.flush():
@@ -228,14 +252,13 @@ async def _socket_ready(socket: int, *, readable: bool) -> None:
             loop.remove_writer(socket)
 
 
-class KeptConnections:
-    """Connections of the engine's pool that the order path keeps between its orders, given back once idle.
+class OrderConnections:
+    """The order path's connections: borrowed from the engine's pool, kept between orders, given back once idle.
 
-    Checking a connection out of SQLAlchemy's pool and back costs about 40 µs of CPU (two greenlet
-    switches, the pool's events, a rollback on return; measured), a tenth of an order. The order
-    path takes one from here instead: the most recently used first, so that a connection idle for
-    `idle_seconds` goes back to the pool. They stay the pool's connections, counted in its size:
-    at most as many are kept as order writes ran at once (the write slots leave two to the rest).
+    Keeping one saves the pool's check-out and return (greenlet switches, pool events, a rollback) on
+    every order. They stay the engine pool's connections, counted in its size; how many are out at
+    once is bounded by whoever hands them out (api/write_slots.py, one per write slot). The most
+    recently used is taken first, so that one idle for `idle_seconds` goes back to the pool.
     """
 
     def __init__(self, engine: AsyncEngine, *, idle_seconds: float = 1.0) -> None:
@@ -280,7 +303,7 @@ class KeptConnections:
 class _KeptConnection:
     """One use of a kept connection (a class, not a generator: this runs once per order)."""
 
-    def __init__(self, kept: KeptConnections) -> None:
+    def __init__(self, kept: OrderConnections) -> None:
         self._kept, self._pooled = kept, None
 
     async def __aenter__(self) -> DriverConnection:
@@ -295,9 +318,9 @@ class _KeptConnection:
             await _give_back(self._pooled)
 
 
-def driver_connection(source: "AsyncEngine | KeptConnections"):
+def driver_connection(source: "AsyncEngine | OrderConnections"):
     """A connection of the pool for statements sent straight to libpq (`async with`): a kept one, or the engine's."""
-    return source.connection() if isinstance(source, KeptConnections) else _engine_connection(source)
+    return source.connection() if isinstance(source, OrderConnections) else _engine_connection(source)
 
 
 @asynccontextmanager
