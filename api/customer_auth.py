@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.security.utils import get_authorization_scheme_param
+from starlette.datastructures import State
 
 from api.problems import ApiProblem
 from api.signing_keys import JwksKeys, SigningKeysUnavailable, UnknownSigningKey
@@ -177,8 +178,20 @@ def _load_public_key(pem: str) -> rsa.RSAPublicKey | ec.EllipticCurvePublicKey:
 async def authenticated_customer(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> str:
-    """The customer of the request's bearer token, or 401 UNAUTHORIZED."""
-    return await customer_of_token(request.app.state.customer_tokens, credentials and credentials.credentials)
+    """The customer of the request's bearer token (401 UNAUTHORIZED), within their rate (429 RATE_LIMITED)."""
+    return await customer_of_request(request.app.state, credentials and credentials.credentials)
+
+
+async def customer_of_request(state: State, token: str | None) -> str:
+    """The customer a request's bearer token proves, who takes one request of their CUSTOMER_RATE_LIMIT_PER_SECOND.
+
+    Every customer request passes here before any database work: the routes through CustomerDep,
+    POST /orders (which reads its headers itself) by calling it. 401 UNAUTHORIZED (503
+    AUTH_UNAVAILABLE) as customer_of_token; 429 RATE_LIMITED with Retry-After beyond the rate.
+    """
+    customer = await customer_of_token(state.customer_tokens, token)
+    state.customer_rate_limit.check(customer)
+    return customer
 
 
 def bearer_token(authorization: str | None) -> str | None:

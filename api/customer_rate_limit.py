@@ -1,11 +1,12 @@
-"""A per-customer rate of POST /orders (CUSTOMER_RATE_LIMIT_PER_SECOND, with a burst): beyond it, 429 RATE_LIMITED.
+"""A per-customer rate of requests (CUSTOMER_RATE_LIMIT_PER_SECOND, with a burst): beyond it, 429 RATE_LIMITED.
 
-A token bucket per customer in this process's memory, checked after the customer's token and
-before any database work, so a buyer who sends faster than a person can (a script during a drop)
-is answered at the door and costs the database nothing. Two floats per customer; the customers
-seen least recently are dropped beyond `max_customers` (a dropped customer starts with a full
-bucket again, which only ever errs on the side of the buyer). Behind several API processes each
-has its own buckets: the rate a customer gets is at most the processes times the setting.
+A token bucket per customer in this process's memory, taken by every customer request after the
+customer's token is checked and before any database work (api/customer_auth.py, customer_of_request),
+so a buyer who sends faster than a person can (a script during a drop) is answered at the door and
+costs the database nothing. Two floats per customer; the customers seen least recently are dropped
+beyond `max_customers` (a dropped customer starts with a full bucket again, which only ever errs on
+the side of the buyer). Behind several API processes each has its own buckets: the rate a customer
+gets is at most the processes times the setting.
 """
 
 import math
@@ -41,7 +42,7 @@ class CustomerRateLimit:
             raise ApiProblem(
                 429,
                 "RATE_LIMITED",
-                f"more than {self.per_second:g} orders a second (a burst of {self.burst});"
+                f"more than {self.per_second:g} requests a second (a burst of {self.burst});"
                 f" try again in {retry_after} s",
                 headers={"Retry-After": str(retry_after)},
             )

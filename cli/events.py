@@ -4,7 +4,6 @@ import argparse
 import asyncio
 import getpass
 import json
-import re
 import sys
 import uuid
 from dataclasses import asdict
@@ -23,12 +22,11 @@ from db.outbox.operations import (
 )
 from db.outbox.operator_actions import ReplaySelection, discard_failed, redrive_failed, replay_sent, retry_now
 from db.statuses import EVENT_STATUSES
+from sneaker_orders.moments import parse_duration, parse_moment
 from sneaker_orders.settings import Settings
 
 # An attempt that did not deliver the event (STALE ones came too late to count either way).
 FAILED_OUTCOMES = ("RETRY", "FAILED", "LEASE_EXPIRED")
-DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
 
 
 def add_events_commands(commands, handler) -> None:
@@ -101,21 +99,18 @@ def run_events_command(settings: Settings, args: argparse.Namespace) -> int:
 
 def _duration(text: str) -> timedelta:
     """`30d`, `12h`, `90m`, `45s`."""
-    matched = _DURATION.match(text.strip())
-    if not matched:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a duration such as 30d, 12h, 90m or 45s")
-    return timedelta(seconds=float(matched.group(1)) * DURATION_UNITS[matched.group(2)])
+    try:
+        return parse_duration(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _moment(text: str) -> datetime:
     """An ISO 8601 time (UTC when it has no offset), or an age such as `2h` meaning that long ago."""
-    if _DURATION.match(text.strip()):
-        return datetime.now(UTC) - _duration(text)
     try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is neither an ISO 8601 time nor an age such as 2h") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        return parse_moment(text, datetime.now(UTC))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _iso(moment: datetime | None) -> str:

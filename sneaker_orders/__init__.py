@@ -1,1 +1,4 @@
-"""The ground floor of sneaker-orders: settings, logging, tracing, worker metrics; it imports nothing of ours."""
+"""The ground floor of sneaker-orders: settings, logging, tracing, worker metrics, redaction, moments.
+
+It imports nothing of ours.
+"""

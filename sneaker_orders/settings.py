@@ -98,7 +98,7 @@ class Settings(BaseSettings):
         default=30.0, ge=0, description="a product the customer cancelled cannot be ordered by them again this long"
     )
     customer_rate_limit_per_second: float = Field(
-        default=10.0, gt=0, description="POST /orders per customer per second, beyond a burst: 429 RATE_LIMITED"
+        default=10.0, gt=0, description="requests per customer per second, beyond a burst: 429 RATE_LIMITED"
     )
     customer_rate_limit_burst: int = Field(default=20, ge=1, description="requests a customer may send at once")
     sold_out_memory_seconds: float = Field(

@@ -44,3 +44,53 @@ def test_the_default_rate_is_one_no_person_reaches(settings, db, catalog):
     codes = Counter(answer.json().get("code") for answer in script if answer.status_code >= 400)
     # Twenty at once, then ten a second.
     assert 40 - 20 - 10 * seconds <= codes["RATE_LIMITED"] <= 20
+
+
+def test_every_order_route_counts_against_the_customers_rate(settings, db, catalog):
+    # A burst of four and no refill within the test: a customer's fifth request on any order route is
+    # 429 RATE_LIMITED, read or write, while another customer's requests go through.
+    limited = settings.model_copy(update={"customer_rate_limit_per_second": 0.05, "customer_rate_limit_burst": 4})
+    af1 = catalog.products["af1"]
+    with serve(create_app(limited)) as url, httpx.Client(base_url=url, timeout=30) as client:
+        eager, patient = customer_headers("eager"), customer_headers("patient")
+        mine = client.post("/orders", json=order_body((af1, 1)), headers=eager)
+        order = mine.json()["order_id"]
+        within = [
+            client.get("/orders", headers=eager),
+            client.get(f"/orders/{order}", headers=eager),
+            client.get(f"/orders/{order}", headers=eager),
+        ]
+        beyond = {
+            "GET /orders": client.get("/orders", headers=eager),
+            "GET /orders/{id}": client.get(f"/orders/{order}", headers=eager),
+            "POST /orders/{id}/cancel": client.post(f"/orders/{order}/cancel", headers=eager),
+            "POST /orders": client.post("/orders", json=order_body((af1, 1)), headers=eager),
+        }
+        theirs = client.post("/orders", json=order_body((af1, 1)), headers=patient).json()["order_id"]
+        other = [
+            client.get("/orders", headers=patient),
+            client.get(f"/orders/{theirs}", headers=patient),
+            client.post(f"/orders/{theirs}/cancel", headers=patient),
+        ]
+
+    assert mine.status_code == 201 and [answer.status_code for answer in within] == [200] * 3
+    assert {route: answer.status_code for route, answer in beyond.items()} == dict.fromkeys(beyond, 429)
+    assert {answer.json()["code"] for answer in beyond.values()} == {"RATE_LIMITED"}
+    assert all(int(answer.headers["Retry-After"]) >= 1 for answer in beyond.values())
+    assert [answer.status_code for answer in other] == [200] * 3
+    assert other[2].json()["status"] == "CANCELLED"
+    # Refused before any database work: the eager customer's cancel changed nothing, and no second order exists.
+    statuses = dict(db.execute("SELECT customer_id, array_agg(status::text) FROM orders GROUP BY customer_id"))
+    assert statuses == {"eager": ["CREATED"], "patient": ["CANCELLED"]}
+
+
+def test_every_customer_route_documents_429_rate_limited(settings):
+    paths = create_app(settings).openapi()["paths"]
+    for path, method in [
+        ("/orders", "post"),
+        ("/orders", "get"),
+        ("/orders/{order_id}", "get"),
+        ("/orders/{order_id}/cancel", "post"),
+    ]:
+        refused = paths[path][method]["responses"]["429"]
+        assert "RATE_LIMITED" in refused["description"] and "Retry-After" in refused["headers"], (method, path)

@@ -31,6 +31,8 @@ def test_a_placed_order_is_created_with_its_stock_taken_and_a_pending_event(api,
     assert (event["event_type"], event["status"], event["sequence"]) == ("OrderCreated", "PENDING", 1)
     assert isinstance(event["event_id"], uuid.UUID)
     assert event["payload"] == api.get(f"/orders/{order['order_id']}").json() == order
+    # The body is the order's JSON as Pydantic wrote it, its id put in by the write (with_order_id_sql).
+    assert response.text.startswith(f'{{"order_id":{order["order_id"]},"status":"CREATED","customer_id":')
 
 
 def test_lines_naming_the_same_product_twice_are_merged(api, db, catalog):

@@ -11,8 +11,10 @@ import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
+
+from sneaker_orders.moments import parse_moment
 
 # The destinations events are delivered to. Until destinations become configuration, there is one: the
 # platform of EXTERNAL_PLATFORM_URL.
@@ -20,8 +22,6 @@ DESTINATIONS = ("platform",)
 DEFAULT_DESTINATION = "platform"
 
 SELECTION_FIELDS = ("order_id", "event_id", "since", "until", "destination")
-DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_AGE = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
 _DIGITS = re.compile(r"^[0-9]{1,18}$")
 
 
@@ -124,12 +124,7 @@ def _moment(name: str, value: Any, now: datetime) -> datetime | None:
     """An ISO 8601 time (UTC when it has no offset), or an age such as `2h` meaning that long before `now`."""
     if value is None:
         return None
-    text = str(value).strip()
-    age = _AGE.match(text)
-    if age:
-        return now - timedelta(seconds=float(age.group(1)) * DURATION_UNITS[age.group(2)])
     try:
-        moment = datetime.fromisoformat(text)
+        return parse_moment(str(value), now)
     except ValueError:
         raise InvalidRerunRequest(f"{name} is an ISO 8601 time or an age such as 2h, not {value!r}") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

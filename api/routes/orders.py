@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, Field, TypeAdapter
 
-from api.customer_auth import CustomerDep, bearer_token, customer_of_token
+from api.customer_auth import CustomerDep, bearer_token, customer_of_request
 from api.deps import EngineDep
 from api.direct_route import DirectRoute
 from api.openapi import BODY_GUARD_STATUSES, problems
@@ -29,6 +29,9 @@ _KEY_DOC = {
     "description": "retries with the same key and body get the first response, no second order; keys belong to"
     " the customer and are kept IDEMPOTENCY_KEY_TTL_HOURS (default 24), after which the key is free again"
 }
+
+# Every customer request is counted against the customer's rate (api/customer_auth.py, customer_of_request).
+_RATE_LIMITED = "RATE_LIMITED (CUSTOMER_RATE_LIMIT_PER_SECOND)"
 
 _PLACED_HEADERS = {
     "Location": {"description": "/orders/{order_id}", "schema": {"type": "string"}},
@@ -61,8 +64,7 @@ async def create_order(request: Request) -> Response:
     """Place an order for the caller: stock, coupon use, order and its OrderCreated event commit together."""
     state = request.app.state
     headers = order_request_headers(request.scope["headers"])
-    customer = await customer_of_token(state.customer_tokens, bearer_token(headers.authorization))
-    state.customer_rate_limit.check(customer)  # authenticated, before any database work
+    customer = await customer_of_request(state, bearer_token(headers.authorization))  # before any database work
     order, idempotency_key = validated_order(headers, await request.body())
     placed = await place_for_customer(state, customer, order, idempotency_key)
     return Response(placed.json, status_code=201, headers=placed_headers(placed), media_type="application/json")
@@ -96,7 +98,7 @@ def add_place_order_route(app_router: APIRouter) -> DirectRoute:
                     " COUPON_NOT_FOUND, COUPON_NOT_ACTIVE, COUPON_MIN_AMOUNT_NOT_MET or COUPON_EXHAUSTED",
                     409: "IDEMPOTENCY_KEY_IN_FLIGHT",
                     422: "VALIDATION_ERROR or IDEMPOTENCY_KEY_REUSED",
-                    429: "RATE_LIMITED (CUSTOMER_RATE_LIMIT_PER_SECOND) or TOO_MANY_UNPAID_ORDERS",
+                    429: f"{_RATE_LIMITED} or TOO_MANY_UNPAID_ORDERS",
                     503: "DATABASE_UNAVAILABLE, ORDER_CONTENTION or AUTH_UNAVAILABLE",
                 },
             ),
@@ -107,7 +109,10 @@ def add_place_order_route(app_router: APIRouter) -> DirectRoute:
     return app_router.routes[-1]
 
 
-@router.get("", responses=problems(401, 422, 503, codes={503: "DATABASE_UNAVAILABLE or AUTH_UNAVAILABLE"}))
+@router.get(
+    "",
+    responses=problems(401, 422, 429, 503, codes={429: _RATE_LIMITED, 503: "DATABASE_UNAVAILABLE or AUTH_UNAVAILABLE"}),
+)
 async def get_orders(
     customer: CustomerDep,
     engine: EngineDep,
@@ -126,7 +131,10 @@ async def get_orders(
     )
 
 
-@router.get("/{order_id}", responses=problems(401, 404, 422, 503, codes={404: "ORDER_NOT_FOUND"}))
+@router.get(
+    "/{order_id}",
+    responses=problems(401, 404, 422, 429, 503, codes={404: "ORDER_NOT_FOUND", 429: _RATE_LIMITED}),
+)
 async def get_order(order_id: OrderIdPath, customer: CustomerDep, engine: EngineDep) -> OrderView:
     """The caller's order as it is now; another customer's order is 404."""
     return await read_order(engine, order_id, customer_id=customer)
@@ -180,9 +188,14 @@ async def confirm(
         404,
         409,
         422,
+        429,
         503,
         *BODY_GUARD_STATUSES,
-        codes={404: "ORDER_NOT_FOUND", 409: "INVALID_ORDER_STATE (only a CREATED order can be cancelled)"},
+        codes={
+            404: "ORDER_NOT_FOUND",
+            409: "INVALID_ORDER_STATE (only a CREATED order can be cancelled)",
+            429: _RATE_LIMITED,
+        },
     ),
 )
 async def cancel(

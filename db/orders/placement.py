@@ -16,8 +16,10 @@ The write is one round trip and one transaction, three statements pipelined:
    as it can: a drop's hot row) and the coupon, checks that each product's terms are the version
    the decision read (products.updated_at: the rules are spelled once, here in Python, and the
    write compares versions) and its stock, and only then takes the stock, counts the coupon use,
-   inserts the order, its lines and its key. When a fact did not hold, it writes nothing; when the
-   key was used, it returns the first response kept for it;
+   inserts the order, its lines and its key, and returns the order's JSON with its id (put in by
+   db.outbox.events.with_order_id_sql, as the key's first response and the event's payload are).
+   When a fact did not hold, it writes nothing; when the key was used, it returns the first response
+   kept for it;
 3. the order's OrderCreated event, by the outbox's one writer (nothing when no order was written).
 
 Before any of this, an order for more than the stock this process last saw is refused from memory
@@ -75,8 +77,8 @@ from db.orders.purchase_limits import (
     check_purchase_limits,
     held_pairs_sql,
 )
-from db.orders.view import OrderItemView, OrderView, with_order_id
-from db.outbox.events import APPEND_ORDER_EVENT, event_parameters
+from db.orders.view import OrderItemView, OrderView
+from db.outbox.events import APPEND_ORDER_EVENT, event_parameters, with_order_id_sql
 
 # A decision is retried only when a fact really changed under it (stock ran short, a price or
 # coupon was edited, the customer's other order went through); the facts read after such a write
@@ -138,6 +140,8 @@ class Written:
     """How the guarded write ended: the order's id, or why not and what to go on with."""
 
     order_id: int | None
+    # The order's JSON with its id (db.outbox.events.with_order_id_sql), when it was written.
+    order_json: str | None
     # False: a request with the same key holds it.
     locked: bool
     # The first response kept for the key, when the key was used meanwhile: (fingerprint, response).
@@ -212,7 +216,7 @@ WITH line AS (
     SELECT currval({_ORDER_ID_SEQUENCE}), 'CREATED', %(customer_id)s, %(coupon_id)s, %(subtotal)s, %(discount)s,
            %(total)s, %(created_at)s, %(expires_at)s
     WHERE (SELECT holds FROM decision_holds)
-    RETURNING id
+    RETURNING id, {with_order_id_sql("%(response)s", "id")} AS json
 ), lines AS (
     INSERT INTO order_items (order_id, product_id, quantity, unit_price, line_total)
     SELECT new_order.id, line.product_id, line.quantity, line.unit_price, line.unit_price::bigint * line.quantity
@@ -220,8 +224,7 @@ WITH line AS (
 ), key_kept AS (
     -- The first response, replayed for this key until it expires; an expired row of the key is replaced.
     INSERT INTO idempotency_keys (customer_id, key, request_fingerprint, order_id, response, created_at, expires_at)
-    SELECT %(customer_id)s, %(idempotency_key)s, %(request_fingerprint)s, new_order.id,
-           jsonb_set(CAST(%(response)s AS jsonb), '{{order_id}}', to_jsonb(new_order.id)),
+    SELECT %(customer_id)s, %(idempotency_key)s, %(request_fingerprint)s, new_order.id, CAST(new_order.json AS jsonb),
            %(created_at)s, %(key_expires_at)s
     FROM new_order WHERE CAST(%(idempotency_key)s AS text) IS NOT NULL
     ON CONFLICT (customer_id, key) DO UPDATE SET
@@ -229,9 +232,9 @@ WITH line AS (
         response = excluded.response, created_at = excluded.created_at, expires_at = excluded.expires_at
 ), outcome AS MATERIALIZED (
     SELECT (SELECT held FROM locked) AS locked, (SELECT taken FROM key_taken) AS key_taken,
-           (SELECT id FROM new_order) AS order_id
+           (SELECT id FROM new_order) AS order_id, (SELECT json FROM new_order) AS order_json
 )
-SELECT outcome.locked, outcome.order_id, kept.request_fingerprint, kept.response
+SELECT outcome.locked, outcome.order_id, outcome.order_json, kept.request_fingerprint, kept.response
 FROM outcome
 -- The key was used meanwhile: its first response.
 LEFT JOIN LATERAL (
@@ -303,9 +306,7 @@ async def place_order(
                     if holdings is not None:
                         before = holdings.of(request.customer_id)
                         holdings.note(request.customer_id, _holdings_after(decision, before))
-                    return PlacedOrder(
-                        written.order_id, with_order_id(decision.order_json, written.order_id), writes=writes
-                    )
+                    return PlacedOrder(written.order_id, written.order_json, writes=writes)
                 if not written.locked:
                     raise IdempotencyKeyInFlight(
                         f"a request with Idempotency-Key {request.idempotency_key!r} is still being processed"
@@ -444,9 +445,12 @@ async def _write_if_unchanged(
         rows_of={1},
         generic_plans=False,
     )
-    [(locked, order_id, kept_fingerprint, kept_response)] = rows
+    [(locked, order_id, order_json, kept_fingerprint, kept_response)] = rows
     return Written(
-        order_id=order_id, locked=locked, kept=None if kept_fingerprint is None else (kept_fingerprint, kept_response)
+        order_id=order_id,
+        order_json=order_json,
+        locked=locked,
+        kept=None if kept_fingerprint is None else (kept_fingerprint, kept_response),
     )
 
 

@@ -44,14 +44,6 @@ class OrderView(BaseModel):
     expired_at: datetime | None = None
 
 
-def with_order_id(order_json: str, order_id: int) -> str:
-    """`order_json` (an OrderView's JSON, which starts with its order_id) with `order_id` in it instead."""
-    head, comma, rest = order_json.partition(",")
-    if not head.startswith('{"order_id":') or not comma:
-        raise ValueError("not the JSON of an OrderView")
-    return f'{{"order_id":{order_id},{rest}'
-
-
 _ORDER = select(orders).where(orders.c.id == bindparam("order_id"))
 _ORDER_FOR_UPDATE = _ORDER.with_for_update()
 _LINES = (

@@ -26,6 +26,18 @@ class OrderSnapshot(Protocol):
 
 ORDER_AGGREGATE = "order"
 
+
+def with_order_id_sql(order_json: str, order_id: str) -> str:
+    """SQL: the text of an order's JSON with `order_id` in it instead of the id it has; the one way it is put in.
+
+    `order_json`: an SQL expression (a parameter: `%(name)s`) of an OrderView's JSON, which starts with
+    its order_id (Pydantic writes fields in their order). `order_id`: an SQL expression of the id. The
+    rest of the text is kept byte for byte, so the order placed is answered exactly as Pydantic wrote it.
+    """
+    text = f"CAST({order_json} AS text)"
+    return f"""('{{"order_id":' || ({order_id}) || substr({text}, strpos({text}, ',')))"""
+
+
 # The sequence is the order's own counter (orders.last_event_sequence), moved on by the same
 # statement: it stays right when retention has deleted old events, and the update locks the order
 # row, so the writers of one order take their numbers one after the other. No order row (a
@@ -34,7 +46,7 @@ ORDER_AGGREGATE = "order"
 # Without an order_id the order is the one whose id this transaction took last (currval of the
 # orders' id sequence): a placement appends its OrderCreated in the same round trip as the insert,
 # before it knows the id. The payload's order_id is always the id of the order numbered here.
-APPEND_ORDER_EVENT = """
+APPEND_ORDER_EVENT = f"""
 WITH numbered AS (
     UPDATE orders SET last_event_sequence = last_event_sequence + 1
     WHERE id = (SELECT coalesce(CAST(%(order_id)s AS bigint), currval(pg_get_serial_sequence('orders', 'id'))))
@@ -43,7 +55,7 @@ WITH numbered AS (
 INSERT INTO order_events (event_id, aggregate_type, aggregate_id, sequence, event_type, payload, created_at,
                           traceparent)
 SELECT %(event_id)s, %(aggregate_type)s, numbered.id::text, numbered.last_event_sequence, %(event_type)s,
-       jsonb_set(CAST(%(payload)s AS jsonb), '{order_id}', to_jsonb(numbered.id)), %(occurred_at)s, %(traceparent)s
+       CAST({with_order_id_sql("%(payload)s", "numbered.id")} AS jsonb), %(occurred_at)s, %(traceparent)s
 FROM numbered
 RETURNING event_id
 """
