@@ -128,7 +128,10 @@ def test_orders_are_accepted_while_temporal_is_down_and_delivered_once_it_is_bac
     try:
         during_outage = place_orders(api, catalog, 3)
         assert all(order["status"] == "CREATED" for order in during_outage)
-        assert Counter(row["status"] for row in event_rows(db)) == {"SENT": 1, "PENDING": 3}
+        # Every event is written; none is lost or refused. (An activity already running when Temporal went
+        # down may still claim and deliver some within its window: that only delivers them sooner.)
+        statuses = Counter(row["status"] for row in event_rows(db))
+        assert sum(statuses.values()) == 4 and statuses.keys() <= {"PENDING", "PROCESSING", "SENT"}
     finally:
         temporal = start_temporal()
     try:
