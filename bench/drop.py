@@ -38,7 +38,14 @@ import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.support import BENCH_SECRETS, customer_tokens, free_port, wait_for_http  # noqa: E402
+from bench.support import (  # noqa: E402
+    BENCH_SECRETS,
+    customer_tokens,
+    free_port,
+    postgres_cpu,
+    process_cpu,
+    wait_for_http,
+)
 from db.migrate import upgrade_to_newest  # noqa: E402
 from devstack.local_postgres import libpq_url, start_embedded_postgres  # noqa: E402
 from devstack.local_temporal import start_temporal_dev_server  # noqa: E402
@@ -122,10 +129,10 @@ def _drop(url: str, server, postgres: psutil.Process, *, pairs: int, rate: float
     buyers = int(rate * seconds)
     tokens = customer_tokens(f"{prefix}-buyer", buyers)
     process = psutil.Process(server.pid)
-    cpu_before, postgres_before = _cpu(process), _postgres_cpu(postgres)
+    cpu_before, postgres_before = process_cpu(process), postgres_cpu(postgres)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         answers, lateness = runner.run(_open_loop(server.base_url, product, tokens, rate))
-    cpu_after, postgres_after = _cpu(process), _postgres_cpu(postgres)
+    cpu_after, postgres_after = process_cpu(process), postgres_cpu(postgres)
     with psycopg.connect(libpq_url(url)) as connection:
         stock = connection.execute("SELECT stock FROM products WHERE id = %s", (product,)).fetchone()[0]
     winners = [answer for answer in answers if answer["status"] == 201]
@@ -323,22 +330,6 @@ def _delivered(sink: str, sold: int, timeout: float = 60) -> dict:
 
 def _postmaster_pid(scratch_dir: Path) -> int:
     return int((scratch_dir / "postgres" / "postmaster.pid").read_text().split()[0])
-
-
-def _cpu(process: psutil.Process) -> float:
-    times = process.cpu_times()
-    return times.user + times.system
-
-
-def _postgres_cpu(postmaster: psutil.Process) -> float:
-    times = postmaster.cpu_times()
-    total = times.user + times.system + times.children_user + times.children_system
-    for child in postmaster.children():
-        try:
-            total += _cpu(child)
-        except psutil.NoSuchProcess:
-            pass
-    return total
 
 
 def _table(report: dict) -> str:

@@ -42,7 +42,14 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.http_load import CUSTOMER_WINDOW, WRK_THREADS, post_orders  # noqa: E402
-from bench.support import BENCH_SECRETS, customer_tokens, free_port, wait_for_http  # noqa: E402
+from bench.support import (  # noqa: E402
+    BENCH_SECRETS,
+    customer_tokens,
+    free_port,
+    postgres_cpu,
+    process_cpu,
+    wait_for_http,
+)
 from db.migrate import upgrade_to_newest  # noqa: E402
 from devstack.local_postgres import libpq_url, start_embedded_postgres  # noqa: E402
 
@@ -258,7 +265,7 @@ def _measure_servers(servers: dict, mixes: dict, args, postgres: psutil.Process)
 
 def _measure(server: subprocess.Popen, product_ids: list[int], tokens: list[str], args, postgres) -> dict:
     process = psutil.Process(server.pid)
-    before, postgres_before = _cpu(process), _postgres_cpu(postgres)
+    before, postgres_before = process_cpu(process), postgres_cpu(postgres)
     load = post_orders(
         server.base_url,
         product_ids,
@@ -267,7 +274,7 @@ def _measure(server: subprocess.Popen, product_ids: list[int], tokens: list[str]
         tokens=tokens,
         orders_per_customer=args.orders_per_customer,
     )
-    after, postgres_after = _cpu(process), _postgres_cpu(postgres)
+    after, postgres_after = process_cpu(process), postgres_cpu(postgres)
     if load.status_counts.get("2xx", 0) != load.requests:
         raise SystemExit(f"not every order was placed: {load.status_counts}")
     return {
@@ -284,23 +291,6 @@ def _postmaster(url: str) -> psutil.Process:
     with psycopg.connect(libpq_url(url)) as connection:
         backend = psutil.Process(connection.info.backend_pid)
     return backend.parent()
-
-
-def _cpu(process: psutil.Process) -> float:
-    times = process.cpu_times()
-    return times.user + times.system
-
-
-def _postgres_cpu(postmaster: psutil.Process) -> float:
-    """CPU of the postmaster, its live children, and the children that have exited (reaped by the postmaster)."""
-    times = postmaster.cpu_times()
-    total = times.user + times.system + times.children_user + times.children_system
-    for child in postmaster.children():
-        try:
-            total += _cpu(child)
-        except psutil.NoSuchProcess:
-            pass
-    return total
 
 
 def _report(args, pgbench: dict, runs: dict, mixes: dict) -> dict:

@@ -5,6 +5,7 @@ import socket
 import time
 
 import httpx
+import psutil
 
 from devstack.customer_tokens import mint_customer_token
 from sneaker_orders.settings import Settings
@@ -59,3 +60,21 @@ def wait_for_http(url: str, timeout: float = 60) -> None:
             pass
         time.sleep(0.1)
     raise SystemExit(f"{url} did not answer within {timeout} s")
+
+
+def process_cpu(process: psutil.Process) -> float:
+    """User and system CPU seconds of `process`."""
+    times = process.cpu_times()
+    return times.user + times.system
+
+
+def postgres_cpu(postmaster: psutil.Process) -> float:
+    """CPU of the postmaster, its live children, and the children that have exited (reaped by the postmaster)."""
+    times = postmaster.cpu_times()
+    total = times.user + times.system + times.children_user + times.children_system
+    for child in postmaster.children():
+        try:
+            total += process_cpu(child)
+        except psutil.NoSuchProcess:
+            pass
+    return total

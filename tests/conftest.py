@@ -12,6 +12,7 @@ from db.migrate import upgrade_to_newest
 from devstack.local_postgres import libpq_url, start_embedded_postgres
 from sneaker_orders.settings import Settings
 from tests.support.admin import ADMIN_TOKEN
+from tests.support.api_process import ApiProcess, api_environment, api_process
 from tests.support.background_loop import BackgroundLoop
 from tests.support.catalog import SeededCatalog, reset_database
 from tests.support.customers import JWT_SECRET, customer_headers
@@ -147,3 +148,13 @@ def cli(monkeypatch, database_url, capsys):
         return code, captured.out, captured.err
 
     return run
+
+
+@pytest.fixture(scope="module")
+def two_apis(database_url, tmp_path_factory) -> list[ApiProcess]:
+    """Two `sneaker-orders api` processes on the same database, with the default settings (as behind a load
+    balancer)."""
+    environment = api_environment(database_url)
+    logs = tmp_path_factory.mktemp("apis")
+    with api_process(environment, logs / "a.log") as first, api_process(environment, logs / "b.log") as second:
+        yield [first, second]

@@ -4,21 +4,11 @@ import asyncio
 from collections import Counter
 
 import httpx
-import pytest
 
-from tests.support.api_process import ApiProcess, api_environment, api_process
+from tests.support.api_process import ApiProcess
 from tests.support.catalog import count_rows
 from tests.support.customers import customer_headers
 from tests.support.ordering import order_body
-
-
-@pytest.fixture(scope="module")
-def two_apis(database_url, tmp_path_factory) -> list[ApiProcess]:
-    """Two `sneaker-orders api` processes on the same database, as behind a load balancer."""
-    environment = api_environment(database_url)
-    logs = tmp_path_factory.mktemp("apis")
-    with api_process(environment, logs / "a.log") as first, api_process(environment, logs / "b.log") as second:
-        yield [first, second]
 
 
 def send_to_both(apis: list[ApiProcess], requests: list[tuple[str, dict, dict]]) -> list[httpx.Response]:

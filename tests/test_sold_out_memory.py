@@ -11,7 +11,7 @@ import pytest
 from db.catalog.seeding import CatalogFile, ProductEntry, upsert_catalog
 from db.engine import create_engine
 from devstack.local_postgres import libpq_url
-from tests.support.api_process import ApiProcess, api_environment, api_process
+from tests.support.api_process import ApiProcess
 from tests.support.catalog import PRODUCTS, stock_of
 from tests.support.customers import customer_headers
 from tests.support.expiry import expire, past_deadline
@@ -19,15 +19,6 @@ from tests.support.ordering import order_body, place
 from tests.support.polling import wait_until
 
 _BUYERS = itertools.count(1)
-
-
-@pytest.fixture(scope="module")
-def two_apis(database_url, tmp_path_factory) -> list[ApiProcess]:
-    """Two `sneaker-orders api` processes on the same database, with the default settings."""
-    environment = api_environment(database_url)
-    logs = tmp_path_factory.mktemp("apis")
-    with api_process(environment, logs / "a.log") as first, api_process(environment, logs / "b.log") as second:
-        yield [first, second]
 
 
 def buy(api: ApiProcess, product: int, quantity: int = 1, customer: str | None = None) -> httpx.Response:
