@@ -72,8 +72,10 @@ def test_each_hostile_answer_harms_only_its_own_event_and_the_worker_stays_small
             "RELAY_BACKOFF_MAX_SECONDS": "5",
         }
     )
-    misbehaving = dict(zip(MISBEHAVIOURS, insert_pending_events(db, list(MISBEHAVIOURS)), strict=True))
+    # A platform that serves the shop: healthy events before the hostile ones (were the first five answers of
+    # a fresh worker all failures, the breaker would rightly take the platform for down, and probe).
     healthy = insert_pending_events(db, [f"healthy-{number}" for number in range(HEALTHY_EVENTS)])
+    misbehaving = dict(zip(MISBEHAVIOURS, insert_pending_events(db, list(MISBEHAVIOURS)), strict=True))
     worker = relay.start_worker()
 
     # Live orders go on meanwhile, as in a shop: the slow hostile answers (a drip ends at the 2 s deadline)
