@@ -22,12 +22,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sneaker_orders.local_postgres import start_embedded_postgres  # noqa: E402
-
 from bench import orders  # noqa: E402
 from bench.http_load import CUSTOMER_WINDOW, WRK_THREADS, post_orders  # noqa: E402
 from bench.support import BENCH_SECRETS, customer_tokens, free_port, wait_for_http  # noqa: E402
 from db.migrate import upgrade_to_newest  # noqa: E402
+from devstack.local_postgres import start_embedded_postgres  # noqa: E402
+
+
+def _cli_module(source: Path) -> str:
+    """The console script's module in `source`: `cli.main` since the CLI moved out of `sneaker_orders/`."""
+    return "cli.main" if (source / "cli" / "main.py").exists() else "sneaker_orders.cli"
 
 
 def _start_api(url: str, source: Path, log: Path, pool_size: int) -> subprocess.Popen:
@@ -43,7 +47,7 @@ def _start_api(url: str, source: Path, log: Path, pool_size: int) -> subprocess.
     for variable in ("MAX_UNPAID_ORDERS_PER_CUSTOMER", "ADMIN_TOKEN"):
         environment.pop(variable, None)
     server = subprocess.Popen(
-        [sys.executable, "-m", "sneaker_orders.cli", "api", "--port", str(port)],
+        [sys.executable, "-m", _cli_module(source), "api", "--port", str(port)],
         env=environment,
         cwd=source,
         stdout=subprocess.DEVNULL,
