@@ -1,14 +1,18 @@
-"""Screenshots of the Temporal Web UI for the README section "Tracing one order's delivery".
+"""Screenshots of the Temporal Web UI for the README ("Watching deliveries in the Temporal Web UI") and
+docs/operations.md ("Tracing one order's delivery").
 
 Runs `sneaker-orders run` (what `make run` runs) in a fresh data directory on free ports: embedded
 PostgreSQL, the Temporal dev server and its Web UI, the demo platform, the worker and the API. Places
-a few orders, tells the platform to refuse the next delivery (`PUT /faults {"fail_next": [400]}`) and
-places one more, whose OrderCreated ends FAILED. Then headless Chromium (Debian's `chromium`) shoots:
+a few orders, tells the platform to refuse the next delivery (`PUT /faults {"fail_next": [400]}`, then
+`fail_orders`: every time) and places one more, then another once the first is refused: the platform accepts it,
+so the refusal is the event's own, and the first order's OrderCreated ends FAILED (until the platform is seen
+accepting an event sent after a refusal, the refused event is HELD). Then headless Chromium shoots:
 
   docs/observe-orderids-filter.png  the workflow list filtered by OrderIds = '<the failed order's id>'
-  docs/observe-failed-run.png       the relay run in which its delivery failed: its current details (User
-                                    Metadata) say what it sent, retried and failed, naming the failed event
-  docs/observe-failed-run-memo.png  the same run's memo, kept after the run: summary, failed events
+  docs/observe-failed-run.png       the relay run in which its delivery was held, then failed, once ended: its
+                                    current details (User Metadata) say what it sent, retried, held and failed,
+                                    naming the failed event, the breaker, the backlog, what the names hold
+  docs/observe-failed-run-memo.png  the same run's memo, kept after the run: ended, failed events, summary
 
 Usage: .venv/bin/python docs/screenshots.py [--chromium /usr/bin/chromium] [--out docs]
 """
@@ -124,8 +128,8 @@ class System:
         response.raise_for_status()
         return response.json()["order_id"]
 
-    def events(self, status: str) -> list[dict]:
-        return self.api.get("/events", params={"status": status}, headers=self.admin).json()
+    def events(self, status: str, **params: object) -> list[dict]:
+        return self.api.get("/events", params={"status": status, **params}, headers=self.admin).json()
 
     def temporal(self, *args: str) -> str:
         address = f"127.0.0.1:{self.temporal_port}"
@@ -163,17 +167,29 @@ class HeadlessChromium:
         self._session = self._call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
         self._call("Emulation.setDeviceMetricsOverride", width=WIDTH, height=HEIGHT, deviceScaleFactor=1, mobile=False)
 
-    def shoot(self, url: str, path: Path, showing: list[str]) -> None:
-        """A WIDTH x HEIGHT PNG of `url` once its text includes every one of `showing`."""
+    def shoot(self, url: str, path: Path, showing: list[str], top: str | None = None) -> None:
+        """A WIDTH x HEIGHT PNG of `url` once its text includes every one of `showing`; scrolled so that the element
+        whose text is `top` is at the top, if given."""
         self._call("Page.navigate", url=url)
 
-        def page_text() -> str:
-            return self._call("Runtime.evaluate", expression=PAGE_TEXT, returnByValue=True)["result"].get("value", "")
+        def evaluate(expression: str) -> object:
+            return self._call("Runtime.evaluate", expression=expression, returnByValue=True)["result"].get("value")
 
-        wait_for(lambda: all(text in page_text() for text in showing), f"{url} to show {showing}", timeout=60)
+        try:
+            wait_for(lambda: all(text in (evaluate(PAGE_TEXT) or "") for text in showing), f"{url}", 60)
+        except TimeoutError:
+            raise TimeoutError(f"{url} does not show {showing}; it shows: {evaluate(PAGE_TEXT)!r:.2000}") from None
+        if top is not None:
+            found = evaluate(
+                f"(() => {{ const element = document.evaluate({json.dumps(f'//*[normalize-space(text())={top!r}]')},"
+                " document, null, XPathResult.FIRST_ORDERED_NODE_TYPE, null).singleNodeValue;"
+                " if (element) element.scrollIntoView({block: 'start'}); return !!element; })()"
+            )
+            if not found:
+                raise RuntimeError(f"{url} shows no {top!r}")
         time.sleep(1)  # the iframes render what they were given
         path.write_bytes(base64.b64decode(self._call("Page.captureScreenshot", format="png")["data"]))
-        print(f"{path.relative_to(ROOT)}: {path.stat().st_size // 1024} KiB, {url}")
+        print(f"{path}: {path.stat().st_size // 1024} KiB, {url}")
 
     def _call(self, method: str, **params) -> dict:
         call_id = next(self._ids)
@@ -212,8 +228,21 @@ def main() -> None:
         for number, product in enumerate(products[:4], start=1):
             system.place_order(f"c-{number}", product["id"])
         wait_for(lambda: len(system.events("SENT")) == 4, "the first four orders' events to be delivered")
+        # A refusal is the event's own (FAILED) only once the platform is seen accepting another event sent after
+        # it: until then it is HELD and tried again. So the platform refuses this order's event every time (its
+        # first attempt by fail_next, or by fail_orders if that is set first), and the next order is placed once
+        # the refusal is recorded.
         system.sink.put("/faults", json={"fail_next": [400]}).raise_for_status()
         failed_order = system.place_order("c-5", products[4]["id"])
+        system.sink.put("/faults", json={"fail_orders": [str(failed_order)], "fail_statuses": [400]}).raise_for_status()
+        wait_for(
+            lambda: any(
+                event["last_error"]
+                for status in ("PENDING", "FAILED")
+                for event in system.events(status, order_id=failed_order)
+            ),
+            "the platform to refuse the order's event",
+        )
         system.place_order("c-6", products[5]["id"])
         [failed] = wait_for(lambda: system.events("FAILED"), "the refused delivery to end FAILED")
         wait_for(lambda: not system.events("PENDING") and not system.events("PROCESSING"), "the other deliveries")
@@ -226,20 +255,36 @@ def main() -> None:
         query = urllib.parse.quote(f"OrderIds = '{failed_order}'")
         execution = run["execution"]
         page = f"{system.ui}/namespaces/default/workflows/{execution['workflowId']}/{execution['runId']}"
+        # Shot once the run has ended, so that every shot shows the same, final, story (the memo then has its summary).
+        completed = f"WorkflowId = '{execution['workflowId']}' AND ExecutionStatus = 'Completed'"
+        wait_for(
+            lambda: json.loads(system.temporal("workflow", "list", "-q", completed, "-o", "json")),
+            "the run to end",
+        )
         chromium = HeadlessChromium(args.chromium, scratch / "chromium")
         try:
             chromium.shoot(
                 f"{system.ui}/namespaces/default/workflows?query={query}",
                 args.out / "observe-orderids-filter.png",
-                [execution["workflowId"]],
+                ["1 COMPLETED", execution["workflowId"]],  # one run: the refusal was held and failed in it
             )
             chromium.shoot(
                 f"{page}/user-metadata",
                 args.out / "observe-failed-run.png",
-                ["Current Details", "failed 1 events", f"of order {failed_order}", failed["event_id"]],
+                [
+                    "Current Details",
+                    "done: the run's time is up",
+                    "held 1, failed 1 events",
+                    f"of order {failed_order}",
+                    failed["event_id"],
+                    "events waiting",
+                ],
+                top="Summary",
             )
             chromium.shoot(
-                f"{page}/memo", args.out / "observe-failed-run-memo.png", ["failed_events", failed["event_id"]]
+                f"{page}/memo",
+                args.out / "observe-failed-run-memo.png",
+                ["failed_events", failed["event_id"], "summary", "the run's time is up"],
             )
         finally:
             chromium.close()
