@@ -289,8 +289,8 @@ def _measure(server: subprocess.Popen, product_ids: list[int], tokens: list[str]
 
 def _postmaster(url: str) -> psutil.Process:
     with psycopg.connect(libpq_url(url)) as connection:
-        backend = psutil.Process(connection.info.backend_pid)
-    return backend.parent()
+        # Asked while the backend lives: once the connection closes, its process may be gone.
+        return psutil.Process(connection.info.backend_pid).parent()
 
 
 def _report(args, pgbench: dict, runs: dict, mixes: dict) -> dict:
