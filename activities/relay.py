@@ -26,6 +26,7 @@ from opentelemetry.trace import Span
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
+from activities.accepted_tally import AcceptedTally
 from activities.delivery_tracing import DeliverySpans
 from activities.delivery_verdicts import breaker_rule, delivery_policy, judge_answers
 from activities.payloads import EventProblem, RelayBatch, RelayBatchReport
@@ -188,6 +189,9 @@ class RelayActivities:
         self._most_claimed = max(1, int(settings.relay_delivery_concurrency * CLAIMED_PER_SLOT))
         self._claimed = 0  # events this worker claimed and has not yet had answered
         self._poll_interval = poll_interval_seconds
+        # An empty claim by any lane of this worker: no lane of it claims again before this (a full claim clears it),
+        # so an idle worker polls once per interval however many lanes wait.
+        self._next_empty_claim = 0.0
         self._pause_watch = pause_watch
         self._breaker = ("CLOSED", "")
         self._breaker_read_at = 0.0
@@ -197,6 +201,8 @@ class RelayActivities:
         self._backlog_read_at = -BACKLOG_EVERY_SECONDS
         self._lanes: dict[tuple[str, int], _Lane] = {}
         self._spans = DeliverySpans(str(platform.endpoint.events_url)) if tracing_is_on() else None
+        # Accepted answers on a closed breaker: one breaker statement per FLUSH_SECONDS, not one per group.
+        self._accepted = AcceptedTally(engine, platform.endpoint.name, self._breaker_rule, self._note_breaker)
 
     @activity.defn
     async def relay_due_events(self, request: RelayBatch) -> RelayBatchReport:
@@ -216,6 +222,7 @@ class RelayActivities:
             await self._relay(request, lane, run, _lease_token(info.workflow_run_id, request.lane), pace, report)
             if activity.is_worker_shutdown():
                 await self._finish(lane, pace, report)
+                await self._accepted.flush()
             elif report.paused:
                 await self._finish_paused(lane, request.schedule_id, pace, report)
             else:
@@ -225,6 +232,7 @@ class RelayActivities:
             # The worker is going away: record what was learnt, hand the rest back to another relay.
             await asyncio.shield(self._record(lane, report))
             await asyncio.shield(self._give_back(lane))
+            await asyncio.shield(self._accepted.flush())
             raise
         except Exception:
             self._hand_over(key, lane, request.schedule_id)  # the activity's next attempt takes it up
@@ -286,7 +294,6 @@ class RelayActivities:
         report: "_ReportBuilder",
     ) -> None:
         refill_at = max(1, request.batch_size // REFILL_SHARE)
-        next_empty_claim = 0.0
         while not activity.is_worker_shutdown():
             if await self._pause_watch.is_paused(request.schedule_id):
                 report.paused = True
@@ -297,19 +304,21 @@ class RelayActivities:
             lane.freed.clear()
             room = min(request.batch_size - len(lane.in_flight), self._most_claimed - self._claimed)
             claimed = []
-            if room > 0 and (room >= refill_at or not lane.in_flight) and time.monotonic() >= next_empty_claim:
+            if room > 0 and (room >= refill_at or not lane.in_flight) and time.monotonic() >= self._next_empty_claim:
                 claimed = await self._claim_or_probe(room, run, lease_token)
                 if claimed:
                     self._start(claimed, lane)
                     report.backlog |= len(claimed) >= room
+                    if len(claimed) >= room:
+                        self._next_empty_claim = 0.0  # more is due: every lane claims at once
                     pace.delivered()
                 else:
-                    next_empty_claim = time.monotonic() + self._poll_interval
+                    self._next_empty_claim = time.monotonic() + self._poll_interval
             pace.heartbeat()
             if pace.time_to_report() or self._breaker[0] != request.breaker_shown:
                 return
             if not claimed:
-                wait = max(0.0, next_empty_claim - time.monotonic()) or self._poll_interval
+                wait = max(0.0, self._next_empty_claim - time.monotonic()) or self._poll_interval
                 await pace.wait_for(lane.freed, wait)
 
     def _adopt(self, key: tuple[str, int], run: Run) -> _Lane:
@@ -539,7 +548,8 @@ class RelayActivities:
         """Note the answers on the breaker, judge each attempt (HELD while the breaker is open), record them all."""
         facts = [(attempt.event, attempt.facts) for attempt in group]
         platform, rule, policy = self._platform.endpoint.name, self._breaker_rule, self._delivery_policy
-        change, attempts = await judge_answers(self._engine, platform, rule, policy, facts, probe_token)
+        tally = self._accepted if self._breaker[0] == "CLOSED" else None
+        change, attempts = await judge_answers(self._engine, platform, rule, policy, facts, probe_token, tally)
         self._note_breaker(change)
         logged = await record_attempts(self._engine, lease_token, attempts, run)
         for attempt_in_flight, attempt in zip(group, attempts, strict=True):
