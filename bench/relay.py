@@ -93,6 +93,7 @@ def main() -> None:
                     report["drains"].append(
                         _drain(relay, url, sink, env, args.events, scratch_dir, meter, processes, args.base)
                     )
+                    print(json.dumps(report["drains"][-1]), file=sys.stderr, flush=True)  # kept if a later step fails
             report["drain"] = _summary(report["drains"])
             if not args.skip_steady:
                 report["steady"] = _steady(url, sink, env, args, api_port, scratch_dir, processes, meter)
@@ -272,7 +273,8 @@ def _steady(url, sink, env, args, api_port, scratch_dir, processes, meter, code=
     with psycopg.connect(libpq_url(url), autocommit=True) as connection:
         product = connection.execute(
             "INSERT INTO products (sku, name, brand, size, price, stock) VALUES"
-            " ('BENCH-STEADY', 'Bench', 'Bench', '270', 139000, 1000000000) RETURNING id"
+            " (%s, 'Bench', 'Bench', '270', 139000, 1000000000) RETURNING id",
+            (f"BENCH-STEADY-{time.monotonic_ns()}",),
         ).fetchone()[0]
     worker = _start(["worker"], env, scratch_dir / f"worker-steady-{time.monotonic_ns()}.log", code)
     api = _start(["api", "--port", str(api_port)], env, scratch_dir / f"api-{time.monotonic_ns()}.log")
