@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
 from activities.accepted_tally import AcceptedTally
+from activities.delivery_rules import verdict_of
 from activities.delivery_tracing import DeliverySpans
 from activities.delivery_verdicts import breaker_rule, delivery_policy, judge_answers
 from activities.payloads import EventProblem, RelayBatch, RelayBatchReport
@@ -149,6 +150,8 @@ class _Lane:
         self.arrived = asyncio.Event()  # an answer waits to be recorded
         self.freed = asyncio.Event()  # a slot was freed since the claimer last looked
         self.sweeper: asyncio.Task | None = None
+        self.bridging = False  # the sweeper keeps the lane claiming until its next activity comes
+        self.bridged = _ReportBuilder()  # answers recorded between activities, for the next activity's report
 
     def answer(self, attempt: _InFlight) -> None:
         self.in_flight.discard(attempt)
@@ -219,7 +222,8 @@ class RelayActivities:
         open_before = self._open_seconds_total()
         await self._look_at_backlog(report)  # now, not at the end: reporting stays quick
         try:
-            await self._relay(request, lane, run, _lease_token(info.workflow_run_id, request.lane), pace, report)
+            lease_token = _lease_token(info.workflow_run_id, request.lane)
+            await self._relay(request, lane, run, lease_token, pace, report)
             if activity.is_worker_shutdown():
                 await self._finish(lane, pace, report)
                 await self._accepted.flush()
@@ -227,7 +231,15 @@ class RelayActivities:
                 await self._finish_paused(lane, request.schedule_id, pace, report)
             else:
                 await self._record(lane, report)
-                self._hand_over(key, lane, request.schedule_id)
+                claim = Claim(
+                    request.batch_size,
+                    self._lease_seconds,
+                    run.workflow_id,
+                    run.run_id,
+                    self._platform.endpoint.name,
+                    lease_token=lease_token,
+                )
+                self._hand_over(key, lane, request.schedule_id, claim)
         except asyncio.CancelledError:
             # The worker is going away: record what was learnt, hand the rest back to another relay.
             await asyncio.shield(self._record(lane, report))
@@ -237,6 +249,8 @@ class RelayActivities:
         except Exception:
             self._hand_over(key, lane, request.schedule_id)  # the activity's next attempt takes it up
             raise
+        report.absorb(lane.bridged)  # what the lane's bridge before this activity recorded
+        lane.bridged = _ReportBuilder()
         report.breaker, report.breaker_detail = self._breaker
         report.breaker_open_seconds = self._open_seconds_total() - open_before
         report.heartbeats = pace.heartbeats
@@ -326,21 +340,33 @@ class RelayActivities:
         lane = self._lanes.pop(key, None)
         if lane is None:
             return _Lane(run)
-        if lane.sweeper is not None:
+        if lane.sweeper is not None and not lane.bridging:  # a bridge ends by itself: never cut a claim in two
             lane.sweeper.cancel()
-            lane.sweeper = None
+        lane.sweeper = None
         lane.run = run
         return lane
 
-    def _hand_over(self, key: tuple[str, int], lane: _Lane, schedule_id: str | None) -> None:
-        """Leave what is in flight to the lane's next activity; if none comes soon, record it under this run."""
-        if not lane.held:
+    def _hand_over(
+        self, key: tuple[str, int], lane: _Lane, schedule_id: str | None, bridge: Claim | None = None
+    ) -> None:
+        """Leave what is in flight to the lane's next activity (with `bridge`, keep the lane claiming until it
+        comes); if none comes soon, record it under this run."""
+        if not lane.held and bridge is None:
             return
         self._lanes[key] = lane
-        lane.sweeper = asyncio.create_task(self._record_unadopted(key, lane, schedule_id))
+        lane.sweeper = asyncio.create_task(self._record_unadopted(key, lane, schedule_id, bridge))
 
-    async def _record_unadopted(self, key: tuple[str, int], lane: _Lane, schedule_id: str | None) -> None:
-        await asyncio.sleep(ADOPT_GRACE_SECONDS)
+    async def _record_unadopted(
+        self, key: tuple[str, int], lane: _Lane, schedule_id: str | None, bridge: Claim | None
+    ) -> None:
+        if bridge is None:
+            await asyncio.sleep(ADOPT_GRACE_SECONDS)
+        else:
+            lane.bridging = True
+            try:
+                await self._bridge(key, lane, schedule_id, bridge)
+            finally:
+                lane.bridging = False
         if self._lanes.get(key) is not lane:
             return
         del self._lanes[key]
@@ -354,6 +380,58 @@ class RelayActivities:
                     return  # their leases expire and give them back
                 await asyncio.sleep(0.25)
             await self._record(lane, None)
+
+    async def _bridge(self, key: tuple[str, int], lane: _Lane, schedule_id: str | None, claim: Claim) -> None:
+        """Between two activities of a lane (a report, a run's end): keep its slots full under the last activity's
+        lease, and record at once what the platform accepts, under that activity's run (counted in the next
+        activity's report). Anything else waits for the next activity, which records it under its run and names
+        it. Until the next activity adopts the lane, for ADOPT_GRACE_SECONDS at most."""
+        until = time.monotonic() + ADOPT_GRACE_SECONDS
+        run, refill_at = lane.run, max(1, claim.batch_size // REFILL_SHARE)
+        recorded_at = time.monotonic()
+        while self._lanes.get(key) is lane and time.monotonic() < until:
+            lane.freed.clear()
+            room = min(claim.batch_size - len(lane.in_flight), self._most_claimed - self._claimed)
+            if (
+                room > 0
+                and (room >= refill_at or not lane.in_flight)
+                and time.monotonic() >= self._next_empty_claim
+                and self._breaker[0] == "CLOSED"
+                and not await self._pause_watch.is_paused(schedule_id)
+            ):
+                events = await claim_due_events(self._engine, dataclasses.replace(claim, batch_size=room))
+                if events:
+                    self._start([_InFlight(event, str(claim.lease_token), None) for event in events], lane)
+                else:
+                    self._next_empty_claim = time.monotonic() + self._poll_interval
+            # As the recorder does: a few answers together, a live one at once.
+            if (
+                len(lane.answered) >= refill_at
+                or time.monotonic() - recorded_at >= RECORD_GATHER_SECONDS
+                or any(attempt.live for attempt in lane.answered)
+            ):
+                await self._record_accepted(lane, run)
+                recorded_at = time.monotonic()
+            await _wait_at_most(lane.freed, min(self._poll_interval, until - time.monotonic()))
+
+    async def _record_accepted(self, lane: _Lane, run: Run) -> None:
+        """Record the lane's answers that the platform accepted (no probe's), under `run`; leave the others."""
+        accepted = [
+            attempt
+            for attempt in lane.answered
+            if attempt.probe_token is None and verdict_of(attempt.facts.http_status) == "SENT"
+        ]
+        if not accepted:
+            return
+        taken = set(accepted)
+        lane.answered = [attempt for attempt in lane.answered if attempt not in taken]
+        if not lane.answered:
+            lane.arrived.clear()
+        groups: dict[str, list[_InFlight]] = {}
+        for attempt in accepted:
+            groups.setdefault(attempt.lease_token, []).append(attempt)
+        for lease_token, group in groups.items():
+            await self._record_group(lease_token, None, group, run, lane.bridged)
 
     async def _finish(self, lane: _Lane, pace: "_Pace", report: "_ReportBuilder") -> None:
         """The worker shuts down: let the requests in flight end (the grace period cancels the rest), record them."""
@@ -738,6 +816,13 @@ class _ReportBuilder:
         if outcome != "SENT" and len(self._problems) < PROBLEMS_REPORTED_MOST:
             what = f"{description}: {error or outcome}"[:300]
             self._problems.append(EventProblem(event_id, order_id, outcome, http_status, what))
+
+    def absorb(self, other: "_ReportBuilder") -> None:
+        """Count another builder's attempts as this one's (what a lane's bridge recorded)."""
+        for outcome, count in other._outcomes.items():
+            self._outcomes[outcome] = self._outcomes.get(outcome, 0) + count
+        room = PROBLEMS_REPORTED_MOST - len(self._problems)
+        self._problems.extend(other._problems[: max(0, room)])
 
     def build(self) -> RelayBatchReport:
         return RelayBatchReport(

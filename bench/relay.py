@@ -150,6 +150,7 @@ def _drain(relay, url, sink, env, count, scratch_dir, meter, processes, base=Non
     _wait_for_line(log, "polling relay ready" if relay == "polling" else "relaying to")
     meter.groups["relay"] = lambda: [psutil.Process(process.pid)]
     with psycopg.connect(libpq_url(url), autocommit=True) as connection:
+        statements_before = _database_work(connection)
         before = meter.read()
         committed = time.time()
         connection.execute(
@@ -166,6 +167,7 @@ def _drain(relay, url, sink, env, count, scratch_dir, meter, processes, base=Non
                 raise SystemExit(f"the {relay} relay did not drain within 10 minutes")
             time.sleep(0.2)
         after = meter.read()
+        statements = _database_work(connection, since=statements_before)
         first, last = connection.execute(
             "SELECT extract(epoch FROM min(sent_at)), extract(epoch FROM max(sent_at)) FROM order_events"
         ).fetchone()
@@ -182,6 +184,7 @@ def _drain(relay, url, sink, env, count, scratch_dir, meter, processes, base=Non
         "events_per_s_first_to_last_delivery": round(count / (float(last) - float(first))),
         "events_per_s_from_commit": round(count / (float(last) - committed)),
         "cpu_ms_per_event": CpuMeter.per_event_ms(before, after, count),
+        "database_per_100_events": {name: round(100 * value / count, 1) for name, value in statements.items()},
         **(
             {"temporal_actions": actions, "actions_per_event": round(sum(actions.values()) / count, 4)}
             if actions
@@ -223,6 +226,20 @@ async def _temporal_actions(address: str, since: float, until: float) -> dict[st
                 [payload] = event.activity_task_completed_event_attributes.result.payloads
                 counts["heartbeats"] += json.loads(payload.data).get("heartbeats", 0)
     return counts
+
+
+def _database_work(connection, since: dict | None = None) -> dict[str, int]:
+    """Transactions (each relay statement is one: autocommit) and rows and buffers touched in the database so far,
+    or since an earlier reading; the statistics are flushed at most every second, hence the wait."""
+    if since is not None:
+        time.sleep(1.1)
+    connection.execute("SELECT pg_stat_clear_snapshot()")
+    row = connection.execute(
+        "SELECT xact_commit + xact_rollback, tup_returned, tup_fetched, blks_hit FROM pg_stat_database"
+        " WHERE datname = current_database()"
+    ).fetchone()
+    now = dict(zip(("transactions", "rows_returned", "rows_fetched", "buffers_hit"), row, strict=True))
+    return {name: value - since[name] for name, value in now.items()} if since else now
 
 
 def _wait_for_line(log: Path, text: str, timeout: float = 60) -> None:
