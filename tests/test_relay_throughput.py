@@ -104,7 +104,7 @@ def test_live_orders_keep_their_latency_while_twenty_thousand_replayed_events_dr
         "INSERT INTO order_events (event_id, aggregate_type, aggregate_id, sequence, event_type, payload, status,"
         " sent_at, created_at)"
         " SELECT gen_random_uuid(), 'order', 'old-' || number, 1, 'OrderCreated',"
-        " jsonb_build_object('order_id', number, 'status', 'CREATED', 'total', 139000), 'SENT',"
+        " jsonb_build_object('order_id', number, 'status', 'CREATED', 'total', 139000, 'synthetic', true), 'SENT',"
         " now() - interval '1 hour', now() - interval '2 hours' FROM generate_series(1, 20000) AS number"
     )
     old_until = datetime.now(UTC).isoformat()
@@ -137,7 +137,7 @@ def test_live_orders_keep_their_latency_while_a_backlog_in_backoff_comes_due_as_
         "INSERT INTO order_events (event_id, aggregate_type, aggregate_id, sequence, event_type, payload,"
         " retry_count, next_attempt_at, created_at)"
         " SELECT gen_random_uuid(), 'order', 'waiting-' || number, 1, 'OrderCreated',"
-        " jsonb_build_object('order_id', number, 'status', 'CREATED', 'total', 139000), 1,"
+        " jsonb_build_object('order_id', number, 'status', 'CREATED', 'total', 139000, 'synthetic', true), 1,"
         " now() + interval '1 hour', now() - interval '10 minutes' FROM generate_series(1, 150000) AS number"
     )
     platform = sink.url.rstrip("/")
