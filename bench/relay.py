@@ -239,7 +239,13 @@ def _database_work(connection, since: dict | None = None) -> dict[str, int]:
         " WHERE datname = current_database()"
     ).fetchone()
     now = dict(zip(("transactions", "rows_returned", "rows_fetched", "buffers_hit"), row, strict=True))
-    return {name: value - since[name] for name, value in now.items()} if since else now
+    # Index entries read, per index of the tables the relay works on: where the rows above are read.
+    for name, entries in connection.execute(
+        "SELECT indexrelname, idx_tup_read FROM pg_stat_user_indexes"
+        " WHERE relname IN ('order_events', 'delivery_attempts', 'relay_breakers')"
+    ):
+        now[f"index_entries_read {name}"] = entries
+    return {name: value - since.get(name, 0) for name, value in now.items()} if since else now
 
 
 def _wait_for_line(log: Path, text: str, timeout: float = 60) -> None:
