@@ -27,7 +27,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
 from activities.accepted_tally import AcceptedTally
-from activities.delivery_rules import verdict_of
 from activities.delivery_tracing import DeliverySpans
 from activities.delivery_verdicts import breaker_rule, delivery_policy, judge_answers
 from activities.payloads import EventProblem, RelayBatch, RelayBatchReport
@@ -68,6 +67,8 @@ BREAKER_READ_EVERY_SECONDS = 0.25
 LEASE_MARGIN_SECONDS = 2.0
 # Requests still in flight when an activity reports wait this long for the lane's next activity.
 ADOPT_GRACE_SECONDS = 2.0
+# Lanes every run opens at its start (workflows/relay.py, QUIET_LANES): only they keep claiming across a run's end.
+ALWAYS_OPEN_LANES = 2
 # The outbox's backlog is counted for the run's page at most this often per worker.
 BACKLOG_EVERY_SECONDS = 2.0
 # A report names at most this many attempts with a problem (a run names far fewer; the rest are counted).
@@ -151,7 +152,6 @@ class _Lane:
         self.freed = asyncio.Event()  # a slot was freed since the claimer last looked
         self.sweeper: asyncio.Task | None = None
         self.bridging = False  # the sweeper keeps the lane claiming until its next activity comes
-        self.bridged = _ReportBuilder()  # answers recorded between activities, for the next activity's report
 
     def answer(self, attempt: _InFlight) -> None:
         self.in_flight.discard(attempt)
@@ -195,6 +195,7 @@ class RelayActivities:
         # An empty claim by any lane of this worker: no lane of it claims again before this (a full claim clears it),
         # so an idle worker polls once per interval however many lanes wait.
         self._next_empty_claim = 0.0
+        self._stopping = False  # the worker shuts down
         self._pause_watch = pause_watch
         self._breaker = ("CLOSED", "")
         self._breaker_read_at = 0.0
@@ -225,6 +226,7 @@ class RelayActivities:
             lease_token = _lease_token(info.workflow_run_id, request.lane)
             await self._relay(request, lane, run, lease_token, pace, report)
             if activity.is_worker_shutdown():
+                self._stopping = True  # no bridge claims any more: what it would claim would wait for its lease
                 await self._finish(lane, pace, report)
                 await self._accepted.flush()
             elif report.paused:
@@ -239,7 +241,9 @@ class RelayActivities:
                     self._platform.endpoint.name,
                     lease_token=lease_token,
                 )
-                self._hand_over(key, lane, request.schedule_id, claim)
+                # Every run opens the first lanes at its start; a wider lane may not come back after a run's end.
+                bridged = request.lane <= ALWAYS_OPEN_LANES or not pace.window_over()
+                self._hand_over(key, lane, request.schedule_id, claim if bridged else None)
         except asyncio.CancelledError:
             # The worker is going away: record what was learnt, hand the rest back to another relay.
             await asyncio.shield(self._record(lane, report))
@@ -249,8 +253,6 @@ class RelayActivities:
         except Exception:
             self._hand_over(key, lane, request.schedule_id)  # the activity's next attempt takes it up
             raise
-        report.absorb(lane.bridged)  # what the lane's bridge before this activity recorded
-        lane.bridged = _ReportBuilder()
         report.breaker, report.breaker_detail = self._breaker
         report.breaker_open_seconds = self._open_seconds_total() - open_before
         report.heartbeats = pace.heartbeats
@@ -383,13 +385,11 @@ class RelayActivities:
 
     async def _bridge(self, key: tuple[str, int], lane: _Lane, schedule_id: str | None, claim: Claim) -> None:
         """Between two activities of a lane (a report, a run's end): keep its slots full under the last activity's
-        lease, and record at once what the platform accepts, under that activity's run (counted in the next
-        activity's report). Anything else waits for the next activity, which records it under its run and names
-        it. Until the next activity adopts the lane, for ADOPT_GRACE_SECONDS at most."""
+        lease, until the next activity adopts the lane (and records, reports and names what came meanwhile under
+        its run), for ADOPT_GRACE_SECONDS at most."""
         until = time.monotonic() + ADOPT_GRACE_SECONDS
-        run, refill_at = lane.run, max(1, claim.batch_size // REFILL_SHARE)
-        recorded_at = time.monotonic()
-        while self._lanes.get(key) is lane and time.monotonic() < until:
+        refill_at = max(1, claim.batch_size // REFILL_SHARE)
+        while self._lanes.get(key) is lane and time.monotonic() < until and not self._stopping:
             lane.freed.clear()
             room = min(claim.batch_size - len(lane.in_flight), self._most_claimed - self._claimed)
             if (
@@ -404,34 +404,7 @@ class RelayActivities:
                     self._start([_InFlight(event, str(claim.lease_token), None) for event in events], lane)
                 else:
                     self._next_empty_claim = time.monotonic() + self._poll_interval
-            # As the recorder does: a few answers together, a live one at once.
-            if (
-                len(lane.answered) >= refill_at
-                or time.monotonic() - recorded_at >= RECORD_GATHER_SECONDS
-                or any(attempt.live for attempt in lane.answered)
-            ):
-                await self._record_accepted(lane, run)
-                recorded_at = time.monotonic()
             await _wait_at_most(lane.freed, min(self._poll_interval, until - time.monotonic()))
-
-    async def _record_accepted(self, lane: _Lane, run: Run) -> None:
-        """Record the lane's answers that the platform accepted (no probe's), under `run`; leave the others."""
-        accepted = [
-            attempt
-            for attempt in lane.answered
-            if attempt.probe_token is None and verdict_of(attempt.facts.http_status) == "SENT"
-        ]
-        if not accepted:
-            return
-        taken = set(accepted)
-        lane.answered = [attempt for attempt in lane.answered if attempt not in taken]
-        if not lane.answered:
-            lane.arrived.clear()
-        groups: dict[str, list[_InFlight]] = {}
-        for attempt in accepted:
-            groups.setdefault(attempt.lease_token, []).append(attempt)
-        for lease_token, group in groups.items():
-            await self._record_group(lease_token, None, group, run, lane.bridged)
 
     async def _finish(self, lane: _Lane, pace: "_Pace", report: "_ReportBuilder") -> None:
         """The worker shuts down: let the requests in flight end (the grace period cancels the rest), record them."""
@@ -758,6 +731,9 @@ class _Pace:
             at = earliest + (phase - earliest) % period
             self._report_by = time.monotonic() + (at - now)
 
+    def window_over(self) -> bool:
+        return time.monotonic() >= self._deadline
+
     def time_to_report(self) -> bool:
         now = time.monotonic()
         return now >= self._deadline or (self._report_by is not None and now >= self._report_by)
@@ -816,13 +792,6 @@ class _ReportBuilder:
         if outcome != "SENT" and len(self._problems) < PROBLEMS_REPORTED_MOST:
             what = f"{description}: {error or outcome}"[:300]
             self._problems.append(EventProblem(event_id, order_id, outcome, http_status, what))
-
-    def absorb(self, other: "_ReportBuilder") -> None:
-        """Count another builder's attempts as this one's (what a lane's bridge recorded)."""
-        for outcome, count in other._outcomes.items():
-            self._outcomes[outcome] = self._outcomes.get(outcome, 0) + count
-        room = PROBLEMS_REPORTED_MOST - len(self._problems)
-        self._problems.extend(other._problems[: max(0, room)])
 
     def build(self) -> RelayBatchReport:
         return RelayBatchReport(
