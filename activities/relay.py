@@ -242,7 +242,7 @@ class RelayActivities:
                     lease_token=lease_token,
                 )
                 # Every run opens the first lanes at its start; a wider lane may not come back after a run's end.
-                bridged = request.lane <= ALWAYS_OPEN_LANES or not pace.window_over()
+                bridged = request.lane <= ALWAYS_OPEN_LANES and pace.window_over()
                 self._hand_over(key, lane, request.schedule_id, claim if bridged else None)
         except asyncio.CancelledError:
             # The worker is going away: record what was learnt, hand the rest back to another relay.
