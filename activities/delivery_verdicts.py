@@ -9,6 +9,7 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from activities.accepted_tally import AcceptedTally
 from activities.delivery_rules import DeliveryPolicy, verdict_of
 from activities.platform import AttemptFacts
 from db.outbox.breaker import BreakerChange, BreakerRule, PlatformAnswer, note_answers
@@ -43,13 +44,22 @@ async def judge_answers(
     policy: DeliveryPolicy,
     facts: list[tuple[LeasedEvent, AttemptFacts]],
     probe_token: uuid.UUID | None = None,
+    tally: AcceptedTally | None = None,
 ) -> tuple[BreakerChange, list[AttemptOutcome]]:
     """Note `facts` on the platform's breaker, then judge each: the breaker after them, and the attempts to record
-    (in the order of `facts`). `probe_token`: the facts include the probe's."""
+    (in the order of `facts`). `probe_token`: the facts include the probe's. `tally` (given while the breaker is
+    seen closed): an all-accepted group is counted there, written with others later; any other group flushes it
+    first."""
     answers = [
         PlatformAnswer(verdict_of(fact.http_status) != "SENT", fact.attempted_at, fact.retry_after_seconds, fact.error)
         for _, fact in facts
     ]
+    if tally is not None and probe_token is None and answers and not any(answer.failed for answer in answers):
+        return tally.add([answer.sent_at for answer in answers]), [
+            judge_attempt(policy, event, fact, held=False, refusal_confirmed=False) for event, fact in facts
+        ]
+    if tally is not None:
+        await tally.flush()
     change = await note_answers(engine, platform, rule, answers, probe_token=probe_token)
     refused = [(fact.event_id, fact.attempted_at) for _, fact in facts if verdict_of(fact.http_status) == "FAILED"]
     confirmed = set() if change.is_open else await confirmed_refusals(engine, refused, change.accepted_sent_at)

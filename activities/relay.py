@@ -26,6 +26,7 @@ from opentelemetry.trace import Span
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
+from activities.accepted_tally import AcceptedTally
 from activities.delivery_tracing import DeliverySpans
 from activities.delivery_verdicts import breaker_rule, delivery_policy, judge_answers
 from activities.payloads import EventProblem, RelayBatch, RelayBatchReport
@@ -66,6 +67,8 @@ BREAKER_READ_EVERY_SECONDS = 0.25
 LEASE_MARGIN_SECONDS = 2.0
 # Requests still in flight when an activity reports wait this long for the lane's next activity.
 ADOPT_GRACE_SECONDS = 2.0
+# Lanes every run opens at its start (workflows/relay.py, QUIET_LANES): only they keep claiming across a run's end.
+ALWAYS_OPEN_LANES = 2
 # The outbox's backlog is counted for the run's page at most this often per worker.
 BACKLOG_EVERY_SECONDS = 2.0
 # A report names at most this many attempts with a problem (a run names far fewer; the rest are counted).
@@ -148,6 +151,7 @@ class _Lane:
         self.arrived = asyncio.Event()  # an answer waits to be recorded
         self.freed = asyncio.Event()  # a slot was freed since the claimer last looked
         self.sweeper: asyncio.Task | None = None
+        self.bridging = False  # the sweeper keeps the lane claiming until its next activity comes
 
     def answer(self, attempt: _InFlight) -> None:
         self.in_flight.discard(attempt)
@@ -188,6 +192,10 @@ class RelayActivities:
         self._most_claimed = max(1, int(settings.relay_delivery_concurrency * CLAIMED_PER_SLOT))
         self._claimed = 0  # events this worker claimed and has not yet had answered
         self._poll_interval = poll_interval_seconds
+        # An empty claim by any lane of this worker: no lane of it claims again before this (a full claim clears it),
+        # so an idle worker polls once per interval however many lanes wait.
+        self._next_empty_claim = 0.0
+        self._stopping = False  # the worker shuts down
         self._pause_watch = pause_watch
         self._breaker = ("CLOSED", "")
         self._breaker_read_at = 0.0
@@ -197,6 +205,8 @@ class RelayActivities:
         self._backlog_read_at = -BACKLOG_EVERY_SECONDS
         self._lanes: dict[tuple[str, int], _Lane] = {}
         self._spans = DeliverySpans(str(platform.endpoint.events_url)) if tracing_is_on() else None
+        # Accepted answers on a closed breaker: one breaker statement per FLUSH_SECONDS, not one per group.
+        self._accepted = AcceptedTally(engine, platform.endpoint.name, self._breaker_rule, self._note_breaker)
 
     @activity.defn
     async def relay_due_events(self, request: RelayBatch) -> RelayBatchReport:
@@ -213,18 +223,32 @@ class RelayActivities:
         open_before = self._open_seconds_total()
         await self._look_at_backlog(report)  # now, not at the end: reporting stays quick
         try:
-            await self._relay(request, lane, run, _lease_token(info.workflow_run_id, request.lane), pace, report)
+            lease_token = _lease_token(info.workflow_run_id, request.lane)
+            await self._relay(request, lane, run, lease_token, pace, report)
             if activity.is_worker_shutdown():
+                self._stopping = True  # no bridge claims any more: what it would claim would wait for its lease
                 await self._finish(lane, pace, report)
+                await self._accepted.flush()
             elif report.paused:
                 await self._finish_paused(lane, request.schedule_id, pace, report)
             else:
                 await self._record(lane, report)
-                self._hand_over(key, lane, request.schedule_id)
+                claim = Claim(
+                    request.batch_size,
+                    self._lease_seconds,
+                    run.workflow_id,
+                    run.run_id,
+                    self._platform.endpoint.name,
+                    lease_token=lease_token,
+                )
+                # Every run opens the first lanes at its start; a wider lane may not come back after a run's end.
+                bridged = request.lane <= ALWAYS_OPEN_LANES and pace.window_over()
+                self._hand_over(key, lane, request.schedule_id, claim if bridged else None)
         except asyncio.CancelledError:
             # The worker is going away: record what was learnt, hand the rest back to another relay.
             await asyncio.shield(self._record(lane, report))
             await asyncio.shield(self._give_back(lane))
+            await asyncio.shield(self._accepted.flush())
             raise
         except Exception:
             self._hand_over(key, lane, request.schedule_id)  # the activity's next attempt takes it up
@@ -286,7 +310,6 @@ class RelayActivities:
         report: "_ReportBuilder",
     ) -> None:
         refill_at = max(1, request.batch_size // REFILL_SHARE)
-        next_empty_claim = 0.0
         while not activity.is_worker_shutdown():
             if await self._pause_watch.is_paused(request.schedule_id):
                 report.paused = True
@@ -297,19 +320,21 @@ class RelayActivities:
             lane.freed.clear()
             room = min(request.batch_size - len(lane.in_flight), self._most_claimed - self._claimed)
             claimed = []
-            if room > 0 and (room >= refill_at or not lane.in_flight) and time.monotonic() >= next_empty_claim:
+            if room > 0 and (room >= refill_at or not lane.in_flight) and time.monotonic() >= self._next_empty_claim:
                 claimed = await self._claim_or_probe(room, run, lease_token)
                 if claimed:
                     self._start(claimed, lane)
                     report.backlog |= len(claimed) >= room
+                    if len(claimed) >= room:
+                        self._next_empty_claim = 0.0  # more is due: every lane claims at once
                     pace.delivered()
                 else:
-                    next_empty_claim = time.monotonic() + self._poll_interval
+                    self._next_empty_claim = time.monotonic() + self._poll_interval
             pace.heartbeat()
             if pace.time_to_report() or self._breaker[0] != request.breaker_shown:
                 return
             if not claimed:
-                wait = max(0.0, next_empty_claim - time.monotonic()) or self._poll_interval
+                wait = max(0.0, self._next_empty_claim - time.monotonic()) or self._poll_interval
                 await pace.wait_for(lane.freed, wait)
 
     def _adopt(self, key: tuple[str, int], run: Run) -> _Lane:
@@ -317,21 +342,33 @@ class RelayActivities:
         lane = self._lanes.pop(key, None)
         if lane is None:
             return _Lane(run)
-        if lane.sweeper is not None:
+        if lane.sweeper is not None and not lane.bridging:  # a bridge ends by itself: never cut a claim in two
             lane.sweeper.cancel()
-            lane.sweeper = None
+        lane.sweeper = None
         lane.run = run
         return lane
 
-    def _hand_over(self, key: tuple[str, int], lane: _Lane, schedule_id: str | None) -> None:
-        """Leave what is in flight to the lane's next activity; if none comes soon, record it under this run."""
-        if not lane.held:
+    def _hand_over(
+        self, key: tuple[str, int], lane: _Lane, schedule_id: str | None, bridge: Claim | None = None
+    ) -> None:
+        """Leave what is in flight to the lane's next activity (with `bridge`, keep the lane claiming until it
+        comes); if none comes soon, record it under this run."""
+        if not lane.held and bridge is None:
             return
         self._lanes[key] = lane
-        lane.sweeper = asyncio.create_task(self._record_unadopted(key, lane, schedule_id))
+        lane.sweeper = asyncio.create_task(self._record_unadopted(key, lane, schedule_id, bridge))
 
-    async def _record_unadopted(self, key: tuple[str, int], lane: _Lane, schedule_id: str | None) -> None:
-        await asyncio.sleep(ADOPT_GRACE_SECONDS)
+    async def _record_unadopted(
+        self, key: tuple[str, int], lane: _Lane, schedule_id: str | None, bridge: Claim | None
+    ) -> None:
+        if bridge is None:
+            await asyncio.sleep(ADOPT_GRACE_SECONDS)
+        else:
+            lane.bridging = True
+            try:
+                await self._bridge(key, lane, schedule_id, bridge)
+            finally:
+                lane.bridging = False
         if self._lanes.get(key) is not lane:
             return
         del self._lanes[key]
@@ -345,6 +382,29 @@ class RelayActivities:
                     return  # their leases expire and give them back
                 await asyncio.sleep(0.25)
             await self._record(lane, None)
+
+    async def _bridge(self, key: tuple[str, int], lane: _Lane, schedule_id: str | None, claim: Claim) -> None:
+        """Between two activities of a lane (a report, a run's end): keep its slots full under the last activity's
+        lease, until the next activity adopts the lane (and records, reports and names what came meanwhile under
+        its run), for ADOPT_GRACE_SECONDS at most."""
+        until = time.monotonic() + ADOPT_GRACE_SECONDS
+        refill_at = max(1, claim.batch_size // REFILL_SHARE)
+        while self._lanes.get(key) is lane and time.monotonic() < until and not self._stopping:
+            lane.freed.clear()
+            room = min(claim.batch_size - len(lane.in_flight), self._most_claimed - self._claimed)
+            if (
+                room > 0
+                and (room >= refill_at or not lane.in_flight)
+                and time.monotonic() >= self._next_empty_claim
+                and self._breaker[0] == "CLOSED"
+                and not await self._pause_watch.is_paused(schedule_id)
+            ):
+                events = await claim_due_events(self._engine, dataclasses.replace(claim, batch_size=room))
+                if events:
+                    self._start([_InFlight(event, str(claim.lease_token), None) for event in events], lane)
+                else:
+                    self._next_empty_claim = time.monotonic() + self._poll_interval
+            await _wait_at_most(lane.freed, min(self._poll_interval, until - time.monotonic()))
 
     async def _finish(self, lane: _Lane, pace: "_Pace", report: "_ReportBuilder") -> None:
         """The worker shuts down: let the requests in flight end (the grace period cancels the rest), record them."""
@@ -539,7 +599,8 @@ class RelayActivities:
         """Note the answers on the breaker, judge each attempt (HELD while the breaker is open), record them all."""
         facts = [(attempt.event, attempt.facts) for attempt in group]
         platform, rule, policy = self._platform.endpoint.name, self._breaker_rule, self._delivery_policy
-        change, attempts = await judge_answers(self._engine, platform, rule, policy, facts, probe_token)
+        tally = self._accepted if self._breaker[0] == "CLOSED" else None
+        change, attempts = await judge_answers(self._engine, platform, rule, policy, facts, probe_token, tally)
         self._note_breaker(change)
         logged = await record_attempts(self._engine, lease_token, attempts, run)
         for attempt_in_flight, attempt in zip(group, attempts, strict=True):
@@ -669,6 +730,9 @@ class _Pace:
             earliest = now + period / 2
             at = earliest + (phase - earliest) % period
             self._report_by = time.monotonic() + (at - now)
+
+    def window_over(self) -> bool:
+        return time.monotonic() >= self._deadline
 
     def time_to_report(self) -> bool:
         now = time.monotonic()

@@ -49,6 +49,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20, help="length of the steady load")
     parser.add_argument("--warm-up", type=float, default=10, help="steady load before measuring (not counted)")
     parser.add_argument("--skip-steady", action="store_true", help="drains only")
+    parser.add_argument(
+        "--base",
+        type=Path,
+        help="a checkout of other code (e.g. `git archive main | tar -x -C DIR`): its worker is measured too, "
+        "interleaved with this one's, as the relay `base`",
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="bench-relay-") as scratch:
@@ -81,12 +87,20 @@ def main() -> None:
                 "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
                 "drains": [],
             }
+            relays = ("temporal", "base", "polling") if args.base else ("temporal", "polling")
             for _ in range(args.rounds):
-                for relay in ("temporal", "polling"):
-                    report["drains"].append(_drain(relay, url, sink, env, args.events, scratch_dir, meter, processes))
+                for relay in relays:
+                    report["drains"].append(
+                        _drain(relay, url, sink, env, args.events, scratch_dir, meter, processes, args.base)
+                    )
+                    print(json.dumps(report["drains"][-1]), file=sys.stderr, flush=True)  # kept if a later step fails
             report["drain"] = _summary(report["drains"])
             if not args.skip_steady:
                 report["steady"] = _steady(url, sink, env, args, api_port, scratch_dir, processes, meter)
+                if args.base:
+                    report["steady_base"] = _steady(
+                        url, sink, env, args, api_port, scratch_dir, processes, meter, args.base
+                    )
         finally:
             for process in processes:
                 process.terminate()
@@ -121,18 +135,22 @@ class CpuMeter:
         return {**{name: round(ms, 3) for name, ms in spent.items()}, "total": round(sum(spent.values()), 3)}
 
 
-def _drain(relay, url, sink, env, count, scratch_dir, meter, processes) -> dict:
+def _drain(relay, url, sink, env, count, scratch_dir, meter, processes, base=None) -> dict:
     """Start the relay, then commit `count` PENDING events at once; time until all are SENT, and CPU per event.
 
     The relay is started (and ready) first, so that neither its start-up nor the insert is measured.
     """
     _reset(url, sink)
     log = scratch_dir / f"{relay}-{time.monotonic_ns()}.log"
-    process = _start(["worker"], env, log) if relay == "temporal" else _start_polling(env, log)
+    if relay == "polling":
+        process = _start_polling(env, log)
+    else:
+        process = _start(["worker"], env, log, base if relay == "base" else None)
     processes.append(process)
-    _wait_for_line(log, "relaying to" if relay == "temporal" else "polling relay ready")
+    _wait_for_line(log, "polling relay ready" if relay == "polling" else "relaying to")
     meter.groups["relay"] = lambda: [psutil.Process(process.pid)]
     with psycopg.connect(libpq_url(url), autocommit=True) as connection:
+        statements_before = _database_work(connection)
         before = meter.read()
         committed = time.time()
         connection.execute(
@@ -149,13 +167,14 @@ def _drain(relay, url, sink, env, count, scratch_dir, meter, processes) -> dict:
                 raise SystemExit(f"the {relay} relay did not drain within 10 minutes")
             time.sleep(0.2)
         after = meter.read()
+        statements = _database_work(connection, since=statements_before)
         first, last = connection.execute(
             "SELECT extract(epoch FROM min(sent_at)), extract(epoch FROM max(sent_at)) FROM order_events"
         ).fetchone()
     _stop(process, processes)
     received = httpx.get(f"{sink}/stats").json()
     actions = (
-        asyncio.run(_temporal_actions(env["TEMPORAL_ADDRESS"], committed, float(last))) if relay == "temporal" else None
+        asyncio.run(_temporal_actions(env["TEMPORAL_ADDRESS"], committed, float(last))) if relay != "polling" else None
     )
     return {
         "relay": relay,
@@ -165,6 +184,7 @@ def _drain(relay, url, sink, env, count, scratch_dir, meter, processes) -> dict:
         "events_per_s_first_to_last_delivery": round(count / (float(last) - float(first))),
         "events_per_s_from_commit": round(count / (float(last) - committed)),
         "cpu_ms_per_event": CpuMeter.per_event_ms(before, after, count),
+        "database_per_100_events": {name: round(100 * value / count, 1) for name, value in statements.items()},
         **(
             {"temporal_actions": actions, "actions_per_event": round(sum(actions.values()) / count, 4)}
             if actions
@@ -208,6 +228,26 @@ async def _temporal_actions(address: str, since: float, until: float) -> dict[st
     return counts
 
 
+def _database_work(connection, since: dict | None = None) -> dict[str, int]:
+    """Transactions (each relay statement is one: autocommit) and rows and buffers touched in the database so far,
+    or since an earlier reading; the statistics are flushed at most every second, hence the wait."""
+    if since is not None:
+        time.sleep(1.1)
+    connection.execute("SELECT pg_stat_clear_snapshot()")
+    row = connection.execute(
+        "SELECT xact_commit + xact_rollback, tup_returned, tup_fetched, blks_hit FROM pg_stat_database"
+        " WHERE datname = current_database()"
+    ).fetchone()
+    now = dict(zip(("transactions", "rows_returned", "rows_fetched", "buffers_hit"), row, strict=True))
+    # Index entries read, per index of the tables the relay works on: where the rows above are read.
+    for name, entries in connection.execute(
+        "SELECT indexrelname, idx_tup_read FROM pg_stat_user_indexes"
+        " WHERE relname IN ('order_events', 'delivery_attempts', 'relay_breakers')"
+    ):
+        now[f"index_entries_read {name}"] = entries
+    return {name: value - since.get(name, 0) for name, value in now.items()} if since else now
+
+
 def _wait_for_line(log: Path, text: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while text not in log.read_text():
@@ -233,19 +273,34 @@ def _summary(drains: list[dict]) -> dict:
         "temporal_actions_per_event": temporal.get("actions_per_event"),
         "temporal_cpu_ms_per_event": temporal["cpu_ms_per_event"],
         "polling_cpu_ms_per_event": polling["cpu_ms_per_event"],
+        **(
+            {
+                "base_events_per_s": best["base"]["events_per_s_first_to_last_delivery"],
+                "base_over_polling": round(
+                    best["base"]["events_per_s_first_to_last_delivery"]
+                    / polling["events_per_s_first_to_last_delivery"],
+                    2,
+                ),
+                "base_actions_per_event": best["base"].get("actions_per_event"),
+                "base_cpu_ms_per_event": best["base"]["cpu_ms_per_event"],
+            }
+            if "base" in best
+            else {}
+        ),
     }
 
 
-def _steady(url, sink, env, args, api_port, scratch_dir, processes, meter) -> dict:
+def _steady(url, sink, env, args, api_port, scratch_dir, processes, meter, code=None) -> dict:
     """Place orders at a steady rate through the API while the relay runs; latency as the platform saw it."""
     _reset(url, sink)
     with psycopg.connect(libpq_url(url), autocommit=True) as connection:
         product = connection.execute(
             "INSERT INTO products (sku, name, brand, size, price, stock) VALUES"
-            " ('BENCH-STEADY', 'Bench', 'Bench', '270', 139000, 1000000000) RETURNING id"
+            " (%s, 'Bench', 'Bench', '270', 139000, 1000000000) RETURNING id",
+            (f"BENCH-STEADY-{time.monotonic_ns()}",),
         ).fetchone()[0]
-    worker = _start(["worker"], env, scratch_dir / "worker-steady.log")
-    api = _start(["api", "--port", str(api_port)], env, scratch_dir / "api.log")
+    worker = _start(["worker"], env, scratch_dir / f"worker-steady-{time.monotonic_ns()}.log", code)
+    api = _start(["api", "--port", str(api_port)], env, scratch_dir / f"api-{time.monotonic_ns()}.log")
     processes += [worker, api]
     meter.groups["relay"] = lambda: [psutil.Process(worker.pid)]
     meter.groups["api"] = lambda: [psutil.Process(api.pid)]
@@ -259,6 +314,8 @@ def _steady(url, sink, env, args, api_port, scratch_dir, processes, meter) -> di
     while httpx.get(f"{sink}/stats").json()["received"] < placed and time.monotonic() < deadline:
         time.sleep(0.2)
     after = meter.read()
+    for process in (worker, api):
+        _stop(process, processes)
     received = [
         event
         for event in httpx.get(f"{sink}/events").json()
@@ -313,9 +370,11 @@ def _reset(url: str, sink: str) -> None:
     httpx.post(f"{sink}/reset").raise_for_status()
 
 
-def _start(arguments: list[str], env: dict, log: Path) -> subprocess.Popen:
+def _start(arguments: list[str], env: dict, log: Path, code: Path | None = None) -> subprocess.Popen:
+    """`sneaker-orders <arguments>` from this checkout, or from the checkout `code` (its directory comes first on
+    the module path)."""
     command = [sys.executable, "-m", "cli.main", *arguments]
-    return subprocess.Popen(command, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    return subprocess.Popen(command, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, cwd=code or ROOT)
 
 
 def _start_polling(env: dict, log: Path) -> subprocess.Popen:

@@ -259,20 +259,33 @@ async def note_answers(
     """Count answers in the breaker's window, open or close it; the new state. `probe_token`: these answers
     include the probe's (its claim held the breaker's probe slot under this token)."""
     if answers and probe_token is None and not any(answer.failed for answer in answers):
-        async with autocommit_connection(engine) as connection:
-            healthy = await connection.execute(
-                _NOTE_HEALTHY,
-                {
-                    "platform": platform,
-                    "answers": len(answers),
-                    "accepted_sent_at": max(answer.sent_at for answer in answers),
-                    "window": rule.window_seconds,
-                },
-            )
-            if (row := healthy.first()) is not None:
-                return BreakerChange(
-                    "CLOSED", closed_now=False, opened_now=False, accepted_sent_at=row.accepted_sent_at
-                )
+        return await note_accepted(engine, platform, rule, len(answers), max(answer.sent_at for answer in answers))
+    return await _note_locked(engine, platform, rule, answers, probe_token)
+
+
+async def note_accepted(
+    engine: AsyncEngine, platform: str, rule: BreakerRule, answers: int, accepted_sent_at: datetime
+) -> BreakerChange:
+    """Count `answers` accepted answers (no probe's), the latest sent at `accepted_sent_at`: one statement while
+    the breaker is closed and its window's slice current, else the locked note."""
+    async with autocommit_connection(engine) as connection:
+        healthy = await connection.execute(
+            _NOTE_HEALTHY,
+            {
+                "platform": platform,
+                "answers": answers,
+                "accepted_sent_at": accepted_sent_at,
+                "window": rule.window_seconds,
+            },
+        )
+        if (row := healthy.first()) is not None:
+            return BreakerChange("CLOSED", closed_now=False, opened_now=False, accepted_sent_at=row.accepted_sent_at)
+    return await _note_locked(engine, platform, rule, [PlatformAnswer(False, accepted_sent_at)] * answers, None)
+
+
+async def _note_locked(
+    engine: AsyncEngine, platform: str, rule: BreakerRule, answers: list[PlatformAnswer], probe_token: uuid.UUID | None
+) -> BreakerChange:
     async with engine.begin() as connection:
         row = (await connection.execute(_READ_FOR_NOTE, {"platform": platform})).one()
         note = _judge(row, rule, answers, probe_token)
