@@ -18,6 +18,7 @@ test: $(VENV)/.installed-test
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/orders.py
 	$(BIN)/python bench/relay.py
+	$(BIN)/python bench/drop.py
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
