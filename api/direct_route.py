@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from fastapi.routing import APIRoute
 from starlette.middleware.exceptions import ExceptionMiddleware
-from starlette.routing import request_response
+from starlette.requests import Request
 from starlette.types import ASGIApp
 
 
@@ -34,7 +34,7 @@ class DirectDoor:
         # to the server error middleware outside, as from any route.
         self.app, self.route, self.path, self.methods = app, route, route.path, route.methods
         handlers = {kind: handler for kind, handler in exception_handlers.items() if kind not in (500, Exception)}
-        self.direct = middleware(ExceptionMiddleware(request_response(route.endpoint), handlers=handlers))
+        self.direct = middleware(ExceptionMiddleware(_request_response(route.endpoint), handlers=handlers))
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "http" and scope["path"] == self.path and scope["method"] in self.methods:
@@ -42,3 +42,17 @@ class DirectDoor:
             await self.direct(scope, receive, send)
         else:
             await self.app(scope, receive, send)
+
+
+def _request_response(endpoint: Callable) -> ASGIApp:
+    """The endpoint as an ASGI app: Starlette's `request_response` less its second exception layer.
+
+    `request_response` wraps the endpoint in the handlers' layer again (for routes, which sit behind the
+    router); here ExceptionMiddleware, with the same handlers, is right outside, so one layer does.
+    """
+
+    async def app(scope, receive, send) -> None:
+        response = await endpoint(Request(scope, receive, send))
+        await response(scope, receive, send)
+
+    return app

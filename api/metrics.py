@@ -94,6 +94,8 @@ class RequestTiming:
 
     def __init__(self, app) -> None:
         self.app = app
+        # (method, route, status) -> its histogram child: labels() costs a lock and checks on every request.
+        self._durations: dict[tuple[str, str, str], object] = {}
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -112,6 +114,8 @@ class RequestTiming:
             await self.app(scope, receive, send_and_note_status)
         finally:
             route = scope.get("route")
-            REQUEST_DURATION.labels(
-                scope["method"], route.path if route is not None else "unmatched", str(status)
-            ).observe(perf_counter() - started)
+            labels = (scope["method"], route.path if route is not None else "unmatched", str(status))
+            child = self._durations.get(labels)
+            if child is None:
+                child = self._durations[labels] = REQUEST_DURATION.labels(*labels)
+            child.observe(perf_counter() - started)

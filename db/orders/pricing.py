@@ -1,6 +1,5 @@
 """Pricing: order lines priced from the catalog, and the discount a coupon gives. Pure functions."""
 
-from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -72,9 +71,9 @@ class CouponTerms:
 
 def merge_lines(lines: list[OrderLine]) -> list[OrderLine]:
     """One line per product, quantities added, in product order."""
-    quantities: Counter[int] = Counter()
+    quantities: dict[int, int] = {}  # a dict, not a Counter: this runs twice per order
     for line in lines:
-        quantities[line.product_id] += line.quantity
+        quantities[line.product_id] = quantities.get(line.product_id, 0) + line.quantity
     return [OrderLine(product_id, quantity) for product_id, quantity in sorted(quantities.items())]
 
 

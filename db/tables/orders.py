@@ -47,6 +47,13 @@ orders = Table(
     Index("ix_orders_unpaid_by_customer", "customer_id", "expires_at", postgresql_where=text("status = 'CREATED'")),
     # What the expiry schedule scans: unpaid orders by deadline.
     Index("ix_orders_due_expiry", "expires_at", postgresql_where=text("status = 'CREATED'")),
+    # What every placement probes for the cancel cool-down: the customer's recently cancelled orders.
+    Index(
+        "ix_orders_cancelled_by_customer",
+        "customer_id",
+        "cancelled_at",
+        postgresql_where=text("status = 'CANCELLED'"),
+    ),
 )
 
 order_items = Table(
