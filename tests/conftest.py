@@ -17,6 +17,7 @@ from tests.support.background_loop import BackgroundLoop
 from tests.support.catalog import SeededCatalog, reset_database
 from tests.support.customers import JWT_SECRET, customer_headers
 from tests.support.event_contract import published_contract
+from tests.support.hostile_platform import HostilePlatform
 from tests.support.payments import WEBHOOK_SECRET
 from tests.support.relay_worker import Relay, RelayConfig
 from tests.support.serving import serve
@@ -158,3 +159,12 @@ def two_apis(database_url, tmp_path_factory) -> list[ApiProcess]:
     logs = tmp_path_factory.mktemp("apis")
     with api_process(environment, logs / "a.log") as first, api_process(environment, logs / "b.log") as second:
         yield [first, second]
+
+
+@pytest.fixture
+def hostile(background):
+    """A platform on loopback that answers some events badly (tests/support/hostile_platform.py): it and its URL."""
+    platform = HostilePlatform()
+    url = background.run(platform.start())
+    yield platform, url
+    background.run(platform.stop())

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from devstack.local_postgres import libpq_url
-from tests.support.hostile_platform import MISBEHAVIOURS, HostilePlatform
+from tests.support.hostile_platform import MISBEHAVIOURS
 from tests.support.outbox_views import attempts_of, event_rows, insert_pending_events
 from tests.support.polling import wait_until
 
@@ -50,14 +50,6 @@ class PeakMemory:
     def _sample(self) -> None:
         while not self._done.wait(0.05):
             self.peak = max(self.peak, self._process.memory_info().rss)
-
-
-@pytest.fixture
-def hostile(background):
-    platform = HostilePlatform()
-    url = background.run(platform.start())
-    yield platform, url
-    background.run(platform.stop())
 
 
 def test_each_hostile_answer_harms_only_its_own_event_and_the_worker_stays_small(

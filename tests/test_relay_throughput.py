@@ -13,7 +13,6 @@ import psycopg
 import pytest
 
 from devstack.local_postgres import libpq_url
-from tests.support.hostile_platform import HostilePlatform
 from tests.support.outbox_views import insert_pending_events
 from tests.support.polling import wait_until
 
@@ -58,14 +57,6 @@ def commit_to_delivery_ms(db, prefix: str) -> list[float]:
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
-
-
-@pytest.fixture
-def hostile(background):
-    platform = HostilePlatform()
-    url = background.run(platform.start())
-    yield platform, url
-    background.run(platform.stop())
 
 
 def test_five_thousand_events_drain_within_ten_seconds_on_a_stock_server(db, catalog, sink, relay):
