@@ -22,8 +22,8 @@ EVENT_IDS = SearchAttributeKey.for_keyword_list("EventIds")
 DELIVERY_OUTCOMES = SearchAttributeKey.for_keyword_list("DeliveryOutcomes")
 CUSTOM_SEARCH_ATTRIBUTES = (ORDER_IDS, EVENT_IDS, DELIVERY_OUTCOMES)
 
-# Temporal's default limits (dynamic config frontend.searchAttributesSizeOfValueLimit and
-# frontend.searchAttributesTotalSizeLimit), Temporal Cloud's too: the project runs within them.
+# Temporal's default search-attribute size limits (per value and per run; Temporal Cloud's too): the
+# project never raises them and runs within them.
 DEFAULT_VALUE_LIMIT_BYTES = 2 * 1024
 DEFAULT_TOTAL_LIMIT_BYTES = 40 * 1024
 
