@@ -23,6 +23,7 @@ from activities.relay import STRAGGLER_CONNECTIONS_PER_SLOT, RelayActivities
 from activities.schedule_pause import SchedulePauseWatch
 from db.engine import create_engine_from_settings
 from db.outbox.breaker import ensure_breaker
+from db.outbox.destinations import DestinationRoute, register_destinations
 from sneaker_orders.settings import Settings
 from sneaker_orders.tracing import temporal_interceptors
 from sneaker_orders.worker_metrics import serve_worker_metrics, temporal_runtime
@@ -50,14 +51,23 @@ async def run_worker(settings: Settings) -> None:
     for scheduled in system_schedules(settings):
         await ensure_schedule(client, scheduled)
     engine = create_engine_from_settings(settings, application_name="sneaker-orders-worker")
-    endpoint = PlatformEndpoint.from_settings(settings)
-    await ensure_breaker(engine, endpoint.name)
-    # Requests slow to answer give their slot to others (activities/relay.py) but keep their connection.
+    destinations = settings.destinations()
+    await register_destinations(
+        engine, [DestinationRoute(destination.name, destination.event_types) for destination in destinations]
+    )
+    endpoints = [PlatformEndpoint.of(destination) for destination in destinations]
+    for endpoint in endpoints:
+        await ensure_breaker(engine, endpoint.name)
+    # Requests slow to answer give their slot to others (activities/relay.py) but keep their connection. Each
+    # destination has its own connections: one that hangs never takes another's.
     connections = settings.relay_delivery_concurrency * STRAGGLER_CONNECTIONS_PER_SLOT
-    transport = create_transport(settings.relay_http_transport, max_connections=connections)
-    platform = PlatformClient(transport, endpoint, timeout_seconds=settings.relay_http_timeout_seconds)
+    transports = [create_transport(settings.relay_http_transport, max_connections=connections) for _ in endpoints]
+    platforms = [
+        PlatformClient(transport, endpoint, timeout_seconds=settings.relay_http_timeout_seconds)
+        for transport, endpoint in zip(transports, endpoints, strict=True)
+    ]
     pause = SchedulePauseWatch(client)
-    relay = RelayActivities(engine, platform, settings, pause)
+    relay = RelayActivities(engine, platforms, settings, pause)
     expiry = OrderExpiryActivities(engine, pause)
     retention = OutboxRetentionActivities(engine, pause)
     reruns = EventRerunActivities(engine)
@@ -91,7 +101,7 @@ async def run_worker(settings: Settings) -> None:
         async with serve_worker_metrics(settings.worker_metrics_port, sdk_metrics), worker:
             log.info(
                 "relaying to %s on task queue %s (schedule %s, Temporal %s)",
-                endpoint.name,
+                ", ".join(f"{endpoint.name} ({endpoint.address})" for endpoint in endpoints),
                 settings.temporal_task_queue,
                 settings.relay_schedule_id,
                 settings.temporal_target,
@@ -99,7 +109,8 @@ async def run_worker(settings: Settings) -> None:
             await stop.wait()
             log.info("shutting down: in-flight deliveries get %ss to finish", settings.relay_shutdown_grace_seconds)
     finally:
-        await transport.aclose()
+        for transport in transports:
+            await transport.aclose()
         await engine.dispose()
 
 

@@ -39,14 +39,14 @@ def breaker_rule(settings: Settings) -> BreakerRule:
 
 async def judge_answers(
     engine: AsyncEngine,
-    platform: str,
+    destination: str,
     rule: BreakerRule,
     policy: DeliveryPolicy,
     facts: list[tuple[LeasedEvent, AttemptFacts]],
     probe_token: uuid.UUID | None = None,
     tally: AcceptedTally | None = None,
 ) -> tuple[BreakerChange, list[AttemptOutcome]]:
-    """Note `facts` on the platform's breaker, then judge each: the breaker after them, and the attempts to record
+    """Note `facts` on the destination's breaker, then judge each: the breaker after them, and the attempts to record
     (in the order of `facts`). `probe_token`: the facts include the probe's. `tally` (given while the breaker is
     seen closed): an all-accepted group is counted there, written with others later; any other group flushes it
     first."""
@@ -60,9 +60,11 @@ async def judge_answers(
         ]
     if tally is not None:
         await tally.flush()
-    change = await note_answers(engine, platform, rule, answers, probe_token=probe_token)
+    change = await note_answers(engine, destination, rule, answers, probe_token=probe_token)
     refused = [(fact.event_id, fact.attempted_at) for _, fact in facts if verdict_of(fact.http_status) == "FAILED"]
-    confirmed = set() if change.is_open else await confirmed_refusals(engine, refused, change.accepted_sent_at)
+    confirmed = (
+        set() if change.is_open else await confirmed_refusals(engine, destination, refused, change.accepted_sent_at)
+    )
     return change, [
         judge_attempt(policy, event, fact, held=change.is_open, refusal_confirmed=fact.event_id in confirmed)
         for event, fact in facts

@@ -7,14 +7,16 @@ problem (retried, held, failed...). Every attempt, SENT ones included, is in Pos
 
 from dataclasses import dataclass, field
 
+from sneaker_orders.destinations import DEFAULT_DESTINATION
+
 
 @dataclass
 class RelayRun:
     """A relay run's settings: the schedule's argument (JSON, shown by `temporal schedule describe`).
 
-    Built from Settings only (`sneaker_orders/system_schedules.py`). A run relays for about
-    `run_seconds` (ending just before a tick of the schedule, every `interval_seconds`), in up to
-    `lanes` activities at once, each keeping about `batch_size` requests in flight. It continues as
+    Built from Settings only (`workflows/system_schedules.py`). A run relays to each of `destinations` for
+    about `run_seconds` (ending just before a tick of the schedule, every `interval_seconds`), in up to
+    `lanes` activities at once per destination, each keeping about `batch_size` requests in flight. It continues as
     new only when its history grows long; a continued run keeps the chain's `stop_by`, and opens all
     its lanes at once if its predecessor was working on a `backlog`.
     """
@@ -27,11 +29,12 @@ class RelayRun:
     stop_by: str | None = None
     continued: int = 0
     backlog: bool = False
+    destinations: list[str] = field(default_factory=lambda: [DEFAULT_DESTINATION])
 
 
 @dataclass
 class RelayBatch:
-    """One activity's work: keep about `batch_size` due events in flight, for lane `lane` of the run.
+    """One activity's work: keep about `batch_size` of `destination`'s due events in flight, for its lane `lane`.
 
     It looks for due events for up to `wait_seconds`, and reports back once it has delivered for
     `report_after_seconds`, when paused, or when the breaker is no longer as the run shows it.
@@ -43,22 +46,25 @@ class RelayBatch:
     schedule_id: str | None = None  # None: started by hand, not by the schedule
     lane: int = 1
     breaker_shown: str = "CLOSED"
+    destination: str = DEFAULT_DESTINATION
 
 
 @dataclass
 class EventProblem:
-    """An attempt that did not end SENT: which event of which order, how it ended, and why, in words."""
+    """An attempt that did not end SENT: which event of which order, at which destination, how it ended, and why."""
 
     event_id: str
     order_id: str
     outcome: str
     http_status: int | None
     what: str
+    destination: str = DEFAULT_DESTINATION
 
 
 @dataclass
 class RelayBatchReport:
-    """What one activity did: attempts by outcome, the attempts that had a problem, the platform and the outbox.
+    """What one activity did at its destination: attempts by outcome, the attempts that had a problem, the
+    destination's breaker and what waits for it.
 
     `outcomes` counts attempts by outcome as logged (`SENT`, `RETRY`, `HELD`, `FAILED`, `STALE`,
     `LEASE_EXPIRED`); `problems` names every attempt that did not end SENT. `breaker_open_seconds`
@@ -77,11 +83,25 @@ class RelayBatchReport:
     backlog_events: int = -1
     oldest_waiting_seconds: float = -1.0
     heartbeats: int = 0
+    destination: str = DEFAULT_DESTINATION
+
+
+@dataclass
+class DestinationStory:
+    """What a run did at one destination: attempts by outcome, its breaker, and what waits for it."""
+
+    outcomes: dict[str, int] = field(default_factory=dict)
+    breaker: str = "CLOSED"
+    breaker_detail: str = ""
+    breaker_open_seconds: float = 0.0
+    backlog_events: int = -1
+    oldest_waiting_seconds: float = -1.0
 
 
 @dataclass
 class RelayReport:
-    """What a run did: attempts by outcome, the events with a problem (named or not), the platform and the outbox."""
+    """What a run did: attempts by outcome (in all, and per destination in `destinations`), the events with a problem
+    (named or not), the breakers and the outbox."""
 
     outcomes: dict[str, int] = field(default_factory=dict)
     failed_events: dict[str, str] = field(default_factory=dict)
@@ -94,6 +114,7 @@ class RelayReport:
     activities: int = 0
     heartbeats: int = 0
     ended: str = ""
+    destinations: dict[str, DestinationStory] = field(default_factory=dict)
 
     @property
     def sent(self) -> int:

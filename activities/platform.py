@@ -1,4 +1,5 @@
-"""The external data platform over HTTP: one POST per event, and whatever happens, a readable account of it.
+"""A destination (an external data platform) over HTTP: one POST per event, and whatever happens, a readable account
+of it.
 
 `PlatformClient.send` never raises for what the platform, the network or the parser did: a
 malformed status line, an oversized header, a body that drips or never ends, a timeout, even a bug
@@ -20,8 +21,8 @@ from standardwebhooks import Webhook
 
 from activities.delivery_rules import retry_after_seconds
 from db.outbox.claims import LeasedEvent
+from sneaker_orders.destinations import DEFAULT_DESTINATION, Destination
 from sneaker_orders.redaction import without_credentials
-from sneaker_orders.settings import Settings
 
 SCHEMA_VERSION = 1
 ERROR_TEXT_CHARACTERS = 200
@@ -41,16 +42,24 @@ class AttemptFacts:
 
 @dataclass(frozen=True)
 class PlatformEndpoint:
-    """Where events go and how requests prove they are ours; credentials never leave this object."""
+    """Where one destination's events go and how requests prove they are ours; credentials never leave this object.
+
+    `name` is the destination's (breakers, metrics and the CLI use it); `address` its URL without credentials."""
 
     events_url: httpx.URL
     name: str
+    address: str
     fixed_headers: tuple[tuple[bytes, bytes], ...]
     signer: Webhook | None
 
     @classmethod
     def configure(
-        cls, base_url: str, *, token: str | None = None, signing_secret: str | None = None
+        cls,
+        base_url: str,
+        *,
+        name: str = DEFAULT_DESTINATION,
+        token: str | None = None,
+        signing_secret: str | None = None,
     ) -> "PlatformEndpoint":
         """`POST {base_url}/events` with a bearer `token` (or the URL's user and password), signed if given a secret."""
         base = httpx.URL(base_url)
@@ -60,20 +69,22 @@ class PlatformEndpoint:
         elif base.userinfo:
             userinfo = base64.b64encode(f"{base.username}:{base.password}".encode())
             headers.append((b"authorization", b"Basic " + userinfo))
-        name = without_credentials(base_url).rstrip("/")
+        address = without_credentials(base_url).rstrip("/")
         return cls(
-            events_url=httpx.URL(name + "/events"),
+            events_url=httpx.URL(address + "/events"),
             name=name,
+            address=address,
             fixed_headers=tuple(headers),
             signer=Webhook(signing_secret) if signing_secret else None,
         )
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "PlatformEndpoint":
-        """The platform of EXTERNAL_PLATFORM_URL, with PLATFORM_TOKEN and PLATFORM_SIGNING_SECRET if set."""
-        token, secret = settings.platform_token, settings.platform_signing_secret
+    def of(cls, destination: Destination) -> "PlatformEndpoint":
+        """The endpoint of a configured destination (Settings.destinations())."""
+        token, secret = destination.token, destination.signing_secret
         return cls.configure(
-            settings.platform_url,
+            destination.url,
+            name=destination.name,
             token=token.get_secret_value() if token else None,
             signing_secret=secret.get_secret_value() if secret else None,
         )

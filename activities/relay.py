@@ -18,13 +18,14 @@ import itertools
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from opentelemetry.trace import Span
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from activities.accepted_tally import AcceptedTally
 from activities.delivery_tracing import DeliverySpans
@@ -169,8 +170,9 @@ class _Lane:
         return len(self.in_flight) + len(self.answered)
 
 
-class RelayActivities:
-    """The relay's activity, bound to the worker's engine, platform client, settings and schedule watch."""
+class DestinationRelay:
+    """The relay of one destination on this worker: its client, breaker, delivery slots and lanes, apart from every
+    other destination's, so that one destination down, slow or hostile never delays another."""
 
     def __init__(
         self,
@@ -204,26 +206,26 @@ class RelayActivities:
         self._open_total = 0.0
         self._backlog_read_at = -BACKLOG_EVERY_SECONDS
         self._lanes: dict[tuple[str, int], _Lane] = {}
+        self._destination = platform.endpoint.name
         self._spans = DeliverySpans(str(platform.endpoint.events_url)) if tracing_is_on() else None
         # Accepted answers on a closed breaker: one breaker statement per FLUSH_SECONDS, not one per group.
-        self._accepted = AcceptedTally(engine, platform.endpoint.name, self._breaker_rule, self._note_breaker)
+        self._accepted = AcceptedTally(engine, self._destination, self._breaker_rule, self._note_breaker)
 
-    @activity.defn
-    async def relay_due_events(self, request: RelayBatch) -> RelayBatchReport:
+    async def relay(self, request: RelayBatch) -> RelayBatchReport:
         """Keep due events in flight, record each answer as it comes; what happened, in counts and problems."""
         info = activity.info()
         run = Run(info.workflow_id, info.workflow_run_id)
-        report = _ReportBuilder()
+        report = _ReportBuilder(self._destination)
         if info.attempt > 1:
             await self._take_over_from_earlier_attempts(info, request.lane, report)
-        await ensure_breaker(self._engine, self._platform.endpoint.name)
+        await ensure_breaker(self._engine, self._destination)
         key = (request.schedule_id or info.workflow_id, request.lane)
         lane = self._adopt(key, run)
         pace = _Pace(request, info)
         open_before = self._open_seconds_total()
         await self._look_at_backlog(report)  # now, not at the end: reporting stays quick
         try:
-            lease_token = _lease_token(info.workflow_run_id, request.lane)
+            lease_token = _lease_token(info.workflow_run_id, self._destination, request.lane)
             await self._relay(request, lane, run, lease_token, pace, report)
             if activity.is_worker_shutdown():
                 self._stopping = True  # no bridge claims any more: what it would claim would wait for its lease
@@ -238,7 +240,7 @@ class RelayActivities:
                     self._lease_seconds,
                     run.workflow_id,
                     run.run_id,
-                    self._platform.endpoint.name,
+                    self._destination,
                     lease_token=lease_token,
                 )
                 # Every run opens the first lanes at its start; a wider lane may not come back after a run's end.
@@ -441,11 +443,14 @@ class RelayActivities:
 
     async def _take_over_from_earlier_attempts(self, info: activity.Info, lane: int, report: "_ReportBuilder") -> None:
         """An earlier attempt of this activity died: give back what the lane still held, and name what it did."""
-        earlier = [_lease_token(info.workflow_run_id, lane)]
+        earlier = [_lease_token(info.workflow_run_id, self._destination, lane)]
         self._report_released(
             await release_leases(self._engine, earlier, self._delivery_policy.max_attempts), None, None
         )
-        for logged in await attempts_of_run(self._engine, info.workflow_run_id, since=info.scheduled_time):
+        logged_attempts = await attempts_of_run(
+            self._engine, info.workflow_run_id, self._destination, since=info.scheduled_time
+        )
+        for logged in logged_attempts:
             if logged.outcome != "SENT":
                 report.add(
                     logged.event_id,
@@ -458,34 +463,42 @@ class RelayActivities:
                 )
 
     def _report_released(self, released: list[ReleasedLease], run: Run | None, report: "_ReportBuilder | None") -> None:
-        """Count and log leases given back; those this run had claimed are its attempts, and named as such."""
+        """Count and log leases given back; those this run had claimed here are its attempts, and named as such."""
         if not released:
             return
-        LEASES_EXPIRED.inc(len(released))
+        for lease in released:
+            LEASES_EXPIRED.labels(lease.destination).inc()
         log.warning(
-            "gave back %d claims of vanished relays: %s", len(released), ", ".join(r.event_id for r in released[:10])
+            "gave back %d claims of vanished relays: %s",
+            len(released),
+            ", ".join(f"{r.event_id} ({r.destination})" for r in released[:10]),
         )
         for lease in released:
-            if report is not None and run is not None and lease.claimed_by_run_id == run.run_id:
+            if (
+                report is not None
+                and run is not None
+                and lease.claimed_by_run_id == run.run_id
+                and lease.destination == self._destination
+            ):
                 report.add(lease.event_id, lease.aggregate_id, lease.description, "LEASE_EXPIRED", "lease expired")
 
     async def _claim_or_probe(self, size: int, run: Run, lease_token: uuid.UUID) -> list[_InFlight]:
         """Claim due events; while the breaker is open, claim one event to probe with, if this worker may probe now."""
-        platform = self._platform.endpoint.name
-        claim = Claim(size, self._lease_seconds, run.workflow_id, run.run_id, platform, lease_token=lease_token)
+        destination = self._destination
+        claim = Claim(size, self._lease_seconds, run.workflow_id, run.run_id, destination, lease_token=lease_token)
         events = await claim_due_events(self._engine, claim)
         if events:
             return [_InFlight(event, str(lease_token), None) for event in events]
         if not await self._breaker_is_open() or not self._probe_due():
             return []
         probe_token = uuid.uuid4()
-        if not await take_probe(self._engine, platform, probe_token, self._probe_hold_seconds):
+        if not await take_probe(self._engine, destination, probe_token, self._probe_hold_seconds):
             return []
         events = await claim_due_events(self._engine, dataclasses.replace(claim, batch_size=1, probe=True))
         if not events:
-            await release_probe(self._engine, platform, probe_token, self._breaker_rule)
+            await release_probe(self._engine, destination, probe_token, self._breaker_rule)
             return []
-        log.info("probing %s with event %s", platform, events[0].event_id)
+        log.info("probing %s with event %s", destination, events[0].event_id)
         return [_InFlight(events[0], str(lease_token), probe_token)]
 
     def _start(self, claimed: list[_InFlight], lane: _Lane) -> None:
@@ -513,11 +526,12 @@ class RelayActivities:
             traceparent = None
             if self._spans is not None:
                 attempt.span, traceparent = self._spans.start(attempt.event)
-            IN_FLIGHT.inc()
+            in_flight = IN_FLIGHT.labels(self._destination)
+            in_flight.inc()
             try:
                 attempt.facts = await self._platform.send(attempt.event, traceparent)
             finally:
-                IN_FLIGHT.dec()
+                in_flight.dec()
         finally:
             straggling.cancel()
             slot.give_up()
@@ -537,12 +551,12 @@ class RelayActivities:
         for lease_token in {attempt.lease_token for attempt in stopped}:
             given_back = await give_back_claims(self._engine, lease_token)
             if given_back:
-                CLAIMS_GIVEN_BACK.inc(given_back)
+                CLAIMS_GIVEN_BACK.labels(self._destination).inc(given_back)
 
     async def _breaker_is_open(self) -> bool:
         """The breaker as stored, read at most every BREAKER_READ_EVERY_SECONDS."""
         if time.monotonic() - self._breaker_read_at >= BREAKER_READ_EVERY_SECONDS:
-            breaker = await breaker_of(self._engine, self._platform.endpoint.name)
+            breaker = await breaker_of(self._engine, self._destination)
             if breaker is not None:
                 self._show_breaker(breaker.state, breaker.describe())
                 self._next_probe_at = breaker.next_probe_at
@@ -565,7 +579,7 @@ class RelayActivities:
             self._open_total += now - self._open_since
             self._open_since = None
         self._breaker = (state, detail)
-        BREAKER_OPEN.labels(self._platform.endpoint.name).set(1 if state == "OPEN" else 0)
+        BREAKER_OPEN.labels(self._destination).set(1 if state == "OPEN" else 0)
 
     def _open_seconds_total(self) -> float:
         """How long this worker has seen the breaker open, in all (the current opening included)."""
@@ -576,7 +590,7 @@ class RelayActivities:
         if time.monotonic() - self._backlog_read_at < BACKLOG_EVERY_SECONDS:
             return
         self._backlog_read_at = time.monotonic()
-        backlog = await backlog_of_outbox(self._engine)
+        backlog = await backlog_of_outbox(self._engine, self._destination)
         report.backlog_events, report.oldest_waiting_seconds = backlog.waiting, backlog.oldest_waiting_seconds
 
     async def _record(self, lane: _Lane, report: "_ReportBuilder | None") -> None:
@@ -598,11 +612,11 @@ class RelayActivities:
     ) -> None:
         """Note the answers on the breaker, judge each attempt (HELD while the breaker is open), record them all."""
         facts = [(attempt.event, attempt.facts) for attempt in group]
-        platform, rule, policy = self._platform.endpoint.name, self._breaker_rule, self._delivery_policy
+        destination, rule, policy = self._destination, self._breaker_rule, self._delivery_policy
         tally = self._accepted if self._breaker[0] == "CLOSED" else None
-        change, attempts = await judge_answers(self._engine, platform, rule, policy, facts, probe_token, tally)
+        change, attempts = await judge_answers(self._engine, destination, rule, policy, facts, probe_token, tally)
         self._note_breaker(change)
-        logged = await record_attempts(self._engine, lease_token, attempts, run)
+        logged = await record_attempts(self._engine, destination, lease_token, attempts, run)
         for attempt_in_flight, attempt in zip(group, attempts, strict=True):
             event, fact = attempt_in_flight.event, attempt_in_flight.facts
             outcome = logged.get(event.event_id, "STALE")
@@ -620,24 +634,23 @@ class RelayActivities:
             self._breaker_read_at = 0.0  # read the details afresh on the next look
             self._show_breaker(change.state, f"breaker {change.state}")
             if change.closed_now:
-                log.warning("the platform answers again: breaker CLOSED, every event in backoff is due now")
+                log.warning("%s answers again: breaker CLOSED, every event in backoff is due now", self._destination)
                 self._start_drain()
 
     def _start_drain(self) -> None:
         """Make the backlog due, in bounded batches, beside deliveries (never in their way); one drain at a time."""
         if self._drain is None or self._drain.done():
-            self._drain = asyncio.create_task(
-                drain_backlog(self._engine, self._platform.endpoint.name, self._breaker_rule)
-            )
+            self._drain = asyncio.create_task(drain_backlog(self._engine, self._destination, self._breaker_rule))
             self._drain.add_done_callback(_log_drain)
 
     def _observe(self, event: LeasedEvent, fact: AttemptFacts, attempt: AttemptOutcome, outcome: str, run: Run) -> None:
         """The attempt's metrics and its one log line."""
-        ATTEMPTS.labels(outcome, status_class(fact.http_status)).inc()
+        ATTEMPTS.labels(self._destination, outcome, status_class(fact.http_status)).inc()
         if outcome == "SENT":
             acknowledged = fact.attempted_at.timestamp() + fact.duration_ms / 1000
-            COMMIT_TO_ACK.observe(max(0.0, acknowledged - event.occurred_at.timestamp()))
+            COMMIT_TO_ACK.labels(self._destination).observe(max(0.0, acknowledged - event.occurred_at.timestamp()))
         fields = {
+            "destination": self._destination,
             "event_id": event.event_id,
             "order_id": event.aggregate_id,
             "sequence": event.sequence,
@@ -650,7 +663,8 @@ class RelayActivities:
         }
         attempt_log.log(
             logging.INFO if outcome == "SENT" else logging.WARNING,
-            "attempt event_id=%s order_id=%s sequence=%d attempt=%d outcome=%s http_status=%s workflow_id=%s "
+            "attempt destination=%s event_id=%s order_id=%s sequence=%d attempt=%d outcome=%s http_status=%s "
+            "workflow_id=%s "
             "run_id=%s%s",
             *list(fields.values())[:-1],
             f" error={attempt.error}" if attempt.error else "",
@@ -664,11 +678,6 @@ def _log_drain(drain: asyncio.Task) -> None:
         log.warning("draining the backlog after the breaker closed failed (resumed later): %s", failure)
     elif not drain.cancelled():
         log.info("breaker closed: %d events in backoff made due", drain.result())
-
-
-def _lease_token(info: activity.Info, attempt: int) -> uuid.UUID:
-    """The lease of one attempt of one activity: a later attempt knows what an earlier one held."""
-    return uuid.uuid5(LEASE_NAMESPACE, f"{info.workflow_run_id}/{info.activity_id}/{attempt}")
 
 
 class _Slot:
@@ -692,9 +701,10 @@ async def _wait_at_most(event: asyncio.Event, seconds: float) -> None:
         pass
 
 
-def _lease_token(run_id: str, lane: int) -> uuid.UUID:
-    """The lease of one lane of one run: a later attempt of the lane's activity knows what an earlier one held."""
-    return uuid.uuid5(LEASE_NAMESPACE, f"{run_id}/lane {lane}")
+def _lease_token(run_id: str, destination: str, lane: int) -> uuid.UUID:
+    """The lease of one lane of one run at one destination: a later attempt of the lane's activity knows what an
+    earlier one held."""
+    return uuid.uuid5(LEASE_NAMESPACE, f"{run_id}/{destination}/lane {lane}")
 
 
 class _Pace:
@@ -762,9 +772,10 @@ class _Pace:
 
 
 class _ReportBuilder:
-    """Collects what one activity's attempts did into the report the run shows."""
+    """Collects what one activity's attempts at one destination did into the report the run shows."""
 
-    def __init__(self) -> None:
+    def __init__(self, destination: str) -> None:
+        self.destination = destination
         self.paused = False
         self.backlog = False
         self.breaker = "CLOSED"
@@ -791,10 +802,11 @@ class _ReportBuilder:
             self._outcomes[outcome] = self._outcomes.get(outcome, 0) + 1
         if outcome != "SENT" and len(self._problems) < PROBLEMS_REPORTED_MOST:
             what = f"{description}: {error or outcome}"[:300]
-            self._problems.append(EventProblem(event_id, order_id, outcome, http_status, what))
+            self._problems.append(EventProblem(event_id, order_id, outcome, http_status, what, self.destination))
 
     def build(self) -> RelayBatchReport:
         return RelayBatchReport(
+            destination=self.destination,
             outcomes=self._outcomes,
             problems=self._problems,
             breaker=self.breaker,
@@ -806,3 +818,37 @@ class _ReportBuilder:
             oldest_waiting_seconds=round(self.oldest_waiting_seconds, 3),
             heartbeats=self.heartbeats,
         )
+
+
+class RelayActivities:
+    """The relay's activity, bound to the worker's engine, settings and schedule watch, and one client per destination:
+    each destination is relayed by its own DestinationRelay."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        platforms: Sequence[PlatformClient],
+        settings: Settings,
+        pause_watch: SchedulePauseWatch,
+        *,
+        poll_interval_seconds: float = 0.05,
+    ) -> None:
+        self._relays = {
+            platform.endpoint.name: DestinationRelay(
+                engine, platform, settings, pause_watch, poll_interval_seconds=poll_interval_seconds
+            )
+            for platform in platforms
+        }
+
+    @activity.defn
+    async def relay_due_events(self, request: RelayBatch) -> RelayBatchReport:
+        """Keep `request.destination`'s due events in flight, record each answer as it comes; what happened."""
+        relay = self._relays.get(request.destination)
+        if relay is None:
+            raise ApplicationError(
+                f"this worker delivers to {', '.join(self._relays)}, not to {request.destination!r}: "
+                "every worker must have the same DESTINATIONS_FILE",
+                type="UNKNOWN_DESTINATION",
+                non_retryable=True,
+            )
+        return await relay.relay(request)

@@ -6,6 +6,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from sneaker_orders.destinations import DEFAULT_DESTINATION, Destination, read_destinations_file
+
 ADMIN_TOKEN_MIN_LENGTH = 32
 
 
@@ -41,6 +43,10 @@ class Settings(BaseSettings):
     platform_token: SecretStr | None = Field(default=None, description="bearer token sent to the platform")
     platform_signing_secret: SecretStr | None = Field(
         default=None, description="Standard Webhooks secret (whsec_...) deliveries are signed with"
+    )
+
+    destinations_file: Path | None = Field(
+        default=None, description="JSON or TOML list of destinations; unset: one `platform` from EXTERNAL_PLATFORM_*"
     )
 
     relay_schedule_id: str = "order-events-relay"
@@ -189,3 +195,16 @@ class Settings(BaseSettings):
     def platform_url(self) -> str:
         """The platform to deliver to: EXTERNAL_PLATFORM_URL, or the demo sink of `make run`."""
         return self.external_platform_url or f"http://127.0.0.1:{self.sink_port}"
+
+    def destinations(self) -> tuple[Destination, ...]:
+        """Where events go: DESTINATIONS_FILE's destinations, or one `platform` of EXTERNAL_PLATFORM_* / PLATFORM_*."""
+        if self.destinations_file is not None:
+            return read_destinations_file(self.destinations_file)
+        return (
+            Destination(
+                name=DEFAULT_DESTINATION,
+                url=self.platform_url,
+                token=self.platform_token,
+                signing_secret=self.platform_signing_secret,
+            ),
+        )

@@ -1,17 +1,19 @@
 """The outbox relay: started by a schedule, it has due events delivered, and names the events that had a problem.
 
 A run relays for about RELAY_RUN_SECONDS and ends just before a tick of its schedule (so the next
-run starts on that tick rather than an interval later). It works in two lanes and opens up to
-`lanes` when a claim comes back full; each lane is a row of activities, each keeping requests in
-flight for about REPORT_AFTER_SECONDS of delivery and then reporting counts and problems (the two
-first lanes half a period apart, so that one always claims while the other reports).
+run starts on that tick rather than an interval later). It relays to each destination apart: per
+destination it works in two lanes and opens up to `lanes` when a claim comes back full; each lane is
+a row of activities, each keeping requests in flight for about REPORT_AFTER_SECONDS of delivery and
+then reporting counts and problems (the two first lanes half a period apart, so that one always
+claims while the other reports). A destination down or slow holds up only its own lanes.
 
 Names serve search, and never decide the speed: the run names in `OrderIds` and `EventIds` every
-event it retried, held or failed (and its order) while they fit Temporal's default limits (2 KiB
-per value, 40 KiB per run), and `DeliveryOutcomes` the distinct outcomes. Events it sent are not
-named: `delivery_attempts` keeps every attempt with its run id (`sneaker-orders events show`,
-`GET /events/{id}`). Problems beyond the limits are left out, counted, listed in the run's result,
-and its current details say so and how to find them. It continues as new only for its history.
+event it retried, held or failed (and its order, and in `Destinations` where) while they fit
+Temporal's default limits (2 KiB per value, 40 KiB per run), and `DeliveryOutcomes` the distinct
+outcomes. Events it sent are not named: `delivery_attempts` keeps every attempt with its run id
+(`sneaker-orders events show`, `GET /events/{id}`). Problems beyond the limits are left out,
+counted, listed in the run's result, and its current details say so and how to find them. It
+continues as new only for its history.
 """
 
 import asyncio
@@ -22,12 +24,20 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities.payloads import EventProblem, RelayBatch, RelayBatchReport, RelayReport, RelayRun
+    from activities.payloads import (
+        DestinationStory,
+        EventProblem,
+        RelayBatch,
+        RelayBatchReport,
+        RelayReport,
+        RelayRun,
+    )
     from activities.relay import RelayActivities
     from workflows.search_attributes import (
         DEFAULT_TOTAL_LIMIT_BYTES,
         DEFAULT_VALUE_LIMIT_BYTES,
         DELIVERY_OUTCOMES,
+        DESTINATIONS,
         EVENT_IDS,
         ORDER_IDS,
         SearchAttributeBudget,
@@ -74,8 +84,7 @@ class OrderEventsRelay:
 
     def __init__(self) -> None:
         self._report = RelayReport()
-        self._lanes: list[asyncio.Task] = []
-        self._breaker = ("CLOSED", "")
+        self._lanes: dict[str, list[asyncio.Task]] = {}  # per destination
         self._paused = False
         self._stop_by = EPOCH
         self._budget = SearchAttributeBudget(DEFAULT_VALUE_LIMIT_BYTES, DEFAULT_TOTAL_LIMIT_BYTES)
@@ -94,18 +103,22 @@ class OrderEventsRelay:
             if run.stop_by
             else run_deadline(now, interval, timedelta(seconds=run.run_seconds))
         )
+        for destination in run.destinations:
+            self._lanes[destination] = []
+            self._report.destinations[destination] = DestinationStory()
         self._show(run)
         self._backlog = run.backlog
-        # Two lanes even when quiet: their activities report half a period apart, so while one lane's
-        # next activity is being started the other claims, and a live event never waits for that.
-        while len(self._lanes) < min(QUIET_LANES, run.lanes):
-            self._open_lane(run)
-        if run.backlog:  # the run before worked on a backlog until it continued as new: resume at full width
-            while len(self._lanes) < run.lanes:
-                self._open_lane(run)
+        for destination in run.destinations:
+            # Two lanes even when quiet: their activities report half a period apart, so while one lane's
+            # next activity is being started the other claims, and a live event never waits for that.
+            while len(self._lanes[destination]) < min(QUIET_LANES, run.lanes):
+                self._open_lane(run, destination)
+            if run.backlog:  # the run before worked on a backlog until it continued as new: resume at full width
+                while len(self._lanes[destination]) < run.lanes:
+                    self._open_lane(run, destination)
         # Lanes may open while others run, so wait for all of them rather than gather the first few.
-        await workflow.wait_condition(lambda: all(lane.done() for lane in self._lanes))
-        await asyncio.gather(*self._lanes)  # a lane that failed fails the run
+        await workflow.wait_condition(lambda: all(lane.done() for lane in self._all_lanes()))
+        await asyncio.gather(*self._all_lanes())  # a lane that failed fails the run
         self._upsert_names()
         reason = self._reason_to_continue()
         if reason and not self._paused and self._seconds_left() > 0:
@@ -120,13 +133,17 @@ class OrderEventsRelay:
         self._show(run)
         return self._report
 
-    def _open_lane(self, run: RelayRun) -> None:
-        lane = len(self._lanes) + 1
-        self._lanes.append(asyncio.create_task(self._relay_in_lane(run, lane)))
+    def _all_lanes(self) -> list[asyncio.Task]:
+        return [lane for lanes in self._lanes.values() for lane in lanes]
 
-    async def _relay_in_lane(self, run: RelayRun, lane: int) -> None:
-        """One lane: have due events relayed, again and again, until time, history or the schedule say stop."""
-        while (batch := self._next_batch(run, lane)) is not None:
+    def _open_lane(self, run: RelayRun, destination: str) -> None:
+        lanes = self._lanes[destination]
+        lanes.append(asyncio.create_task(self._relay_in_lane(run, destination, len(lanes) + 1)))
+
+    async def _relay_in_lane(self, run: RelayRun, destination: str, lane: int) -> None:
+        """One lane of one destination: have its due events relayed, again and again, until time, history or the
+        schedule say stop."""
+        while (batch := self._next_batch(run, destination, lane)) is not None:
             started = workflow.now()
             report = await workflow.execute_activity_method(
                 RelayActivities.relay_due_events,
@@ -141,11 +158,11 @@ class OrderEventsRelay:
             self._backlog = report.backlog
             if report.paused:
                 self._paused = True
-            elif report.backlog:  # a claim came back full: work on the backlog at full width
-                while len(self._lanes) < run.lanes:
-                    self._open_lane(run)
+            elif report.backlog:  # a claim came back full: work on the destination's backlog at full width
+                while len(self._lanes[destination]) < run.lanes:
+                    self._open_lane(run, destination)
 
-    def _next_batch(self, run: RelayRun, lane: int) -> RelayBatch | None:
+    def _next_batch(self, run: RelayRun, destination: str, lane: int) -> RelayBatch | None:
         """The next activity's work; None when the run must stop (time, pause) or continue as new (history)."""
         if self._paused or self._reason_to_continue():
             return None
@@ -159,20 +176,27 @@ class OrderEventsRelay:
             report_after_seconds=REPORT_AFTER_SECONDS,
             schedule_id=run.schedule_id,
             lane=lane,
-            breaker_shown=self._breaker[0],
+            breaker_shown=self._report.destinations[destination].breaker,
+            destination=destination,
         )
 
     def _take(self, report: RelayBatchReport, run: RelayRun) -> None:
         """Count the activity's attempts, name its problems in the search attributes, and update the run's page."""
         ours = self._report
+        story = ours.destinations[report.destination]
         ours.activities += 1
         ours.heartbeats += report.heartbeats
         ours.breaker_open_seconds += report.breaker_open_seconds
-        self._breaker = (report.breaker, report.breaker_detail)
+        story.breaker_open_seconds += report.breaker_open_seconds
+        story.breaker, story.breaker_detail = report.breaker, report.breaker_detail
         for outcome, count in report.outcomes.items():
             ours.outcomes[outcome] = ours.outcomes.get(outcome, 0) + count
+            story.outcomes[outcome] = story.outcomes.get(outcome, 0) + count
         if report.backlog_events >= 0:
-            ours.backlog_events, ours.oldest_waiting_seconds = report.backlog_events, report.oldest_waiting_seconds
+            story.backlog_events, story.oldest_waiting_seconds = report.backlog_events, report.oldest_waiting_seconds
+            seen = [each for each in ours.destinations.values() if each.backlog_events >= 0]
+            ours.backlog_events = sum(each.backlog_events for each in seen)
+            ours.oldest_waiting_seconds = max(each.oldest_waiting_seconds for each in seen)
             self._outbox_seen_at = workflow.now()
         outcomes = {SEARCHABLE_OUTCOMES.get(outcome, "RETRY") for outcome in report.outcomes}
         if outcomes:
@@ -187,17 +211,22 @@ class OrderEventsRelay:
         self._show(run)
 
     def _name(self, problem: EventProblem) -> None:
-        """Name the event and its order if they fit the limits (else its order alone); else count it left out."""
+        """Name the event, its order and its destination if they fit the limits (else its order and destination);
+        else count it left out."""
         if problem.outcome == "FAILED":
-            self._report.failed_events[problem.event_id] = problem.what
-        if self._budget.fits({ORDER_IDS: [problem.order_id], EVENT_IDS: [problem.event_id]}):
-            self._budget.add({ORDER_IDS: [problem.order_id], EVENT_IDS: [problem.event_id]})
+            self._report.failed_events[problem.event_id] = f"{problem.what} at {problem.destination}"
+        names = {ORDER_IDS: [problem.order_id], EVENT_IDS: [problem.event_id], DESTINATIONS: [problem.destination]}
+        if self._budget.fits(names):
+            self._budget.add(names)
             return
-        if self._budget.fits({ORDER_IDS: [problem.order_id]}):
-            self._budget.add({ORDER_IDS: [problem.order_id]})
+        del names[EVENT_IDS]
+        if self._budget.fits(names):
+            self._budget.add(names)
         self._report.names_left_out_count += 1
         if len(self._report.names_left_out) < LEFT_OUT_LISTED:
-            self._report.names_left_out.append(f"{problem.event_id} order {problem.order_id} {problem.outcome}")
+            self._report.names_left_out.append(
+                f"{problem.event_id} order {problem.order_id} {problem.outcome} at {problem.destination}"
+            )
 
     def _upsert_names(self) -> None:
         if self._budget.unsent:
@@ -216,14 +245,20 @@ class OrderEventsRelay:
     def _show(self, run: RelayRun) -> None:
         """The run's page in words: current details (Markdown, free) and a memo (only when the story changes)."""
         report = self._report
-        heading = report.ended or f"relaying until {self._stop_by:%H:%M:%S} UTC in {len(self._lanes) or 1} lane(s)"
+        lanes = len(self._all_lanes()) or 1
+        heading = report.ended or f"relaying until {self._stop_by:%H:%M:%S} UTC in {lanes} lane(s)"
         lines = [f"**{heading}**", "", f"**{_counts(report.outcomes)}** in {report.activities} activities"]
-        lines += ["", f"Platform: {self._breaker[1] or 'breaker ' + self._breaker[0]}"]
-        if report.breaker_open_seconds:
-            lines.append(f"Breaker open for {report.breaker_open_seconds:.1f} s in this run (deliveries held).")
-        if self._outbox_seen_at is not None:
-            oldest = f", the oldest for {report.oldest_waiting_seconds:.1f} s" if report.backlog_events else ""
-            lines.append(f"Outbox at {self._outbox_seen_at:%H:%M:%S}: {report.backlog_events} events waiting{oldest}.")
+        for name, story in report.destinations.items():
+            lines += [
+                "",
+                f"**{name}**: {_counts(story.outcomes)}; {story.breaker_detail or 'breaker ' + story.breaker}",
+            ]
+            if story.breaker_open_seconds:
+                lines.append(f"Breaker open for {story.breaker_open_seconds:.1f} s in this run (deliveries held).")
+            if story.backlog_events >= 0:
+                oldest = f", the oldest for {story.oldest_waiting_seconds:.1f} s" if story.backlog_events else ""
+                seen = f" at {self._outbox_seen_at:%H:%M:%S}" if self._outbox_seen_at else ""
+                lines.append(f"Waiting{seen}: {story.backlog_events} events{oldest}.")
         failed = list(report.failed_events.items())
         if failed:
             lines += ["", "**Failed:**"] + [f"- {what} (`{event_id}`)" for event_id, what in failed[:FAILED_SHOWN]]
@@ -235,7 +270,7 @@ class OrderEventsRelay:
         workflow.set_current_details("\n".join(lines))
         memo = {
             "failed_events": [f"{what} ({event_id})" for event_id, what in failed[:FAILED_SHOWN]],
-            "platform": self._breaker[0],
+            "breakers": {name: story.breaker for name, story in report.destinations.items()},
             "names_left_out": report.names_left_out_count,
             "ended": report.ended or None,
         }
@@ -260,7 +295,10 @@ def _counts(outcomes: dict[str, int]) -> str:
 
 def _names_note(report: RelayReport) -> str:
     """What the run names in its search attributes, and where to find what it left out."""
-    named = "Search attributes: `OrderIds` and `EventIds` name the events this run retried, held or failed"
+    named = (
+        "Search attributes: `OrderIds` and `EventIds` name the events this run retried, held or failed "
+        "(`Destinations` where)"
+    )
     if not report.names_left_out_count:
         return named + "; events it sent are in `sneaker-orders events show EVENT_ID` (every attempt, with its run)."
     return (
@@ -282,5 +320,5 @@ def run_deadline(now: datetime, interval: timedelta, run_length: timedelta) -> d
 
 def _describe(batch: RelayBatch) -> str:
     """The activity summary the Web UI shows."""
-    held = " (platform failing: probe it)" if batch.breaker_shown == "OPEN" else ""
-    return f"lane {batch.lane}: keep up to {batch.batch_size} due events in flight{held}"
+    held = " (failing: probe it)" if batch.breaker_shown == "OPEN" else ""
+    return f"{batch.destination} lane {batch.lane}: keep up to {batch.batch_size} due events in flight{held}"

@@ -11,13 +11,14 @@ from workflows.schedules import ScheduledWorkflow
 
 
 def relay_run(settings: Settings) -> RelayRun:
-    """The relay runs' argument, from Settings only: run length, requests in flight per lane, lanes."""
+    """The relay runs' argument, from Settings only: run length, requests in flight per lane, lanes, destinations."""
     return RelayRun(
         interval_seconds=settings.relay_interval_seconds,
         batch_size=settings.relay_batch_size,
         lanes=settings.relay_lanes,
         run_seconds=settings.relay_run_seconds,
         schedule_id=settings.relay_schedule_id,
+        destinations=[destination.name for destination in settings.destinations()],
     )
 
 

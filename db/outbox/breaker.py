@@ -1,14 +1,14 @@
-"""The circuit breaker in front of a platform, kept in PostgreSQL so every worker and the CLI see one state.
+"""The circuit breaker in front of a destination, kept in PostgreSQL so every worker and the CLI see one state.
 
 CLOSED: events are delivered, and every answer is counted in a sliding window of
-`window_seconds`. The breaker OPENs when (nearly) every answer is a failure of the platform (no
-answer, 5xx, 429..., or a refusal, 4xx: a platform that refuses everyone is as down as one that
+`window_seconds`. The breaker OPENs when (nearly) every answer is a failure of the destination (no
+answer, 5xx, 429..., or a refusal, 4xx: a destination that refuses everyone is as down as one that
 answers no one): at least `failure_ratio` of the window's answers, and at least `failures_to_open`
-failures since the platform last accepted an event. A partial failure (20 % 503) never comes near
+failures since the destination last accepted an event. A partial failure (20 % 503) never comes near
 the ratio, however many failures come in a row. While OPEN, claims stop,
 attempts are HELD (the events keep their budgets) and one probe at a time, across all workers,
-tests the platform every `probe_every_seconds`, and never before the longest Retry-After the
-platform asked for while it failed. Only the probe's answer closes it: a late answer to a request
+tests the destination every `probe_every_seconds`, and never before the longest Retry-After the
+destination asked for while it failed. Only the probe's answer closes it: a late answer to a request
 sent before it opened never does. The close asks for a drain: every event waiting out a backoff
 becomes due, in bounded batches (`drain_backlog`), apart from those a Retry-After keeps waiting.
 """
@@ -38,7 +38,8 @@ class BreakerRule:
 
 @dataclass(frozen=True)
 class PlatformAnswer:
-    """What the breaker needs of one answer: did the platform fail (or refuse) it, when was it sent, what it asked."""
+    """What the breaker needs of one answer: did the destination fail (or refuse) it, when was it sent, what it
+    asked."""
 
     failed: bool
     sent_at: datetime
@@ -88,9 +89,9 @@ class Window:
 
 @dataclass(frozen=True)
 class Breaker:
-    """A platform's breaker as stored."""
+    """A destination's breaker as stored."""
 
-    platform: str
+    destination: str
     state: str
     failures_in_a_row: int
     opened_at: datetime | None
@@ -119,10 +120,10 @@ class Breaker:
         """The state in words, for logs, the CLI and the Web UI."""
         if not self.is_open:
             failing = f" ({self.failures_in_a_row} failures since the last delivery)" if self.failures_in_a_row else ""
-            return f"breaker CLOSED: delivering to {self.platform}{failing}"
+            return f"breaker CLOSED: delivering to {self.destination}{failing}"
         since = self.opened_at.strftime("%Y-%m-%d %H:%M:%S UTC") if self.opened_at else "?"
         return (
-            f"breaker OPEN since {since}: {self.platform} failed for every event "
+            f"breaker OPEN since {since}: {self.destination} failed for every event "
             f"({self.failures_in_a_row} failures since the last delivery, last: {self.last_failure or '?'}); "
             "deliveries held, one probe at a time"
         )
@@ -133,7 +134,7 @@ class BreakerChange:
     """The breaker after answers were noted.
 
     `closed_now` when these answers closed it (then run `drain_backlog`), `opened_now` when they opened it.
-    `accepted_sent_at`: the latest time at which a request was sent that the platform accepted, across workers:
+    `accepted_sent_at`: the latest time at which a request was sent that the destination accepted, across workers:
     a refusal of a request sent earlier is the event's own (`confirmed_refusals`).
     """
 
@@ -147,7 +148,7 @@ class BreakerChange:
         return self.state == "OPEN"
 
 
-_ENSURE = text("INSERT INTO relay_breakers (platform) VALUES (:platform) ON CONFLICT (platform) DO NOTHING")
+_ENSURE = text("INSERT INTO relay_breakers (destination) VALUES (:destination) ON CONFLICT (destination) DO NOTHING")
 
 # The row lock orders concurrent notes: counts add up and exactly one note sees the breaker close.
 _READ_FOR_NOTE = text(
@@ -155,7 +156,7 @@ _READ_FOR_NOTE = text(
     SELECT state, failures_in_a_row, opened_at, next_probe_at, probe_token, window_started_at, window_answers,
            window_failures, previous_answers, previous_failures, accepted_sent_at, retry_after_until,
            open_seconds_total, now() AS now
-    FROM relay_breakers WHERE platform = :platform FOR UPDATE
+    FROM relay_breakers WHERE destination = :destination FOR UPDATE
     """
 )
 
@@ -175,7 +176,7 @@ _WRITE_NOTE = text(
         last_failure_at = CASE WHEN :last_failure IS NULL THEN last_failure_at ELSE now() END,
         last_success_at = CASE WHEN :accepted THEN now() ELSE last_success_at END,
         updated_at = now()
-    WHERE platform = :platform
+    WHERE destination = :destination
     """
 )
 
@@ -188,7 +189,7 @@ _NOTE_HEALTHY = text(
         window_answers = window_answers + :answers, failures_in_a_row = 0,
         accepted_sent_at = greatest(accepted_sent_at, :accepted_sent_at),
         last_success_at = now(), updated_at = now()
-    WHERE platform = :platform AND state = 'CLOSED'
+    WHERE destination = :destination AND state = 'CLOSED'
       AND window_started_at > now() - make_interval(secs => :window)
     RETURNING accepted_sent_at
     """
@@ -197,9 +198,9 @@ _NOTE_HEALTHY = text(
 _TAKE_PROBE = text(
     """
     UPDATE relay_breakers SET probe_token = :token, probe_expires_at = now() + make_interval(secs => :hold)
-    WHERE platform = :platform AND state = 'OPEN' AND coalesce(next_probe_at, now()) <= now()
+    WHERE destination = :destination AND state = 'OPEN' AND coalesce(next_probe_at, now()) <= now()
       AND (probe_token IS NULL OR probe_expires_at < now())
-    RETURNING platform
+    RETURNING destination
     """
 )
 
@@ -208,7 +209,7 @@ _RELEASE_PROBE = text(
     UPDATE relay_breakers
     SET probe_token = NULL, probe_expires_at = NULL,
         next_probe_at = greatest(now() + make_interval(secs => :probe_every), retry_after_until)
-    WHERE platform = :platform AND probe_token = :token
+    WHERE destination = :destination AND probe_token = :token
     """
 )
 
@@ -218,39 +219,40 @@ _DRAIN_STEP = text(
     """
     WITH breaker AS (
         SELECT drain_before FROM relay_breakers
-        WHERE platform = :platform AND state = 'CLOSED' AND drain_before IS NOT NULL
+        WHERE destination = :destination AND state = 'CLOSED' AND drain_before IS NOT NULL
     ), batch AS (
-        SELECT event.id FROM order_events AS event, breaker
-        WHERE event.status = 'PENDING' AND event.next_attempt_at > greatest(breaker.drain_before, now())
-          AND (event.not_before IS NULL OR event.not_before <= now())
-        ORDER BY event.next_attempt_at, event.id
+        SELECT delivery.id FROM event_deliveries AS delivery, breaker
+        WHERE delivery.destination = :destination AND delivery.status = 'PENDING'
+          AND delivery.next_attempt_at > greatest(breaker.drain_before, now())
+          AND (delivery.not_before IS NULL OR delivery.not_before <= now())
+        ORDER BY delivery.next_attempt_at, delivery.id
         LIMIT :batch
-        FOR UPDATE OF event SKIP LOCKED
+        FOR UPDATE OF delivery SKIP LOCKED
     ), moved AS (
-        UPDATE order_events AS event SET next_attempt_at = breaker.drain_before
-        FROM batch, breaker WHERE event.id = batch.id
-        RETURNING event.id
+        UPDATE event_deliveries AS delivery SET next_attempt_at = breaker.drain_before
+        FROM batch, breaker WHERE delivery.destination = :destination AND delivery.id = batch.id
+        RETURNING delivery.id
     )
     SELECT (SELECT drain_before FROM breaker) AS drain_before, (SELECT count(*) FROM moved) AS moved
     """
 )
 
 _DRAIN_DONE = text(
-    "UPDATE relay_breakers SET drain_before = NULL WHERE platform = :platform AND drain_before = :drain_before"
+    "UPDATE relay_breakers SET drain_before = NULL WHERE destination = :destination AND drain_before = :drain_before"
 )
 
 _COLUMNS = [relay_breakers.c[name] for name in Breaker.__dataclass_fields__]
 
 
-async def ensure_breaker(engine: AsyncEngine, platform: str) -> None:
-    """Create the platform's breaker, CLOSED, unless it exists."""
+async def ensure_breaker(engine: AsyncEngine, destination: str) -> None:
+    """Create the destination's breaker, CLOSED, unless it exists."""
     async with autocommit_connection(engine) as connection:
-        await connection.execute(_ENSURE, {"platform": platform})
+        await connection.execute(_ENSURE, {"destination": destination})
 
 
 async def note_answers(
     engine: AsyncEngine,
-    platform: str,
+    destination: str,
     rule: BreakerRule,
     answers: list[PlatformAnswer],
     *,
@@ -259,12 +261,12 @@ async def note_answers(
     """Count answers in the breaker's window, open or close it; the new state. `probe_token`: these answers
     include the probe's (its claim held the breaker's probe slot under this token)."""
     if answers and probe_token is None and not any(answer.failed for answer in answers):
-        return await note_accepted(engine, platform, rule, len(answers), max(answer.sent_at for answer in answers))
-    return await _note_locked(engine, platform, rule, answers, probe_token)
+        return await note_accepted(engine, destination, rule, len(answers), max(answer.sent_at for answer in answers))
+    return await _note_locked(engine, destination, rule, answers, probe_token)
 
 
 async def note_accepted(
-    engine: AsyncEngine, platform: str, rule: BreakerRule, answers: int, accepted_sent_at: datetime
+    engine: AsyncEngine, destination: str, rule: BreakerRule, answers: int, accepted_sent_at: datetime
 ) -> BreakerChange:
     """Count `answers` accepted answers (no probe's), the latest sent at `accepted_sent_at`: one statement while
     the breaker is closed and its window's slice current, else the locked note."""
@@ -272,7 +274,7 @@ async def note_accepted(
         healthy = await connection.execute(
             _NOTE_HEALTHY,
             {
-                "platform": platform,
+                "destination": destination,
                 "answers": answers,
                 "accepted_sent_at": accepted_sent_at,
                 "window": rule.window_seconds,
@@ -280,16 +282,20 @@ async def note_accepted(
         )
         if (row := healthy.first()) is not None:
             return BreakerChange("CLOSED", closed_now=False, opened_now=False, accepted_sent_at=row.accepted_sent_at)
-    return await _note_locked(engine, platform, rule, [PlatformAnswer(False, accepted_sent_at)] * answers, None)
+    return await _note_locked(engine, destination, rule, [PlatformAnswer(False, accepted_sent_at)] * answers, None)
 
 
 async def _note_locked(
-    engine: AsyncEngine, platform: str, rule: BreakerRule, answers: list[PlatformAnswer], probe_token: uuid.UUID | None
+    engine: AsyncEngine,
+    destination: str,
+    rule: BreakerRule,
+    answers: list[PlatformAnswer],
+    probe_token: uuid.UUID | None,
 ) -> BreakerChange:
     async with engine.begin() as connection:
-        row = (await connection.execute(_READ_FOR_NOTE, {"platform": platform})).one()
+        row = (await connection.execute(_READ_FOR_NOTE, {"destination": destination})).one()
         note = _judge(row, rule, answers, probe_token)
-        await connection.execute(_WRITE_NOTE, {"platform": platform, **note.columns})
+        await connection.execute(_WRITE_NOTE, {"destination": destination, **note.columns})
     return note.change
 
 
@@ -325,7 +331,7 @@ def _judge(row, rule: BreakerRule, answers: list[PlatformAnswer], probe_token: u
     if state == "CLOSED" and window.fails_for_everyone(now, rule, failures_in_a_row):
         state, opened_at, opened_now = "OPEN", now, True
         next_probe_at = _next_probe(now, rule, retry_after_until)
-    elif state == "OPEN" and is_probe and accepted:  # only the probe's answer tells that the platform is back
+    elif state == "OPEN" and is_probe and accepted:  # only the probe's answer tells that the destination is back
         state, closed_now, next_probe_at = "CLOSED", True, None
         open_seconds_total += (now - opened_at).total_seconds() if opened_at else 0.0
         opened_at, retry_after_until, window = None, None, Window(now)
@@ -358,27 +364,29 @@ def _judge(row, rule: BreakerRule, answers: list[PlatformAnswer], probe_token: u
 
 
 def _next_probe(now: datetime, rule: BreakerRule, retry_after_until: datetime | None) -> datetime:
-    """The probe interval from now, and never before the longest Retry-After the platform asked for."""
+    """The probe interval from now, and never before the longest Retry-After the destination asked for."""
     interval = now + timedelta(seconds=rule.probe_every_seconds)
     return max(interval, retry_after_until) if retry_after_until else interval
 
 
-async def take_probe(engine: AsyncEngine, platform: str, token: uuid.UUID, hold_seconds: float) -> bool:
+async def take_probe(engine: AsyncEngine, destination: str, token: uuid.UUID, hold_seconds: float) -> bool:
     """Become the one prober of an open breaker whose next probe is due; False if not open, not due or taken."""
     async with autocommit_connection(engine) as connection:
-        taken = await connection.execute(_TAKE_PROBE, {"platform": platform, "token": token, "hold": hold_seconds})
+        taken = await connection.execute(
+            _TAKE_PROBE, {"destination": destination, "token": token, "hold": hold_seconds}
+        )
         return taken.first() is not None
 
 
-async def release_probe(engine: AsyncEngine, platform: str, token: uuid.UUID, rule: BreakerRule) -> None:
+async def release_probe(engine: AsyncEngine, destination: str, token: uuid.UUID, rule: BreakerRule) -> None:
     """Give up a probe that found nothing to send: the next one is due after the probe interval."""
     async with autocommit_connection(engine) as connection:
         await connection.execute(
-            _RELEASE_PROBE, {"platform": platform, "token": token, "probe_every": rule.probe_every_seconds}
+            _RELEASE_PROBE, {"destination": destination, "token": token, "probe_every": rule.probe_every_seconds}
         )
 
 
-async def drain_backlog(engine: AsyncEngine, platform: str, rule: BreakerRule) -> int:
+async def drain_backlog(engine: AsyncEngine, destination: str, rule: BreakerRule) -> int:
     """After the breaker closed: make every event waiting out a backoff due, `rule.drain_batch` events per
     statement (each well within the statement timeout), apart from events a Retry-After still holds; how many.
 
@@ -386,24 +394,26 @@ async def drain_backlog(engine: AsyncEngine, platform: str, rule: BreakerRule) -
     drained = 0
     while True:
         async with autocommit_connection(engine) as connection:
-            step = (await connection.execute(_DRAIN_STEP, {"platform": platform, "batch": rule.drain_batch})).one()
+            step = (
+                await connection.execute(_DRAIN_STEP, {"destination": destination, "batch": rule.drain_batch})
+            ).one()
             if step.drain_before is None:
                 return drained
             drained += step.moved
             if step.moved < rule.drain_batch:
-                await connection.execute(_DRAIN_DONE, {"platform": platform, "drain_before": step.drain_before})
+                await connection.execute(_DRAIN_DONE, {"destination": destination, "drain_before": step.drain_before})
                 return drained
 
 
-async def breaker_of(engine: AsyncEngine, platform: str) -> Breaker | None:
-    """The platform's breaker, if it has one."""
+async def breaker_of(engine: AsyncEngine, destination: str) -> Breaker | None:
+    """The destination's breaker, if it has one."""
     async with autocommit_connection(engine) as connection:
-        row = (await connection.execute(select(*_COLUMNS).where(relay_breakers.c.platform == platform))).first()
+        row = (await connection.execute(select(*_COLUMNS).where(relay_breakers.c.destination == destination))).first()
     return None if row is None else Breaker(**row._mapping)
 
 
 async def all_breakers(engine: AsyncEngine) -> list[Breaker]:
-    """Every platform's breaker, by platform."""
+    """Every destination's breaker, by destination."""
     async with autocommit_connection(engine) as connection:
-        rows = await connection.execute(select(*_COLUMNS).order_by(relay_breakers.c.platform))
+        rows = await connection.execute(select(*_COLUMNS).order_by(relay_breakers.c.destination))
         return [Breaker(**row._mapping) for row in rows]

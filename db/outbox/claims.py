@@ -17,16 +17,17 @@ def event_description(event_type: str, sequence: int, aggregate_type: str, aggre
 
 @dataclass(frozen=True)
 class Claim:
-    """Who claims: how many events at most, the lease length, the Temporal run that will deliver, for which platform.
+    """Who claims: how many events at most, the lease length, the Temporal run that will deliver, for which
+    destination.
 
-    `probe` claims even while the platform's breaker is open: the one request that tests the platform.
+    `probe` claims even while the destination's breaker is open: the one request that tests it.
     """
 
     batch_size: int
     lease_seconds: float
     workflow_id: str
     run_id: str
-    platform: str
+    destination: str
     probe: bool = False
     lease_token: uuid.UUID = field(default_factory=uuid.uuid4)
 
@@ -55,40 +56,43 @@ class LeasedEvent:
         return event_description(self.event_type, self.sequence, self.aggregate_type, self.aggregate_id)
 
 
-# Due events, none of which has an earlier event of its order still unsent: that is what keeps each
-# order's events in order, and a stuck event blocks only its own order. Live events are never
+# A destination's due deliveries, none of which has an earlier event of its order still unsent to that
+# destination: that is what keeps each order's events in order, per destination, and a stuck event
+# blocks only its own order at its own destination. Live events are never
 # starved: a share of every claim (FRESH_SHARE) goes to the newest due events among the last
 # FRESH_WINDOW_IDS ids (an index range on (status, id), cheap whatever waits in backoff), the rest
 # to the oldest due. A replay, a redrive or a backlog of retries (old ids) therefore drains beside
 # live orders, never ahead of them. SKIP LOCKED lets several relays claim at once without waiting for,
-# or taking, each other's rows. While the platform's breaker is open nothing is claimed but the
-# probe. The claim returns the whole rows, so a claim costs one statement.
+# or taking, each other's rows. While the destination's breaker is open nothing is claimed but the
+# probe. The claim returns the whole events, so a claim costs one statement.
 FRESH_SHARE = 4
 FRESH_WINDOW_IDS = 5000
 _CLAIMABLE = """
-          event.status = 'PENDING' AND event.next_attempt_at <= now()
+          delivery.destination = :destination AND delivery.status = 'PENDING' AND delivery.next_attempt_at <= now()
           AND NOT EXISTS (
-              SELECT FROM order_events AS earlier
-              WHERE earlier.aggregate_type = event.aggregate_type
-                AND earlier.aggregate_id = event.aggregate_id
-                AND earlier.sequence < event.sequence
+              SELECT FROM event_deliveries AS earlier
+              WHERE earlier.destination = delivery.destination
+                AND earlier.aggregate_type = delivery.aggregate_type
+                AND earlier.aggregate_id = delivery.aggregate_id
+                AND earlier.sequence < delivery.sequence
                 AND earlier.status <> 'SENT')
           AND (CAST(:probe AS boolean) OR NOT EXISTS (
-              SELECT FROM relay_breakers AS breaker WHERE breaker.platform = :platform AND breaker.state = 'OPEN'))
+              SELECT FROM relay_breakers AS breaker
+              WHERE breaker.destination = :destination AND breaker.state = 'OPEN'))
 """
 _CLAIM = text(
     f"""
     WITH fresh AS (
-        SELECT event.id FROM order_events AS event
+        SELECT delivery.id FROM event_deliveries AS delivery
         WHERE {_CLAIMABLE}
-          AND event.id > (SELECT coalesce(max(id), 0) FROM order_events) - {FRESH_WINDOW_IDS}
-        ORDER BY event.id DESC
+          AND delivery.id > (SELECT coalesce(max(id), 0) FROM order_events) - {FRESH_WINDOW_IDS}
+        ORDER BY delivery.id DESC
         LIMIT :fresh_size
         FOR UPDATE SKIP LOCKED
     ), oldest AS (
-        SELECT event.id FROM order_events AS event
+        SELECT delivery.id FROM event_deliveries AS delivery
         WHERE {_CLAIMABLE}
-        ORDER BY event.next_attempt_at, event.id
+        ORDER BY delivery.next_attempt_at, delivery.id
         LIMIT :batch_size
         FOR UPDATE SKIP LOCKED
     ), due AS (
@@ -97,42 +101,47 @@ _CLAIM = text(
         (SELECT id FROM oldest WHERE id NOT IN (SELECT id FROM fresh)
          LIMIT greatest(0, :batch_size - (SELECT count(*) FROM fresh)))
     )
-    UPDATE order_events AS event
+    UPDATE event_deliveries AS delivery
     SET status = 'PROCESSING', lease_token = :lease_token,
         lease_expires_at = now() + make_interval(secs => :lease_seconds),
         claimed_by_workflow_id = :workflow_id, claimed_by_run_id = :run_id
-    FROM due WHERE event.id = due.id
+    FROM due, order_events AS event
+    WHERE delivery.destination = :destination AND delivery.id = due.id AND event.id = due.id
     RETURNING event.id, event.event_id, event.event_type, event.aggregate_type, event.aggregate_id, event.sequence,
-              event.created_at, CAST(event.payload AS text), event.retry_count + 1, event.traceparent
+              event.created_at, CAST(event.payload AS text), delivery.retry_count + 1, event.traceparent
     """
 )
 
 # A lease that outlived its relay (a crashed or stuck worker), or whose relay is known to be gone: the
-# event goes back to PENDING, due now, and the unknown outcome counts as an attempt so that an event
-# that crashes every relay ends FAILED instead of looping for ever.
+# delivery goes back to PENDING, due now, and the unknown outcome counts as an attempt so that an event
+# that crashes every relay ends FAILED instead of looping for ever. Every destination's leases at once.
 _RELEASE = """
     WITH expired AS (
-        SELECT id FROM order_events
+        SELECT id, destination FROM event_deliveries
         WHERE status = 'PROCESSING' AND {which}
         FOR UPDATE SKIP LOCKED
     ), released AS (
-        UPDATE order_events AS event
-        SET status = CASE WHEN event.retry_count + 1 >= :max_attempts THEN 'FAILED' ELSE 'PENDING' END,
-            retry_count = event.retry_count + 1, next_attempt_at = now(),
+        UPDATE event_deliveries AS delivery
+        SET status = CASE WHEN delivery.retry_count + 1 >= :max_attempts THEN 'FAILED' ELSE 'PENDING' END,
+            retry_count = delivery.retry_count + 1, next_attempt_at = now(),
             lease_token = NULL, lease_expires_at = NULL,
             last_error = 'lease expired before an outcome was recorded'
-        FROM expired WHERE event.id = expired.id
-        RETURNING event.event_id, event.aggregate_id, event.event_type, event.sequence, event.aggregate_type,
-                  event.claimed_by_workflow_id, event.claimed_by_run_id
+        FROM expired WHERE delivery.id = expired.id AND delivery.destination = expired.destination
+        RETURNING delivery.id, delivery.destination, delivery.event_id, delivery.aggregate_id, delivery.sequence,
+                  delivery.aggregate_type, delivery.claimed_by_workflow_id, delivery.claimed_by_run_id
     ), logged AS (
-        INSERT INTO delivery_attempts (event_id, attempt_number, attempted_at, outcome, error, workflow_id, run_id)
-        SELECT released.event_id,
-               coalesce((SELECT max(attempt_number) FROM delivery_attempts WHERE event_id = released.event_id), 0) + 1,
+        INSERT INTO delivery_attempts (event_id, destination, attempt_number, attempted_at, outcome, error,
+                                       workflow_id, run_id)
+        SELECT released.event_id, released.destination,
+               coalesce((SELECT max(attempt_number) FROM delivery_attempts
+                         WHERE event_id = released.event_id AND destination = released.destination), 0) + 1,
                now(), 'LEASE_EXPIRED', 'lease expired before an outcome was recorded',
                released.claimed_by_workflow_id, released.claimed_by_run_id
         FROM released
     )
-    SELECT event_id, aggregate_id, event_type, sequence, aggregate_type, claimed_by_run_id FROM released
+    SELECT released.event_id, released.aggregate_id, event.event_type, released.sequence, released.aggregate_type,
+           released.claimed_by_run_id, released.destination
+    FROM released JOIN order_events AS event ON event.id = released.id
 """
 _RELEASE_EXPIRED = text(_RELEASE.format(which="lease_expires_at < now()"))
 _RELEASE_LEASES = text(_RELEASE.format(which="lease_token = ANY(CAST(:lease_tokens AS uuid[]))"))
@@ -140,7 +149,7 @@ _RELEASE_LEASES = text(_RELEASE.format(which="lease_token = ANY(CAST(:lease_toke
 
 @dataclass(frozen=True)
 class ReleasedLease:
-    """An event given back after its relay vanished, and the run that had claimed it."""
+    """A delivery given back after its relay vanished, and the run that had claimed it."""
 
     event_id: str
     aggregate_id: str
@@ -148,6 +157,7 @@ class ReleasedLease:
     sequence: int
     aggregate_type: str
     claimed_by_run_id: str | None
+    destination: str
 
     @property
     def description(self) -> str:
@@ -180,7 +190,7 @@ async def claim_due_events(engine: AsyncEngine, claim: Claim) -> list[LeasedEven
                 "lease_seconds": claim.lease_seconds,
                 "workflow_id": claim.workflow_id,
                 "run_id": claim.run_id,
-                "platform": claim.platform,
+                "destination": claim.destination,
                 "probe": claim.probe,
             },
         )
@@ -194,7 +204,8 @@ async def claim_due_events(engine: AsyncEngine, claim: Claim) -> list[LeasedEven
 
 _GIVE_BACK = text(
     """
-    UPDATE order_events SET status = 'PENDING', next_attempt_at = now(), lease_token = NULL, lease_expires_at = NULL
+    UPDATE event_deliveries
+    SET status = 'PENDING', next_attempt_at = now(), lease_token = NULL, lease_expires_at = NULL
     WHERE lease_token = :lease_token AND status = 'PROCESSING'
     RETURNING event_id
     """
@@ -202,20 +213,23 @@ _GIVE_BACK = text(
 
 
 async def give_back_claims(engine: AsyncEngine, lease_token: str) -> int:
-    """Hand the batch's events that were not attempted back to PENDING, due now, as if never claimed; how many."""
+    """Hand the batch's deliveries that were not attempted back to PENDING, due now, as if never claimed; how many."""
     async with autocommit_connection(engine) as connection:
         return len((await connection.execute(_GIVE_BACK, {"lease_token": lease_token})).all())
 
 
-# What waits, for the run's page: counted up to BACKLOG_COUNT_CAP (an index-only scan of at most that
-# many entries), and the age of the oldest PENDING event (the first entry of the (status, id) index).
+# What waits for a destination, for the run's page: counted up to BACKLOG_COUNT_CAP (an index-only scan
+# of at most that many entries), and the age of the oldest PENDING event (the first entry of the
+# (destination, status, id) index).
 BACKLOG_COUNT_CAP = 200_000
 _BACKLOG = text(
     f"""
-    SELECT (SELECT count(*) FROM (SELECT 1 FROM order_events WHERE status IN ('PENDING', 'PROCESSING')
+    SELECT (SELECT count(*) FROM (SELECT 1 FROM event_deliveries
+                                  WHERE destination = :destination AND status IN ('PENDING', 'PROCESSING')
                                   LIMIT {BACKLOG_COUNT_CAP}) AS waiting) AS waiting,
-           (SELECT extract(epoch FROM now() - created_at) FROM order_events
-            WHERE status = 'PENDING' ORDER BY id LIMIT 1) AS oldest_seconds
+           (SELECT extract(epoch FROM now() - event.created_at) FROM order_events AS event
+            WHERE event.id = (SELECT id FROM event_deliveries WHERE destination = :destination AND status = 'PENDING'
+                              ORDER BY id LIMIT 1)) AS oldest_seconds
     """
 )
 
@@ -228,8 +242,8 @@ class Backlog:
     oldest_waiting_seconds: float
 
 
-async def backlog_of_outbox(engine: AsyncEngine) -> Backlog:
-    """How many events wait for delivery, and how long the oldest PENDING one has waited (0: none)."""
+async def backlog_of_outbox(engine: AsyncEngine, destination: str) -> Backlog:
+    """How many events wait for delivery to `destination`, and how long the oldest PENDING one has waited (0: none)."""
     async with autocommit_connection(engine) as connection:
-        row = (await connection.execute(_BACKLOG)).one()
+        row = (await connection.execute(_BACKLOG, {"destination": destination})).one()
     return Backlog(int(row.waiting), float(row.oldest_seconds or 0.0))

@@ -1,4 +1,4 @@
-"""Recording delivery attempts: every attempt is logged; its outcome changes the event only under its lease."""
+"""Recording delivery attempts: every attempt is logged; its outcome changes the delivery only under its lease."""
 
 from dataclasses import dataclass
 from datetime import datetime
@@ -38,8 +38,8 @@ class Run:
     run_id: str
 
 
-# One statement: the outcomes are applied to events still leased to this batch, and every attempt
-# is logged, those that came too late (the lease was given back meanwhile) as STALE.
+# One statement: the outcomes are applied to the destination's deliveries still leased to this batch,
+# and every attempt is logged, those that came too late (the lease was given back meanwhile) as STALE.
 _RECORD = text(
     """
     WITH outcome AS (
@@ -50,26 +50,28 @@ _RECORD = text(
         ) AS outcome(event_id, outcome, retry_in_seconds, error, http_status, attempted_at, duration_ms,
                      not_before_seconds)
     ), applied AS (
-        UPDATE order_events AS event SET
+        UPDATE event_deliveries AS delivery SET
             status = CASE outcome.outcome WHEN 'SENT' THEN 'SENT' WHEN 'FAILED' THEN 'FAILED' ELSE 'PENDING' END,
-            retry_count = event.retry_count + CASE outcome.outcome WHEN 'RETRY' THEN 1 WHEN 'FAILED' THEN 1 ELSE 0 END,
+            retry_count = delivery.retry_count
+                + CASE outcome.outcome WHEN 'RETRY' THEN 1 WHEN 'FAILED' THEN 1 ELSE 0 END,
             next_attempt_at = CASE WHEN outcome.outcome IN ('RETRY', 'HELD')
                 THEN now() + make_interval(secs => outcome.retry_in_seconds)
-                ELSE event.next_attempt_at END,
+                ELSE delivery.next_attempt_at END,
             not_before = CASE WHEN outcome.outcome IN ('RETRY', 'HELD') AND outcome.not_before_seconds IS NOT NULL
                 THEN now() + make_interval(secs => outcome.not_before_seconds) END,
             sent_at = CASE outcome.outcome WHEN 'SENT' THEN now() END,
             last_error = CASE outcome.outcome WHEN 'SENT' THEN NULL ELSE outcome.error END,
             lease_token = NULL, lease_expires_at = NULL
         FROM outcome
-        WHERE event.event_id = outcome.event_id AND event.lease_token = :lease_token AND event.status = 'PROCESSING'
-        RETURNING event.event_id
+        WHERE delivery.event_id = outcome.event_id AND delivery.destination = :destination
+          AND delivery.lease_token = :lease_token AND delivery.status = 'PROCESSING'
+        RETURNING delivery.event_id
     )
-    INSERT INTO delivery_attempts (event_id, attempt_number, attempted_at, outcome, http_status, error,
+    INSERT INTO delivery_attempts (event_id, destination, attempt_number, attempted_at, outcome, http_status, error,
                                    duration_ms, workflow_id, run_id)
-    SELECT outcome.event_id,
+    SELECT outcome.event_id, :destination,
            coalesce((SELECT max(attempt_number) FROM delivery_attempts AS logged
-                     WHERE logged.event_id = outcome.event_id), 0) + 1,
+                     WHERE logged.event_id = outcome.event_id AND logged.destination = :destination), 0) + 1,
            outcome.attempted_at,
            CASE WHEN outcome.event_id IN (SELECT event_id FROM applied) THEN outcome.outcome ELSE 'STALE' END,
            outcome.http_status, outcome.error, outcome.duration_ms, :workflow_id, :run_id
@@ -80,15 +82,17 @@ _RECORD = text(
 
 
 async def record_attempts(
-    engine: AsyncEngine, lease_token: str, attempts: list[AttemptOutcome], run: Run
+    engine: AsyncEngine, destination: str, lease_token: str, attempts: list[AttemptOutcome], run: Run
 ) -> dict[str, str]:
-    """Log `attempts` and apply their outcomes where the lease still holds: event id -> outcome as logged."""
+    """Log `attempts` at `destination` and apply their outcomes where the lease still holds: event id -> outcome
+    as logged."""
     if not attempts:
         return {}
     async with autocommit_connection(engine) as connection:
         rows = await connection.execute(
             _RECORD,
             {
+                "destination": destination,
                 "lease_token": lease_token,
                 "event_ids": [attempt.event_id for attempt in attempts],
                 "outcomes": [attempt.outcome for attempt in attempts],
@@ -128,42 +132,43 @@ _RUN_ATTEMPTS = text(
     SELECT attempt.event_id, event.aggregate_id, event.event_type, event.sequence, event.aggregate_type,
            attempt.outcome, attempt.http_status, attempt.error
     FROM delivery_attempts AS attempt JOIN order_events AS event ON event.event_id = attempt.event_id
-    WHERE attempt.run_id = :run_id AND attempt.attempted_at >= :since
+    WHERE attempt.run_id = :run_id AND attempt.destination = :destination AND attempt.attempted_at >= :since
     ORDER BY attempt.id
     """
 )
 
 
-async def attempts_of_run(engine: AsyncEngine, run_id: str, since: datetime) -> list[RunAttempt]:
-    """The attempts the run `run_id` logged since `since`."""
+async def attempts_of_run(engine: AsyncEngine, run_id: str, destination: str, since: datetime) -> list[RunAttempt]:
+    """The attempts at `destination` the run `run_id` logged since `since`."""
     async with autocommit_connection(engine) as connection:
-        rows = await connection.execute(_RUN_ATTEMPTS, {"run_id": run_id, "since": since})
+        rows = await connection.execute(_RUN_ATTEMPTS, {"run_id": run_id, "destination": destination, "since": since})
         return [RunAttempt(str(row.event_id), *row[1:]) for row in rows]
 
 
-# Each event's latest logged attempt.
+# Each event's latest logged attempt at one destination.
 _LATEST_ATTEMPTS = text(
     """
     SELECT DISTINCT ON (event_id) event_id, outcome, http_status, attempted_at
-    FROM delivery_attempts WHERE event_id = ANY(CAST(:event_ids AS uuid[]))
+    FROM delivery_attempts WHERE event_id = ANY(CAST(:event_ids AS uuid[])) AND destination = :destination
     ORDER BY event_id, attempt_number DESC
     """
 )
 
 
 async def confirmed_refusals(
-    engine: AsyncEngine, refused: list[tuple[str, datetime]], accepted_sent_at: datetime | None
+    engine: AsyncEngine, destination: str, refused: list[tuple[str, datetime]], accepted_sent_at: datetime | None
 ) -> set[str]:
-    """Of events just refused (event id, when the refused request was sent), those whose refusal is their own:
-    the platform accepted a request sent at or after this one, or after the event's previous attempt, itself a
-    refusal that was held. A refusal no other event is seen to escape is the platform's (held, not FAILED)."""
+    """Of events just refused by `destination` (event id, when the refused request was sent), those whose refusal
+    is their own: the destination accepted a request sent at or after this one, or after the event's previous
+    attempt, itself a refusal that was held. A refusal no other event is seen to escape is the destination's
+    (held, not FAILED)."""
     if not refused or accepted_sent_at is None:
         return set()
     confirmed = {event_id for event_id, sent_at in refused if sent_at <= accepted_sent_at}
     unsure = [event_id for event_id, _ in refused if event_id not in confirmed]
     if unsure:
         async with autocommit_connection(engine) as connection:
-            for row in await connection.execute(_LATEST_ATTEMPTS, {"event_ids": unsure}):
+            for row in await connection.execute(_LATEST_ATTEMPTS, {"event_ids": unsure, "destination": destination}):
                 if (
                     row.outcome == "HELD"
                     and row.http_status in REFUSAL_STATUSES
@@ -171,19 +176,3 @@ async def confirmed_refusals(
                 ):
                     confirmed.add(str(row.event_id))
     return confirmed
-
-
-_RUN_OUTCOMES = text(
-    """
-    SELECT outcome, count(*) AS attempts FROM delivery_attempts
-    WHERE run_id = :run_id AND attempted_at >= :since GROUP BY outcome
-    """
-)
-
-
-async def outcome_counts_of_run(engine: AsyncEngine, run_id: str, since: datetime) -> dict[str, int]:
-    """How many attempts the run `run_id` logged since `since`, by outcome: SENT, RETRY, HELD (apart from RETRY:
-    a held attempt cost the event nothing), FAILED, LEASE_EXPIRED, STALE."""
-    async with autocommit_connection(engine) as connection:
-        rows = await connection.execute(_RUN_OUTCOMES, {"run_id": run_id, "since": since})
-        return {row.outcome: row.attempts for row in rows}
