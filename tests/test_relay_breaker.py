@@ -43,7 +43,7 @@ def test_an_outage_fails_no_event_and_the_backlog_drains_within_seconds_of_the_p
         time.sleep(1)
 
     # The outage shows: in the worker's metrics, in `sneaker-orders events list`, and on the run's page.
-    assert f'sneaker_orders_relay_breaker_open{{platform="{sink.url}"}} 1.0' in worker.metrics()
+    assert 'sneaker_orders_relay_breaker_open{destination="platform"} 1.0' in worker.metrics()
     code, out, _ = cli("events", "list", "--limit", "1")
     assert code == 0
     assert "breaker OPEN since" in out
@@ -59,7 +59,7 @@ def test_an_outage_fails_no_event_and_the_backlog_drains_within_seconds_of_the_p
     outcomes = {attempt["outcome"] for row in rows for attempt in attempts_of(db, row["event_id"])}
     assert "HELD" in outcomes and "FAILED" not in outcomes
     assert sink.stats()["received"] == len(rows)
-    assert f'sneaker_orders_relay_breaker_open{{platform="{sink.url}"}} 0.0' in worker.metrics()
+    assert 'sneaker_orders_relay_breaker_open{destination="platform"} 0.0' in worker.metrics()
 
 
 def test_while_the_breaker_is_open_two_workers_probe_one_request_at_a_time(db, catalog, sink, relay):
@@ -97,7 +97,7 @@ def test_a_held_attempt_shows_in_the_ops_api_as_held(api, db, catalog):
 
 def breaker_row(db, platform: str) -> dict | None:
     with db.cursor(row_factory=dict_row) as cursor:
-        return cursor.execute("SELECT * FROM relay_breakers WHERE platform = %s", (platform,)).fetchone()
+        return cursor.execute("SELECT * FROM relay_breakers WHERE destination = %s", (platform,)).fetchone()
 
 
 def paced(seconds: float, per_second: int, act) -> None:
@@ -121,7 +121,7 @@ def test_retry_after_is_a_floor_for_every_event_while_the_breaker_opens_and_clos
         assert first["http_status"] == 429
         assert second["attempted_at"] - first["attempted_at"] >= timedelta(seconds=3)
     assert "HELD" in {attempts_of(db, event_id)[0]["outcome"] for event_id in events}  # the breaker opened
-    breaker = breaker_row(db, sink.url)
+    breaker = breaker_row(db, "platform")
     assert breaker["state"] == "CLOSED" and breaker["open_seconds_total"] >= 2.9  # the probe waited 3 s too
 
 
@@ -132,14 +132,14 @@ def test_a_fifth_of_answers_503_for_a_minute_at_100_events_a_second_never_opens_
 
     def tick(number: int, count: int) -> None:
         insert_pending_events(db, [f"order-{number}-{index}" for index in range(count)])
-        assert breaker_row(db, sink.url) is None or breaker_row(db, sink.url)["state"] == "CLOSED"
+        assert breaker_row(db, "platform") is None or breaker_row(db, "platform")["state"] == "CLOSED"
 
     paced(60, 100, tick)
     sink.set_faults()
     rows = wait_for_statuses(db, "SENT", timeout=120)
 
     assert len(rows) == 6000
-    assert breaker_row(db, sink.url)["open_seconds_total"] == 0
+    assert breaker_row(db, "platform")["open_seconds_total"] == 0
     held = db.execute("SELECT count(*) FROM delivery_attempts WHERE outcome IN ('HELD', 'FAILED')").fetchone()[0]
     retried = db.execute("SELECT count(*) FROM delivery_attempts WHERE outcome = 'RETRY'").fetchone()[0]
     assert held == 0 and retried > 600
@@ -156,11 +156,11 @@ def test_a_full_outage_opens_the_breaker_within_two_seconds_and_late_answers_do_
     down = datetime.now(UTC)
     paced(0.5, 100, lambda tick, count: insert_pending_events(db, [f"down-{tick}-{n}" for n in range(count)]))
 
-    opened = wait_until(lambda: breaker_row(db, sink.url)["opened_at"], timeout=5, what="the breaker to open")
+    opened = wait_until(lambda: breaker_row(db, "platform")["opened_at"], timeout=5, what="the breaker to open")
     assert opened - down <= timedelta(seconds=2)
 
     def late_answers_arrive_and_it_stays_open() -> None:
-        assert breaker_row(db, sink.url)["state"] == "OPEN"
+        assert breaker_row(db, "platform")["state"] == "OPEN"
 
     holds_for(late_answers_arrive_and_it_stays_open, 3)
     late = db.execute(
@@ -178,7 +178,7 @@ def test_after_a_minute_of_outage_8000_waiting_events_are_delivered_within_10_s_
     sink.set_faults(down=True)
     relay.start_worker()
     paced(60, 140, lambda tick, count: insert_pending_events(db, [f"order-{tick}-{n}" for n in range(count)]))
-    assert breaker_row(db, sink.url)["state"] == "OPEN"
+    assert breaker_row(db, "platform")["state"] == "OPEN"
     waiting = len(event_rows(db))
     assert waiting >= 8000
 
@@ -206,4 +206,4 @@ def test_a_platform_answering_404_to_everything_for_8_s_fails_no_event(db, catal
     assert {row["retry_count"] for row in rows} == {0}
     outcomes = {tuple(row) for row in db.execute("SELECT DISTINCT outcome, http_status FROM delivery_attempts")}
     assert ("HELD", 404) in outcomes and not {outcome for outcome, _ in outcomes} & {"FAILED", "RETRY"}
-    assert breaker_row(db, sink.url)["open_seconds_total"] > 0
+    assert breaker_row(db, "platform")["open_seconds_total"] > 0

@@ -21,7 +21,7 @@ from db.outbox.claims import Claim, claim_due_events
 from db.outbox.outcomes import confirmed_refusals
 from tests.support.outbox_views import insert_pending_events
 
-PLATFORM = "http://platform.test"
+PLATFORM = "platform"
 RULE = BreakerRule(failures_to_open=3, probe_every_seconds=0.5, window_seconds=1.0, failure_ratio=0.9)
 
 
@@ -118,15 +118,17 @@ def test_the_close_makes_150000_events_due_in_bounded_statements_while_live_even
     database_url, db, catalog
 ):
     db.execute(
-        "INSERT INTO order_events (event_id, aggregate_type, aggregate_id, sequence, event_type, payload,"
-        " next_attempt_at, not_before)"
-        " SELECT gen_random_uuid(), 'order', 'backlog-' || n, 1, 'OrderCreated', '{}',"
-        " now() + interval '1 hour', CASE WHEN n <= 100 THEN now() + interval '1 hour' END"
+        "INSERT INTO order_events (event_id, aggregate_type, aggregate_id, sequence, event_type, payload)"
+        " SELECT gen_random_uuid(), 'order', 'backlog-' || n, 1, 'OrderCreated', '{}'"
         " FROM generate_series(1, 150000) AS n"
     )
     db.execute(
-        "INSERT INTO relay_breakers (platform, drain_before) VALUES (%s, now())"
-        " ON CONFLICT (platform) DO UPDATE SET drain_before = now()",
+        "UPDATE event_deliveries SET next_attempt_at = now() + interval '1 hour',"
+        " not_before = CASE WHEN substr(aggregate_id, 9)::int <= 100 THEN now() + interval '1 hour' END"
+    )
+    db.execute(
+        "INSERT INTO relay_breakers (destination, drain_before) VALUES (%s, now())"
+        " ON CONFLICT (destination) DO UPDATE SET drain_before = now()",
         (PLATFORM,),
     )
     rule = BreakerRule(3, 0.5, drain_batch=5000)
@@ -148,7 +150,7 @@ def test_the_close_makes_150000_events_due_in_bounded_statements_while_live_even
     assert 150000 - 100 <= drained <= 150000 - 100 + len(claim_seconds)  # (a live event may come due at the close)
     assert not breaker.draining
     waiting = db.execute(
-        "SELECT count(*), count(*) FILTER (WHERE not_before > now()) FROM order_events"
+        "SELECT count(*), count(*) FILTER (WHERE not_before > now()) FROM event_deliveries"
         " WHERE status = 'PENDING' AND next_attempt_at > now()"
     ).fetchone()
     assert waiting == (100, 100)  # those a Retry-After holds, and only those
@@ -158,9 +160,9 @@ def test_the_close_makes_150000_events_due_in_bounded_statements_while_live_even
 def test_a_refusal_is_the_events_own_once_the_platform_accepted_a_request_sent_after_it(database_url, db, catalog):
     first, second, third = insert_pending_events(db, ["first", "second", "third"])
     db.execute(
-        "INSERT INTO delivery_attempts (event_id, attempt_number, attempted_at, outcome, http_status, error)"
-        " VALUES (%s, 1, now() - interval '10 seconds', 'HELD', 404, 'held'),"
-        " (%s, 1, now() - interval '10 seconds', 'RETRY', 503, 'busy')",
+        "INSERT INTO delivery_attempts (event_id, destination, attempt_number, attempted_at, outcome, http_status,"
+        " error) VALUES (%s, 'platform', 1, now() - interval '10 seconds', 'HELD', 404, 'held'),"
+        " (%s, 'platform', 1, now() - interval '10 seconds', 'RETRY', 503, 'busy')",
         (first, second),
     )
     now = datetime.now(UTC)
@@ -168,8 +170,8 @@ def test_a_refusal_is_the_events_own_once_the_platform_accepted_a_request_sent_a
     async def work(engine):
         refused = [(first, now), (second, now), (third, now - timedelta(seconds=6))]
         return (
-            await confirmed_refusals(engine, refused, accepted_sent_at=now - timedelta(seconds=5)),
-            await confirmed_refusals(engine, refused, accepted_sent_at=None),
+            await confirmed_refusals(engine, PLATFORM, refused, accepted_sent_at=now - timedelta(seconds=5)),
+            await confirmed_refusals(engine, PLATFORM, refused, accepted_sent_at=None),
         )
 
     confirmed, unknown = run(database_url, work)

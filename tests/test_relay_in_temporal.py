@@ -49,7 +49,7 @@ def test_each_documented_query_finds_exactly_the_runs_in_which_an_event_had_a_pr
     # Runs of 2 s and retries 3 s later (Retry-After): an event's attempts land in different runs.
     relay.config.extra.update({"RELAY_RUN_SECONDS": "2", "RELAY_BACKOFF_MAX_SECONDS": "3"})
     sink.set_faults(fail_next=[503, 422, 503], retry_after="3")
-    platform_accepts_others(db, sink.url)  # the 4xx is the event's own, FAILED at once
+    platform_accepts_others(db)  # the 4xx is the event's own, FAILED at once
     orders = [str(order_id) for order_id in range(7001, 7007)]
     events = insert_pending_events(db, orders)
     relay.start_worker()

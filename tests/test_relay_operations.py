@@ -68,7 +68,7 @@ def test_a_restarted_worker_keeps_the_schedule_paused_with_its_note(relay, sink)
 
 def test_a_failed_event_is_redriven_through_the_api_and_then_sent(api, db, catalog, sink, relay):
     sink.set_faults(fail_next=[400])
-    platform_accepts_others(db, sink.url)
+    platform_accepts_others(db)
     relay.start_worker()
     place(api, catalog)
     [failed] = wait_for_statuses(db, "FAILED")
@@ -91,7 +91,7 @@ def test_a_failed_event_is_redriven_through_the_api_and_then_sent(api, db, catal
 
 def test_a_blocked_order_resumes_in_order_after_its_failed_event_is_redriven(api, db, catalog, sink, relay, cli):
     sink.set_faults(fail_next=[400])
-    platform_accepts_others(db, sink.url)
+    platform_accepts_others(db)
     relay.start_worker()
     order = place(api, catalog)
     pay(api, order, payment_id="p")

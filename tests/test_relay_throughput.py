@@ -18,7 +18,7 @@ from tests.support.polling import wait_until
 
 
 def status_counts(db) -> dict[str, int]:
-    return dict(db.execute("SELECT status, count(*) FROM order_events GROUP BY status").fetchall())
+    return dict(db.execute("SELECT status, count(*) FROM event_deliveries GROUP BY status").fetchall())
 
 
 def drain_seconds(db, aggregate_ids: list[str], *, timeout: float) -> float:
@@ -47,8 +47,9 @@ def live_orders(database_url: str, stop: threading.Event, per_second: float, pre
 
 def commit_to_delivery_ms(db, prefix: str) -> list[float]:
     rows = db.execute(
-        "SELECT extract(epoch FROM sent_at - created_at) * 1000 FROM order_events"
-        " WHERE aggregate_id LIKE %s AND status = 'SENT' ORDER BY 1",
+        "SELECT extract(epoch FROM delivery.sent_at - event.created_at) * 1000"
+        " FROM order_events AS event JOIN event_deliveries AS delivery USING (id)"
+        " WHERE event.aggregate_id LIKE %s AND delivery.status = 'SENT' ORDER BY 1",
         (f"{prefix}-%",),
     ).fetchall()
     return [float(row[0]) for row in rows]
@@ -99,11 +100,14 @@ def test_live_orders_keep_their_latency_while_twenty_thousand_replayed_events_dr
 ):
     relay.start_worker()
     db.execute(
-        "INSERT INTO order_events (event_id, aggregate_type, aggregate_id, sequence, event_type, payload, status,"
-        " sent_at, created_at)"
+        "INSERT INTO order_events (event_id, aggregate_type, aggregate_id, sequence, event_type, payload, created_at)"
         " SELECT gen_random_uuid(), 'order', 'old-' || number, 1, 'OrderCreated',"
-        " jsonb_build_object('order_id', number, 'status', 'CREATED', 'total', 139000, 'synthetic', true), 'SENT',"
-        " now() - interval '1 hour', now() - interval '2 hours' FROM generate_series(1, 20000) AS number"
+        " jsonb_build_object('order_id', number, 'status', 'CREATED', 'total', 139000, 'synthetic', true),"
+        " now() - interval '2 hours' FROM generate_series(1, 20000) AS number"
+    )
+    db.execute(
+        "UPDATE event_deliveries SET status = 'SENT', sent_at = now() - interval '1 hour'"
+        " WHERE aggregate_id LIKE 'old-%%'"
     )
     old_until = datetime.now(UTC).isoformat()
     stop = threading.Event()
@@ -133,16 +137,20 @@ def test_live_orders_keep_their_latency_while_a_backlog_in_backoff_comes_due_as_
 ):
     """Needs the breaker's bounded drain (db/outbox/breaker.py): one UPDATE of 150,000 rows stalls everything."""
     db.execute(
-        "INSERT INTO order_events (event_id, aggregate_type, aggregate_id, sequence, event_type, payload,"
-        " retry_count, next_attempt_at, created_at)"
+        "INSERT INTO order_events (event_id, aggregate_type, aggregate_id, sequence, event_type, payload, created_at)"
         " SELECT gen_random_uuid(), 'order', 'waiting-' || number, 1, 'OrderCreated',"
-        " jsonb_build_object('order_id', number, 'status', 'CREATED', 'total', 139000, 'synthetic', true), 1,"
-        " now() + interval '1 hour', now() - interval '10 minutes' FROM generate_series(1, 150000) AS number"
+        " jsonb_build_object('order_id', number, 'status', 'CREATED', 'total', 139000, 'synthetic', true),"
+        " now() - interval '10 minutes' FROM generate_series(1, 150000) AS number"
     )
-    platform = sink.url.rstrip("/")
     db.execute(
-        "INSERT INTO relay_breakers (platform, state, opened_at, next_probe_at) VALUES (%s, 'OPEN', now(), now())"
-        " ON CONFLICT (platform) DO UPDATE SET state = 'OPEN', opened_at = now(), next_probe_at = now()",
+        "UPDATE event_deliveries SET retry_count = 1, next_attempt_at = now() + interval '1 hour'"
+        " WHERE aggregate_id LIKE 'waiting-%%'"
+    )
+    platform = "platform"
+    db.execute(
+        "INSERT INTO relay_breakers (destination, state, opened_at, next_probe_at)"
+        " VALUES (%s, 'OPEN', now(), now())"
+        " ON CONFLICT (destination) DO UPDATE SET state = 'OPEN', opened_at = now(), next_probe_at = now()",
         (platform,),
     )
     relay.start_worker()
@@ -153,7 +161,7 @@ def test_live_orders_keep_their_latency_while_a_backlog_in_backoff_comes_due_as_
     try:
         wait_until(
             lambda: (
-                db.execute("SELECT state FROM relay_breakers WHERE platform = %s", (platform,)).fetchone()[0]
+                db.execute("SELECT state FROM relay_breakers WHERE destination = %s", (platform,)).fetchone()[0]
                 == "CLOSED"
             ),
             timeout=30,
@@ -168,8 +176,9 @@ def test_live_orders_keep_their_latency_while_a_backlog_in_backoff_comes_due_as_
     latencies = [
         float(row[0])
         for row in db.execute(
-            "SELECT extract(epoch FROM sent_at - created_at) * 1000 FROM order_events"
-            " WHERE aggregate_id LIKE 'live-%%' AND created_at > %s AND status = 'SENT'",
+            "SELECT extract(epoch FROM delivery.sent_at - event.created_at) * 1000"
+            " FROM order_events AS event JOIN event_deliveries AS delivery USING (id)"
+            " WHERE event.aggregate_id LIKE 'live-%%' AND event.created_at > %s AND delivery.status = 'SENT'",
             (closed_at,),
         ).fetchall()
     ]

@@ -8,9 +8,9 @@ then reporting counts and problems (the two first lanes half a period apart, so 
 claims while the other reports). A destination down or slow holds up only its own lanes.
 
 Names serve search, and never decide the speed: the run names in `OrderIds` and `EventIds` every
-event it retried, held or failed (and its order, and in `Destinations` where) while they fit
-Temporal's default limits (2 KiB per value, 40 KiB per run), and `DeliveryOutcomes` the distinct
-outcomes. Events it sent are not named: `delivery_attempts` keeps every attempt with its run id
+event it retried, held or failed (and its order) while they fit Temporal's default limits (2 KiB
+per value, 40 KiB per run), and `DeliveryOutcomes` the distinct outcomes, in all and per destination
+(`SENT`, `warehouse:FAILED`). Events it sent are not named: `delivery_attempts` keeps every attempt with its run id
 (`sneaker-orders events show`, `GET /events/{id}`). Problems beyond the limits are left out,
 counted, listed in the run's result, and its current details say so and how to find them. It
 continues as new only for its history.
@@ -37,7 +37,6 @@ with workflow.unsafe.imports_passed_through():
         DEFAULT_TOTAL_LIMIT_BYTES,
         DEFAULT_VALUE_LIMIT_BYTES,
         DELIVERY_OUTCOMES,
-        DESTINATIONS,
         EVENT_IDS,
         ORDER_IDS,
         SearchAttributeBudget,
@@ -199,6 +198,7 @@ class OrderEventsRelay:
             ours.oldest_waiting_seconds = max(each.oldest_waiting_seconds for each in seen)
             self._outbox_seen_at = workflow.now()
         outcomes = {SEARCHABLE_OUTCOMES.get(outcome, "RETRY") for outcome in report.outcomes}
+        outcomes |= {f"{report.destination}:{outcome}" for outcome in outcomes}
         if outcomes:
             self._budget.add({DELIVERY_OUTCOMES: outcomes})
         for problem in report.problems:
@@ -211,11 +211,10 @@ class OrderEventsRelay:
         self._show(run)
 
     def _name(self, problem: EventProblem) -> None:
-        """Name the event, its order and its destination if they fit the limits (else its order and destination);
-        else count it left out."""
+        """Name the event and its order if they fit the limits (else its order alone); else count it left out."""
         if problem.outcome == "FAILED":
             self._report.failed_events[problem.event_id] = f"{problem.what} at {problem.destination}"
-        names = {ORDER_IDS: [problem.order_id], EVENT_IDS: [problem.event_id], DESTINATIONS: [problem.destination]}
+        names = {ORDER_IDS: [problem.order_id], EVENT_IDS: [problem.event_id]}
         if self._budget.fits(names):
             self._budget.add(names)
             return
@@ -258,7 +257,7 @@ class OrderEventsRelay:
             if story.backlog_events >= 0:
                 oldest = f", the oldest for {story.oldest_waiting_seconds:.1f} s" if story.backlog_events else ""
                 seen = f" at {self._outbox_seen_at:%H:%M:%S}" if self._outbox_seen_at else ""
-                lines.append(f"Waiting{seen}: {story.backlog_events} events{oldest}.")
+                lines.append(f"Outbox{seen}: {story.backlog_events} events waiting{oldest}.")
         failed = list(report.failed_events.items())
         if failed:
             lines += ["", "**Failed:**"] + [f"- {what} (`{event_id}`)" for event_id, what in failed[:FAILED_SHOWN]]
@@ -297,7 +296,7 @@ def _names_note(report: RelayReport) -> str:
     """What the run names in its search attributes, and where to find what it left out."""
     named = (
         "Search attributes: `OrderIds` and `EventIds` name the events this run retried, held or failed "
-        "(`Destinations` where)"
+        "(`DeliveryOutcomes` says where: `platform:FAILED`)"
     )
     if not report.names_left_out_count:
         return named + "; events it sent are in `sneaker-orders events show EVENT_ID` (every attempt, with its run)."

@@ -1,9 +1,10 @@
 """The custom search attributes the scheduled workflows upsert, and the budget that keeps them within Temporal's limits.
 
 `temporal workflow list -q "OrderIds = '42'"` finds every relay run in which order 42 had a problem
-(an attempt retried, held or failed), `EventIds` the same by event, `Destinations` by the destination
-where it happened; `DeliveryOutcomes` holds the distinct outcomes of a run's attempts (`SENT`,
-`RETRY`, `HELD`, `FAILED`). Temporal refuses (and
+(an attempt retried, held or failed), `EventIds` the same by event; `DeliveryOutcomes` holds the
+distinct outcomes of a run's attempts (`SENT`, `RETRY`, `HELD`, `FAILED`) and the same per destination
+(`warehouse:FAILED`): a stock server allows three KeywordList attributes, so the destination is named
+there rather than in a fourth. Temporal refuses (and
 fails the run) when one attribute's value or all of a run's attributes exceed its size limits, so a
 workflow asks the budget before it adds a name; a name that does not fit is left out (and the run
 says so), never a reason to continue as new.
@@ -21,8 +22,7 @@ from temporalio.common import SearchAttributeKey
 ORDER_IDS = SearchAttributeKey.for_keyword_list("OrderIds")
 EVENT_IDS = SearchAttributeKey.for_keyword_list("EventIds")
 DELIVERY_OUTCOMES = SearchAttributeKey.for_keyword_list("DeliveryOutcomes")
-DESTINATIONS = SearchAttributeKey.for_keyword_list("Destinations")
-CUSTOM_SEARCH_ATTRIBUTES = (ORDER_IDS, EVENT_IDS, DELIVERY_OUTCOMES, DESTINATIONS)
+CUSTOM_SEARCH_ATTRIBUTES = (ORDER_IDS, EVENT_IDS, DELIVERY_OUTCOMES)
 
 # Temporal's default search-attribute size limits (per value and per run; Temporal Cloud's too): the
 # project never raises them and runs within them.

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db.engine import autocommit_connection
 from db.errors import DomainError
-from db.tables import delivery_attempts, operator_actions, order_events
+from db.tables import delivery_attempts, event_deliveries, operator_actions, order_events
 
 
 class OutboxError(DomainError):
@@ -130,7 +130,11 @@ class EventDetail:
         ]
 
 
-_SUMMARY_COLUMNS = [order_events.c[field] for field in EventSummary.__dataclass_fields__]
+_EVENT_AND_DELIVERY = order_events.join(event_deliveries, event_deliveries.c.id == order_events.c.id)
+_SUMMARY_COLUMNS = [
+    (order_events.c[field] if field in order_events.c else event_deliveries.c[field])
+    for field in EventSummary.__dataclass_fields__
+]
 _ATTEMPTS = (
     select(*(delivery_attempts.c[field] for field in Attempt.__dataclass_fields__))
     .where(delivery_attempts.c.event_id == bindparam("event_id"))
@@ -166,9 +170,9 @@ async def list_events(
     engine: AsyncEngine, *, status: str | None = None, order_id: int | None = None, limit: int = 50
 ) -> list[EventSummary]:
     """Events newest first, optionally of one status and/or one order."""
-    query = select(*_SUMMARY_COLUMNS).order_by(order_events.c.id.desc()).limit(limit)
+    query = select(*_SUMMARY_COLUMNS).select_from(_EVENT_AND_DELIVERY).order_by(order_events.c.id.desc()).limit(limit)
     if status is not None:
-        query = query.where(order_events.c.status == status)
+        query = query.where(event_deliveries.c.status == status)
     if order_id is not None:
         query = query.where(order_events.c.aggregate_type == "order", order_events.c.aggregate_id == str(order_id))
     async with autocommit_connection(engine) as connection:
@@ -180,7 +184,10 @@ async def event_detail(engine: AsyncEngine, event_id: uuid.UUID) -> EventDetail:
     async with autocommit_connection(engine) as connection:
         row = (
             await connection.execute(
-                select(*_SUMMARY_COLUMNS, order_events.c.payload).where(order_events.c.event_id == event_id)
+                select(*_SUMMARY_COLUMNS, order_events.c.payload)
+                .select_from(_EVENT_AND_DELIVERY)
+                .where(order_events.c.event_id == event_id)
+                .limit(1)
             )
         ).one_or_none()
         if row is None:
@@ -238,7 +245,7 @@ class OutboxHealth:
 
 
 def _count_of(status: str) -> str:
-    return f"(SELECT count(*) FROM (SELECT FROM order_events WHERE status = '{status}' LIMIT :cap) AS counted)"
+    return f"(SELECT count(*) FROM (SELECT FROM event_deliveries WHERE status = '{status}' LIMIT :cap) AS counted)"
 
 
 # Every part is an index range of its own status, whatever the number of SENT rows: the counts and
@@ -249,11 +256,11 @@ def _count_of(status: str) -> str:
 OUTBOX_HEALTH = text(
     f"""
     SELECT {", ".join(f"{_count_of(status)} AS {status.lower()}" for status in WAITING_STATUSES)},
-           extract(epoch FROM now() - least(
-               (SELECT created_at FROM order_events WHERE status = 'PENDING' ORDER BY id LIMIT 1),
-               (SELECT created_at FROM order_events WHERE status = 'PROCESSING' ORDER BY id LIMIT 1))) AS lag_seconds,
+           extract(epoch FROM now() - (SELECT created_at FROM order_events WHERE id = least(
+               (SELECT id FROM event_deliveries WHERE status = 'PENDING' ORDER BY id LIMIT 1),
+               (SELECT id FROM event_deliveries WHERE status = 'PROCESSING' ORDER BY id LIMIT 1)))) AS lag_seconds,
            extract(epoch FROM now() - (
-               SELECT next_attempt_at FROM order_events WHERE status = 'PENDING'
+               SELECT next_attempt_at FROM event_deliveries WHERE status = 'PENDING'
                ORDER BY next_attempt_at, id LIMIT 1)) AS due_for_seconds
     """
 )
