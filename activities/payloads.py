@@ -84,6 +84,9 @@ class RelayBatchReport:
     oldest_waiting_seconds: float = -1.0
     heartbeats: int = 0
     destination: str = DEFAULT_DESTINATION
+    # Every destination the worker that ran the activity delivers to: a run started before a destination was
+    # added opens lanes for it at once, rather than leaving it to the next run.
+    worker_destinations: list[str] = field(default_factory=list)
 
 
 @dataclass

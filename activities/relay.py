@@ -851,4 +851,6 @@ class RelayActivities:
                 type="UNKNOWN_DESTINATION",
                 non_retryable=True,
             )
-        return await relay.relay(request)
+        report = await relay.relay(request)
+        report.worker_destinations = list(self._relays)
+        return report

@@ -32,7 +32,7 @@ async def relay(settings: Settings) -> None:
     """Relay until SIGTERM, in RELAY_LANES lanes of RELAY_BATCH_SIZE."""
     engine = create_engine(settings.database_url, pool_size=settings.database_pool_size, application_name="polling")
     transport = create_transport(settings.relay_http_transport, max_connections=settings.relay_delivery_concurrency)
-    endpoint = PlatformEndpoint.from_settings(settings)
+    endpoint = PlatformEndpoint.of(settings.destinations()[0])
     platform = PlatformClient(transport, endpoint, timeout_seconds=settings.relay_http_timeout_seconds)
     policy = DeliveryPolicy(
         settings.relay_max_attempts, settings.relay_backoff_base_seconds, settings.relay_backoff_max_seconds
@@ -65,7 +65,7 @@ async def relay(settings: Settings) -> None:
                         step.wait_seconds,
                     )
                 )
-            await record_attempts(engine, str(claim.lease_token), attempts, RUN)
+            await record_attempts(engine, endpoint.name, str(claim.lease_token), attempts, RUN)
 
     lanes = [asyncio.create_task(lane()) for _ in range(settings.relay_lanes)]
     stop = asyncio.Event()

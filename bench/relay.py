@@ -50,6 +50,13 @@ def main() -> None:
     parser.add_argument("--warm-up", type=float, default=10, help="steady load before measuring (not counted)")
     parser.add_argument("--skip-steady", action="store_true", help="drains only")
     parser.add_argument(
+        "--destinations",
+        type=int,
+        default=1,
+        help="with N > 1, the Temporal relay also drains to N destinations (N sinks, DESTINATIONS_FILE), "
+        "interleaved with its one-destination drains: rate per destination and in all",
+    )
+    parser.add_argument(
         "--base",
         type=Path,
         help="a checkout of other code (e.g. `git archive main | tar -x -C DIR`): its worker is measured too, "
@@ -62,6 +69,7 @@ def main() -> None:
         url = start_embedded_postgres(scratch_dir, delete_on_exit=True)
         upgrade_to_newest(url)
         temporal_port, ui_port, sink_port, api_port = (free_port() for _ in range(4))
+        more_sink_ports = [free_port() for _ in range(args.destinations - 1)]
         temporal = start_temporal_dev_server(scratch_dir / "temporal", port=temporal_port, ui_port=ui_port)
         env = {
             **os.environ,
@@ -72,26 +80,51 @@ def main() -> None:
             "WORKER_METRICS_PORT": "0",
         }
         sink_process = _start(["sink", "--port", str(sink_port)], env, scratch_dir / "sink.log")
-        processes = [sink_process]
+        sink_processes = [
+            _start(["sink", "--port", str(port)], env, scratch_dir / f"sink-{port}.log") for port in more_sink_ports
+        ]
+        processes = [sink_process, *sink_processes]
         sink = f"http://127.0.0.1:{sink_port}"
+        more_sinks = [f"http://127.0.0.1:{port}" for port in more_sink_ports]
+        if more_sinks:
+            destinations_file = scratch_dir / "destinations.json"
+            names = ["platform", *(f"platform-{number}" for number in range(2, args.destinations + 1))]
+            destinations_file.write_text(
+                json.dumps([{"name": name, "url": url} for name, url in zip(names, [sink, *more_sinks], strict=True)])
+            )
+            env_destinations = {**env, "DESTINATIONS_FILE": str(destinations_file)}
         meter = CpuMeter(
             {
-                "sink": lambda: [psutil.Process(sink_process.pid)],
+                "sink": lambda: [psutil.Process(process.pid) for process in (sink_process, *sink_processes)],
                 "temporal_server": lambda: _with_children(temporal.pid),
                 "postgres": lambda: _with_children(_postmaster_pid(scratch_dir)),
             }
         )
         try:
-            wait_for_http(f"{sink}/stats")
+            for each in (sink, *more_sinks):
+                wait_for_http(f"{each}/stats")
             report = {
                 "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
                 "drains": [],
             }
             relays = ("temporal", "base", "polling") if args.base else ("temporal", "polling")
+            if more_sinks:
+                relays = (*relays, f"temporal x{args.destinations}")
             for _ in range(args.rounds):
                 for relay in relays:
+                    several = relay.startswith("temporal x")
                     report["drains"].append(
-                        _drain(relay, url, sink, env, args.events, scratch_dir, meter, processes, args.base)
+                        _drain(
+                            relay,
+                            url,
+                            [sink, *more_sinks] if several else [sink],
+                            env_destinations if several else env,
+                            args.events,
+                            scratch_dir,
+                            meter,
+                            processes,
+                            args.base,
+                        )
                     )
                     print(json.dumps(report["drains"][-1]), file=sys.stderr, flush=True)  # kept if a later step fails
             report["drain"] = _summary(report["drains"])
@@ -135,12 +168,14 @@ class CpuMeter:
         return {**{name: round(ms, 3) for name, ms in spent.items()}, "total": round(sum(spent.values()), 3)}
 
 
-def _drain(relay, url, sink, env, count, scratch_dir, meter, processes, base=None) -> dict:
-    """Start the relay, then commit `count` PENDING events at once; time until all are SENT, and CPU per event.
+def _drain(relay, url, sinks, env, count, scratch_dir, meter, processes, base=None) -> dict:
+    """Start the relay, then commit `count` PENDING events at once; time until every delivery (one per event and
+    destination: one per sink of `sinks`) is SENT, and CPU per delivery.
 
     The relay is started (and ready) first, so that neither its start-up nor the insert is measured.
     """
-    _reset(url, sink)
+    for sink in sinks:
+        _reset(url, sink)
     log = scratch_dir / f"{relay}-{time.monotonic_ns()}.log"
     if relay == "polling":
         process = _start_polling(env, log)
@@ -162,31 +197,42 @@ def _drain(relay, url, sink, env, count, scratch_dir, meter, processes, base=Non
             (count,),
         )
         deadline = time.monotonic() + 600
-        while connection.execute("SELECT count(*) FROM order_events WHERE status <> 'SENT'").fetchone()[0]:
+        while connection.execute("SELECT count(*) FROM event_deliveries WHERE status <> 'SENT'").fetchone()[0]:
             if time.monotonic() > deadline:
                 raise SystemExit(f"the {relay} relay did not drain within 10 minutes")
             time.sleep(0.2)
         after = meter.read()
         statements = _database_work(connection, since=statements_before)
-        first, last = connection.execute(
-            "SELECT extract(epoch FROM min(sent_at)), extract(epoch FROM max(sent_at)) FROM order_events"
-        ).fetchone()
+        spans = connection.execute(
+            "SELECT destination, extract(epoch FROM min(sent_at)), extract(epoch FROM max(sent_at))"
+            " FROM event_deliveries GROUP BY destination ORDER BY destination"
+        ).fetchall()
     _stop(process, processes)
-    received = httpx.get(f"{sink}/stats").json()
-    actions = (
-        asyncio.run(_temporal_actions(env["TEMPORAL_ADDRESS"], committed, float(last))) if relay != "polling" else None
-    )
+    first, last = min(float(span[1]) for span in spans), max(float(span[2]) for span in spans)
+    deliveries = count * len(spans)
+    received = [httpx.get(f"{sink}/stats").json() for sink in sinks]
+    actions = asyncio.run(_temporal_actions(env["TEMPORAL_ADDRESS"], committed, last)) if relay != "polling" else None
     return {
         "relay": relay,
         "events": count,
-        "received_at_platform": received["received"],
-        "duplicates": received["duplicates"],
-        "events_per_s_first_to_last_delivery": round(count / (float(last) - float(first))),
-        "events_per_s_from_commit": round(count / (float(last) - committed)),
-        "cpu_ms_per_event": CpuMeter.per_event_ms(before, after, count),
-        "database_per_100_events": {name: round(100 * value / count, 1) for name, value in statements.items()},
+        "destinations": len(spans),
+        "received_at_platform": sum(each["received"] for each in received),
+        "duplicates": sum(each["duplicates"] for each in received),
+        "events_per_s_first_to_last_delivery": round(deliveries / (last - first)),
+        "events_per_s_from_commit": round(deliveries / (last - committed)),
         **(
-            {"temporal_actions": actions, "actions_per_event": round(sum(actions.values()) / count, 4)}
+            {
+                "events_per_s_per_destination": {
+                    name: round(count / (float(span_last) - float(span_first))) for name, span_first, span_last in spans
+                }
+            }
+            if len(spans) > 1
+            else {}
+        ),
+        "cpu_ms_per_event": CpuMeter.per_event_ms(before, after, deliveries),
+        "database_per_100_events": {name: round(100 * value / deliveries, 1) for name, value in statements.items()},
+        **(
+            {"temporal_actions": actions, "actions_per_event": round(sum(actions.values()) / deliveries, 4)}
             if actions
             else {}
         ),
@@ -242,7 +288,7 @@ def _database_work(connection, since: dict | None = None) -> dict[str, int]:
     # Index entries read, per index of the tables the relay works on: where the rows above are read.
     for name, entries in connection.execute(
         "SELECT indexrelname, idx_tup_read FROM pg_stat_user_indexes"
-        " WHERE relname IN ('order_events', 'delivery_attempts', 'relay_breakers')"
+        " WHERE relname IN ('order_events', 'event_deliveries', 'delivery_attempts', 'relay_breakers')"
     ):
         now[f"index_entries_read {name}"] = entries
     return {name: value - since.get(name, 0) for name, value in now.items()} if since else now
@@ -273,6 +319,16 @@ def _summary(drains: list[dict]) -> dict:
         "temporal_actions_per_event": temporal.get("actions_per_event"),
         "temporal_cpu_ms_per_event": temporal["cpu_ms_per_event"],
         "polling_cpu_ms_per_event": polling["cpu_ms_per_event"],
+        **{
+            f"{relay}_deliveries_per_s": drain["events_per_s_first_to_last_delivery"]
+            for relay, drain in best.items()
+            if relay.startswith("temporal x")
+        },
+        **{
+            f"{relay}_per_destination": drain["events_per_s_per_destination"]
+            for relay, drain in best.items()
+            if relay.startswith("temporal x")
+        },
         **(
             {
                 "base_events_per_s": best["base"]["events_per_s_first_to_last_delivery"],
@@ -365,8 +421,11 @@ async def _place_at_rate(base: str, product: int, rate: float, seconds: float, p
 def _reset(url: str, sink: str) -> None:
     with psycopg.connect(libpq_url(url), autocommit=True) as connection:
         connection.execute(
-            "TRUNCATE order_events, delivery_attempts, operator_actions, order_items, orders, relay_breakers CASCADE"
+            "TRUNCATE order_events, delivery_attempts, operator_actions, order_items, orders, relay_breakers,"
+            " destinations CASCADE"
         )
+        # One destination until a worker registers its own (the polling peer delivers to `platform` only).
+        connection.execute("INSERT INTO destinations (name) VALUES ('platform')")
     httpx.post(f"{sink}/reset").raise_for_status()
 
 

@@ -154,6 +154,12 @@ class OrderEventsRelay:
             )
             self._overrun = max(self._overrun, (workflow.now() - started).total_seconds() - batch.wait_seconds)
             self._take(report, run)
+            for added in report.worker_destinations:  # configured after this run started
+                if added not in self._lanes:
+                    self._lanes[added] = []
+                    self._report.destinations[added] = DestinationStory()
+                    while len(self._lanes[added]) < min(QUIET_LANES, run.lanes):
+                        self._open_lane(run, added)
             self._backlog = report.backlog
             if report.paused:
                 self._paused = True
