@@ -84,8 +84,9 @@ def test_while_the_breaker_is_open_two_workers_probe_one_request_at_a_time(db, c
 def test_a_held_attempt_shows_in_the_ops_api_as_held(api, db, catalog):
     [event_id] = insert_pending_events(db, ["1"])
     db.execute(
-        "INSERT INTO delivery_attempts (event_id, attempt_number, attempted_at, outcome, error)"
-        " VALUES (%s, 1, now(), 'HELD', 'held, not counted (the platform fails for every event): no answer')",
+        "INSERT INTO delivery_attempts (event_id, destination, attempt_number, attempted_at, outcome, error)"
+        " VALUES (%s, 'platform', 1, now(), 'HELD',"
+        " 'held, not counted (the platform fails for every event): no answer')",
         (event_id,),
     )
 

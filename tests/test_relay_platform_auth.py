@@ -77,12 +77,22 @@ def test_no_credential_appears_in_the_logs_and_urls_are_logged_without_userinfo(
     log = worker.output()
     for secret in (TOKEN, SECRET, SECRET.removeprefix("whsec_"), URL_PASSWORD, with_userinfo):
         assert secret not in log
-    assert f"relaying to {sink.url} " in log
+    assert f"relaying to platform ({sink.url}) " in log
     lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
     attempts = [line for line in lines if line["logger"] == "sneaker_orders.attempts"]
     assert [(line["outcome"], line["http_status"], line["attempt"]) for line in attempts] == [
         ("RETRY", 503, 1),
         ("SENT", 201, 2),
     ]
-    fields = {"event_id", "order_id", "sequence", "attempt", "outcome", "http_status", "workflow_id", "run_id"}
+    fields = {
+        "destination",
+        "event_id",
+        "order_id",
+        "sequence",
+        "attempt",
+        "outcome",
+        "http_status",
+        "workflow_id",
+        "run_id",
+    }
     assert all(fields <= set(line) and line["order_id"] == "1" for line in attempts)
