@@ -113,7 +113,10 @@ def _banner(settings: Settings, given: Settings) -> str:
         "sneaker-orders is up",
         f"  {'API':<22} {api}   (docs: {api}/docs and {api}/redoc)",
         f"  {'Temporal Web UI':<22} {settings.temporal_ui_url}",
-        f"  {'platform':<22} {settings.platform_url}",
+        *(
+            f"  {destination.name:<22} {without_credentials(destination.url)}"
+            for destination in settings.destinations()
+        ),
     ]
     for name, value in secrets_environment(settings).items():
         if getattr(given, name.lower()) is None:  # from the data directory, where `make run` generated it

@@ -52,10 +52,10 @@ def read_destinations_file(path: Path) -> tuple[Destination, ...]:
         text = path.read_text(encoding="utf-8")
         document = tomllib.loads(text) if path.suffix.lower() == ".toml" else json.loads(text)
     except (OSError, ValueError) as failure:
-        raise DestinationsFileError(f"DESTINATIONS_FILE {path}: {failure}") from failure
+        raise DestinationsFileError(f"{path}: {failure}") from failure
     if isinstance(document, list):
         document = {"destinations": document}
     try:
         return tuple(TypeAdapter(_DestinationsFile).validate_python(document).destinations)
     except ValidationError as failure:
-        raise DestinationsFileError(f"DESTINATIONS_FILE {path}: {failure}") from failure
+        raise DestinationsFileError(f"{path}: {failure}") from failure

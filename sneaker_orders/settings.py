@@ -182,6 +182,13 @@ class Settings(BaseSettings):
             raise ValueError(f"ADMIN_TOKEN must be at least {ADMIN_TOKEN_MIN_LENGTH} characters long")
         return token
 
+    @field_validator("destinations_file")
+    @classmethod
+    def _destinations_file_readable(cls, path: Path | None) -> Path | None:
+        if path is not None:
+            read_destinations_file(path)  # refused at start, with the reason, rather than when first used
+        return path
+
     @property
     def temporal_target(self) -> str:
         """The Temporal frontend to use: TEMPORAL_ADDRESS, or the embedded dev server of `make run`."""
