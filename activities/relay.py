@@ -207,6 +207,8 @@ class DestinationRelay:
         self._backlog_read_at = -BACKLOG_EVERY_SECONDS
         self._lanes: dict[tuple[str, int], _Lane] = {}
         self._destination = platform.endpoint.name
+        for metric in (CLAIMS_GIVEN_BACK, LEASES_EXPIRED, IN_FLIGHT, BREAKER_OPEN):
+            metric.labels(self._destination)  # each destination's series exists (at 0) before its first change
         self._spans = DeliverySpans(str(platform.endpoint.events_url)) if tracing_is_on() else None
         # Accepted answers on a closed breaker: one breaker statement per FLUSH_SECONDS, not one per group.
         self._accepted = AcceptedTally(engine, self._destination, self._breaker_rule, self._note_breaker)

@@ -14,23 +14,35 @@ def test_deliveries_move_the_attempt_counter_and_the_latency_histogram(db, catal
     worker = relay.start_worker()
     assert re.search(r"worker metrics on http://127\.0\.0\.1:(\d+)/metrics", worker.output()).group(1) != "9464"
     before = worker.metrics()
-    assert sample(before, "sneaker_orders_relay_attempts_total", outcome="SENT", status_class="2xx") is None
+    assert (
+        sample(
+            before, "sneaker_orders_relay_attempts_total", destination="platform", outcome="SENT", status_class="2xx"
+        )
+        is None
+    )
 
     insert_pending_events(db, ["1", "2", "3"])
     wait_for_statuses(db, "SENT")
 
     def counted_three_sent() -> str | None:
         text = worker.metrics()
-        sent = sample(text, "sneaker_orders_relay_attempts_total", outcome="SENT", status_class="2xx")
+        sent = sample(
+            text, "sneaker_orders_relay_attempts_total", destination="platform", outcome="SENT", status_class="2xx"
+        )
         return text if sent == 3 else None
 
     after = wait_until(counted_three_sent, what="three SENT attempts counted")
-    assert sample(after, "sneaker_orders_relay_attempts_total", outcome="RETRY", status_class="5xx") == 1
-    assert sample(after, "sneaker_orders_relay_commit_to_ack_seconds_count") == 3
-    assert sample(after, "sneaker_orders_relay_deliveries_in_flight") == 0
-    assert sample(after, "sneaker_orders_relay_claims_given_back_total") == 0
-    assert sample(after, "sneaker_orders_relay_leases_expired_total") == 0
-    assert sample(after, "sneaker_orders_relay_breaker_open", platform=sink.url) == 0
+    assert (
+        sample(
+            after, "sneaker_orders_relay_attempts_total", destination="platform", outcome="RETRY", status_class="5xx"
+        )
+        == 1
+    )
+    assert sample(after, "sneaker_orders_relay_commit_to_ack_seconds_count", destination="platform") == 3
+    assert sample(after, "sneaker_orders_relay_deliveries_in_flight", destination="platform") == 0
+    assert sample(after, "sneaker_orders_relay_claims_given_back_total", destination="platform") == 0
+    assert sample(after, "sneaker_orders_relay_leases_expired_total", destination="platform") == 0
+    assert sample(after, "sneaker_orders_relay_breaker_open", destination="platform") == 0
 
 
 def test_the_temporal_sdk_metrics_share_the_endpoint_in_valid_prometheus_text(db, catalog, sink, relay):
