@@ -63,7 +63,7 @@ def test_redrive_events_started_with_the_temporal_cli_delivers_a_failed_event_wi
     api, db, catalog, sink, relay
 ):
     sink.set_faults(fail_next=[400])
-    platform_accepts_others(db, sink.url)  # the 4xx is the event's own, FAILED at once
+    platform_accepts_others(db)  # the 4xx is the event's own, FAILED at once
     relay.start_worker()
     order = place_order(api, catalog)
     [failed] = wait_for_statuses(db, "FAILED")

@@ -6,26 +6,37 @@ from psycopg.rows import dict_row
 from tests.support.polling import wait_until
 
 
-def event_rows(db: psycopg.Connection) -> list[dict]:
-    with db.cursor(row_factory=dict_row) as cursor:
-        return cursor.execute("SELECT * FROM order_events ORDER BY id").fetchall()
-
-
-def attempts_of(db: psycopg.Connection, event_id) -> list[dict]:
+def event_rows(db: psycopg.Connection, destination: str = "platform") -> list[dict]:
+    """Every event with its delivery to `destination` (status, retry_count, sent_at...), oldest first."""
     with db.cursor(row_factory=dict_row) as cursor:
         return cursor.execute(
-            "SELECT * FROM delivery_attempts WHERE event_id = %s ORDER BY attempt_number, id", (event_id,)
+            "SELECT event.*, delivery.destination, delivery.status, delivery.retry_count, delivery.next_attempt_at,"
+            " delivery.lease_token, delivery.lease_expires_at, delivery.claimed_by_workflow_id,"
+            " delivery.claimed_by_run_id, delivery.last_error, delivery.sent_at, delivery.not_before"
+            " FROM order_events AS event JOIN event_deliveries AS delivery"
+            " ON delivery.id = event.id AND delivery.destination = %s ORDER BY event.id",
+            (destination,),
         ).fetchall()
 
 
-def wait_for_statuses(db: psycopg.Connection, *statuses: str, timeout: float = 30) -> list[dict]:
-    """Wait until every event is in one of `statuses`; return the rows."""
+def attempts_of(db: psycopg.Connection, event_id, destination: str = "platform") -> list[dict]:
+    with db.cursor(row_factory=dict_row) as cursor:
+        return cursor.execute(
+            "SELECT * FROM delivery_attempts WHERE event_id = %s AND destination = %s ORDER BY attempt_number, id",
+            (event_id, destination),
+        ).fetchall()
+
+
+def wait_for_statuses(
+    db: psycopg.Connection, *statuses: str, timeout: float = 30, destination: str = "platform"
+) -> list[dict]:
+    """Wait until every event's delivery to `destination` is in one of `statuses`; return the rows."""
 
     def settled() -> list[dict] | None:
-        rows = event_rows(db)
+        rows = event_rows(db, destination)
         return rows if rows and all(row["status"] in statuses for row in rows) else None
 
-    return wait_until(settled, timeout=timeout, what=f"every event to be {' or '.join(statuses)}")
+    return wait_until(settled, timeout=timeout, what=f"every event to be {' or '.join(statuses)} at {destination}")
 
 
 def insert_pending_events(db: psycopg.Connection, aggregate_ids: list[str]) -> list[str]:
@@ -44,11 +55,26 @@ def insert_pending_events(db: psycopg.Connection, aggregate_ids: list[str]) -> l
     return [str(row[0]) for row in rows]
 
 
-def platform_accepts_others(db: psycopg.Connection, platform_url: str) -> None:
-    """Arrange that the platform is known to accept other events (sent up to an hour from now), as if they were
-    delivered meanwhile: a refusal (4xx) is then the refused event's own, FAILED at once, not the platform's."""
+def platform_accepts_others(db: psycopg.Connection, destination: str = "platform") -> None:
+    """Arrange that the destination is known to accept other events (sent up to an hour from now), as if they were
+    delivered meanwhile: a refusal (4xx) is then the refused event's own, FAILED at once, not the destination's."""
     db.execute(
-        "INSERT INTO relay_breakers (platform, accepted_sent_at) VALUES (%s, now() + interval '1 hour')"
-        " ON CONFLICT (platform) DO UPDATE SET accepted_sent_at = EXCLUDED.accepted_sent_at",
-        (platform_url,),
+        "INSERT INTO relay_breakers (destination, accepted_sent_at) VALUES (%s, now() + interval '1 hour')"
+        " ON CONFLICT (destination) DO UPDATE SET accepted_sent_at = EXCLUDED.accepted_sent_at",
+        (destination,),
     )
+
+
+def add_destination(db: psycopg.Connection, name: str, event_types: list[str] | None = None) -> None:
+    """Add a destination as the worker does for a new one in the configuration: events written from now on get a
+    delivery to it (the trigger on order_events)."""
+    db.execute(
+        "INSERT INTO destinations (name, event_types) VALUES (%s, %s)"
+        " ON CONFLICT (name) DO UPDATE SET event_types = EXCLUDED.event_types, removed_at = NULL",
+        (name, event_types),
+    )
+
+
+def remove_destination(db: psycopg.Connection, name: str) -> None:
+    """Take a destination out of the configuration, as the worker does."""
+    db.execute("UPDATE destinations SET removed_at = now() WHERE name = %s", (name,))
