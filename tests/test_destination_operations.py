@@ -292,8 +292,12 @@ def test_a_removed_destination_takes_no_new_events_and_no_replay_but_its_past_st
     [later] = event_ids_of(db, place_order(api, catalog)["order_id"])
 
     code, _, err = cli("events", "replay", "--since", "1h", "--destination", "crm")
+    retried = cli("events", "retry-now", "--all", "--destination", "crm")
+    discarded = cli("events", "discard", "--all-failed", "--older-than", "0s", "--destination", "crm")
 
     assert code == 1 and "destination 'crm' was removed from the configuration" in err
+    assert retried[0] == 1 and "destination 'crm' was removed from the configuration" in retried[2]
+    assert discarded[:2] == (0, "0 deliveries: discard\n")  # a removed destination's FAILED ones may be cleared
     assert deliveries_of(db, later) == {"platform": "PENDING"}
     assert status_of(db, event_id, "crm") == "SENT"
     assert [e["event_id"] for e in api.get("/events", params={"destination": "crm"}, headers=ADMIN).json()] == [

@@ -247,10 +247,10 @@ async def _destinations(engine: AsyncEngine, destination: str | None) -> list[st
         return [name for (name,) in await connection.execute(_CONFIGURED)]
 
 
-async def _run(engine: AsyncEngine, statement, parameters: dict) -> list[ActedOn]:
+async def _run(engine: AsyncEngine, statement, parameters: dict, *, configured: bool) -> list[ActedOn]:
     async with autocommit_connection(engine) as connection:
         if parameters["destination"] is not None:
-            await check_destination(connection, parameters["destination"])
+            await check_destination(connection, parameters["destination"], configured=configured)
         return [ActedOn(str(row.event_id), row.destination) for row in await connection.execute(statement, parameters)]
 
 
@@ -413,6 +413,7 @@ async def retry_now(
         engine,
         _RETRY_NOW,
         {"event_ids": event_ids, "destination": destination, "requested_by": requested_by, "dry_run": dry_run},
+        configured=True,
     )
 
 
@@ -451,6 +452,7 @@ async def discard_failed(
             "requested_by": requested_by,
             "dry_run": dry_run,
         },
+        configured=False,  # a removed destination's FAILED deliveries may still be cleared away
     )
 
 
