@@ -83,16 +83,18 @@ _REPLAY_BATCH = text(
         LIMIT :batch
         FOR KEY SHARE OF event SKIP LOCKED
     ), sent AS (
+        -- By primary key, one probe per scanned event (a join could read every delivery).
         SELECT delivery.id, delivery.event_id, delivery.retry_count, delivery.last_error, delivery.sent_at
-        FROM event_deliveries AS delivery JOIN scanned ON scanned.id = delivery.id
-        WHERE delivery.destination = :destination AND delivery.status = 'SENT'
+        FROM event_deliveries AS delivery
+        WHERE delivery.id = ANY(ARRAY(SELECT id FROM scanned)) AND delivery.destination = :destination
+          AND delivery.status = 'SENT'
         FOR UPDATE OF delivery SKIP LOCKED
     ), missing AS (
         SELECT scanned.* FROM scanned JOIN destinations AS destination ON destination.name = :destination
         WHERE :create_missing AND destination.removed_at IS NULL
           AND (destination.event_types IS NULL OR scanned.event_type = ANY(destination.event_types))
-          AND NOT EXISTS (SELECT FROM event_deliveries AS delivery
-                          WHERE delivery.id = scanned.id AND delivery.destination = :destination)
+          AND (SELECT 1 FROM event_deliveries AS delivery
+               WHERE delivery.id = scanned.id AND delivery.destination = :destination) IS NULL
     ), changed AS (
         UPDATE event_deliveries AS delivery
         SET status = 'PENDING', retry_count = 0, next_attempt_at = now(), sent_at = NULL, last_error = NULL,

@@ -39,24 +39,26 @@ class DeletedBatch:
         return self.events + self.deliveries + self.attempts
 
 
-# The oldest events first, in the order of ix_order_events_created_at (an event is created before any of
-# its deliveries is sent, so one sent past retention was created past it): those every configured
-# destination has had SENT since before the cut-off (a removed destination's deliveries hold nothing back),
-# then as many of them as fit `max_rows` with their deliveries and attempts (always at least one, or an
-# event with many attempts would never go). The deliveries are locked and their state checked again as
-# locked: a delivery replayed meanwhile, or being acted on, keeps its event.
+# The oldest events first, in the order of ix_order_events_created_at (an event is written before any
+# delivery of it is sent, so one sent past retention was written past it), each checked by probes of its
+# own deliveries (subqueries evaluated per event, never a join the planner could turn into a scan of every
+# delivery): none to a configured destination may be other than SENT before the cut-off (a removed
+# destination's hold nothing back). Then every delivery of those events is locked (SKIP LOCKED) and, as
+# locked, checked again: an event goes only if all its deliveries were locked and still qualify, so a
+# delivery replayed meanwhile, or being acted on, keeps its event. Then as many of them as fit `max_rows`
+# with their deliveries and attempts (always at least one, or an event with many attempts would never go).
 _DELETE_BATCH = text(
     """
     WITH candidate AS (
         SELECT event.id, event.event_id, event.created_at
         FROM order_events AS event
         WHERE event.created_at < now() - make_interval(secs => :older_than_seconds)
-          AND NOT EXISTS (
-              SELECT FROM event_deliveries AS delivery JOIN destinations AS destination
-                  ON destination.name = delivery.destination AND destination.removed_at IS NULL
-              WHERE delivery.id = event.id
-                AND (delivery.status <> 'SENT'
-                     OR delivery.sent_at >= now() - make_interval(secs => :older_than_seconds)))
+          AND (SELECT 1 FROM event_deliveries AS delivery
+               WHERE delivery.id = event.id
+                 AND (delivery.status <> 'SENT'
+                      OR delivery.sent_at >= now() - make_interval(secs => :older_than_seconds))
+                 AND delivery.destination IN (SELECT name FROM destinations WHERE removed_at IS NULL)
+               LIMIT 1) IS NULL
           AND NOT EXISTS (
               SELECT FROM orders
               WHERE orders.id = CASE WHEN event.aggregate_type = 'order' THEN CAST(event.aggregate_id AS bigint) END
@@ -65,22 +67,21 @@ _DELETE_BATCH = text(
         LIMIT :max_events
         FOR UPDATE OF event SKIP LOCKED
     ), locked AS (
-        SELECT delivery.id, delivery.destination
-        FROM event_deliveries AS delivery JOIN candidate ON candidate.id = delivery.id
-        WHERE delivery.status = 'SENT' AND delivery.sent_at < now() - make_interval(secs => :older_than_seconds)
+        SELECT delivery.id
+        FROM event_deliveries AS delivery
+        WHERE delivery.id = ANY(ARRAY(SELECT id FROM candidate))
+          AND ((delivery.status = 'SENT' AND delivery.sent_at < now() - make_interval(secs => :older_than_seconds))
+               OR delivery.destination IN (SELECT name FROM destinations WHERE removed_at IS NOT NULL))
         FOR UPDATE OF delivery SKIP LOCKED
     ), ready AS (
-        SELECT candidate.id, candidate.event_id, candidate.created_at,
-               (SELECT count(*) FROM event_deliveries AS delivery WHERE delivery.id = candidate.id) AS deliveries,
+        SELECT candidate.id, candidate.event_id, candidate.created_at, deliveries,
                (SELECT count(*) FROM delivery_attempts AS attempt WHERE attempt.event_id = candidate.event_id)
                    AS attempts
         FROM candidate
-        WHERE NOT EXISTS (
-            SELECT FROM event_deliveries AS delivery JOIN destinations AS destination
-                ON destination.name = delivery.destination AND destination.removed_at IS NULL
-            WHERE delivery.id = candidate.id
-              AND NOT EXISTS (SELECT FROM locked
-                              WHERE locked.id = delivery.id AND locked.destination = delivery.destination))
+        CROSS JOIN LATERAL (SELECT count(*) AS deliveries FROM event_deliveries AS delivery
+                            WHERE delivery.id = candidate.id) AS all_of_them
+        LEFT JOIN (SELECT id, count(*) AS held FROM locked GROUP BY id) AS ours ON ours.id = candidate.id
+        WHERE coalesce(ours.held, 0) = deliveries
     ), doomed AS (
         SELECT id, event_id FROM (
             SELECT id, event_id,
