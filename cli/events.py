@@ -15,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 from db.engine import create_engine
 from db.outbox.breaker import all_breakers
 from db.outbox.operations import (
-    NO_DELIVERY,
     AmbiguousEventId,
     Delivery,
     DeliveryNotFound,
@@ -35,7 +34,7 @@ from db.outbox.operator_actions import (
     replay_sent,
     retry_now,
 )
-from db.statuses import EVENT_STATUSES
+from db.statuses import EVENT_STATUSES, NO_DELIVERY
 from sneaker_orders.moments import parse_duration, parse_moment
 from sneaker_orders.settings import Settings
 

@@ -6,7 +6,7 @@ Every route takes `?destination=NAME`: only that destination's deliveries (an un
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
@@ -28,7 +28,7 @@ from db.outbox.operator_actions import (
     retry_event_now,
     retry_now,
 )
-from db.statuses import EventStatus, LoggedOutcome, OperatorAction
+from db.statuses import EventStatus, LoggedOutcome, NoDelivery, OperatorAction
 from sneaker_orders.settings import Settings
 
 router = APIRouter(prefix="/events", tags=["operations"], dependencies=[Depends(require_admin)])
@@ -119,7 +119,7 @@ class OperatorActionOut(BaseModel):
     action: OperatorAction
     requested_at: datetime
     requested_by: str
-    status_before: EventStatus | Literal["NONE"]
+    status_before: EventStatus | NoDelivery
     retry_count_before: int
     last_error_before: str | None
     details: dict | None

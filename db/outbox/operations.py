@@ -75,8 +75,8 @@ class EventSummary:
     """An event and the state of its delivery: to one destination, or (destination None) over all of them.
 
     Over all of them: FAILED if any delivery is FAILED, else PROCESSING or PENDING if any waits, else SENT;
-    `retry_count` is the largest, `next_attempt_at` the soonest of those waiting, `last_error` the failed
-    (or else latest) one's, `sent_at` the last delivery's once every one is SENT.
+    `retry_count` is the largest, `next_attempt_at` the soonest of those waiting, `last_error` that of a
+    delivery in that status (else of any), `sent_at` the last delivery's once every one is SENT.
     """
 
     event_id: str
@@ -176,8 +176,6 @@ class EventDetail:
         ]
 
 
-# What an operator action records as the status before a replay that created the destination's delivery.
-NO_DELIVERY = "NONE"
 # Which of several deliveries speaks for the event: the first status found here, in this order.
 _OVERALL_ORDER = ("FAILED", "PROCESSING", "PENDING", "SENT")
 

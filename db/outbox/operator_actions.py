@@ -16,13 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db.engine import autocommit_connection
 from db.outbox.operations import (
-    NO_DELIVERY,
     EventDetail,
     EventNotFailed,
     EventNotPending,
     check_destination,
     event_detail,
 )
+from db.statuses import NO_DELIVERY
 
 # Redrives and replays go through the outbox in batches of this many events, each its own short transaction.
 REPLAY_BATCH = 1000
