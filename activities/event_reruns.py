@@ -1,4 +1,5 @@
-"""The activities of re-runs started from Temporal: replay SENT events, redrive FAILED ones, one bounded batch each.
+"""The activities of re-runs started from Temporal: replay SENT deliveries, redrive FAILED ones, one bounded batch
+each, to one destination.
 
 Each batch is one transaction of `db/outbox/operator_actions.py`, which changes the events and writes
 their audit rows (`operator_actions`) together, exactly as `sneaker-orders events replay|redrive` does.
@@ -19,7 +20,8 @@ class RerunBatch:
     """One batch of a re-run: at most `limit` selected events past outbox id `after_id`, done as `requested_by`.
 
     `order_id`, `event_id`, `since` and `until` (ISO 8601) select the events; none of them: every
-    event of the status the action takes.
+    event of the status the action takes. `destination` is the destination whose deliveries are acted on
+    (a name that is not configured raises DestinationNotFound, which the workflows do not retry).
     """
 
     requested_by: str
@@ -29,6 +31,7 @@ class RerunBatch:
     event_id: str | None = None
     since: str | None = None
     until: str | None = None
+    destination: str = "platform"
 
     def selection(self) -> ReplaySelection:
         return ReplaySelection(
@@ -56,10 +59,12 @@ class EventRerunActivities:
 
     @activity.defn
     async def replay_sent_events(self, batch: RerunBatch) -> RerunBatchDone:
-        """Queue a batch of the selected SENT events for delivery again (same event ids), each audited as a REPLAY."""
+        """Queue a batch of the selected events for delivery to the destination again (same event ids; a delivery
+        created for those it has none of), each audited as a REPLAY."""
         acted = await replay_sent_batch(
             self._engine,
             batch.selection(),
+            destination=batch.destination,
             requested_by=batch.requested_by,
             after_id=batch.after_id,
             limit=batch.limit,
@@ -68,10 +73,12 @@ class EventRerunActivities:
 
     @activity.defn
     async def redrive_failed_events(self, batch: RerunBatch) -> RerunBatchDone:
-        """Put a batch of the selected FAILED events back to PENDING, due now, each audited as a REDRIVE."""
+        """Put a batch of the selected FAILED deliveries to the destination back to PENDING, due now, each audited
+        as a REDRIVE."""
         acted = await redrive_failed_batch(
             self._engine,
             batch.selection(),
+            destination=batch.destination,
             requested_by=batch.requested_by,
             after_id=batch.after_id,
             limit=batch.limit,
@@ -80,4 +87,4 @@ class EventRerunActivities:
 
 
 def _done(acted: ActedBatch, batch: RerunBatch) -> RerunBatchDone:
-    return RerunBatchDone(acted.event_ids, acted.last_id, more=len(acted.event_ids) == batch.limit)
+    return RerunBatchDone(acted.event_ids, acted.last_id, more=acted.more)

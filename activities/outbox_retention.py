@@ -1,4 +1,5 @@
-"""The retention's activities: delete SENT events past retention, then purge expired replay records, batch by batch.
+"""The retention's activities: delete events delivered everywhere past retention, then purge expired replay
+records, batch by batch.
 
 Each activity works through short batches (each its own transaction) for a few seconds, looking at
 the schedule's pause state before every batch, then reports back so the run's history shows progress.
@@ -19,7 +20,8 @@ from db.outbox.retention import RetentionBatch, delete_sent_events_past_retentio
 
 @dataclass
 class DeleteSentEvents:
-    """Delete SENT events delivered more than `older_than_seconds` ago, in batches, for about `work_seconds`."""
+    """Delete events every configured destination has had SENT for more than `older_than_seconds`, in batches,
+    for about `work_seconds`."""
 
     older_than_seconds: float
     events_per_batch: int
@@ -35,6 +37,7 @@ class DeletedSentEvents:
     events: int = 0
     attempts: int = 0
     batches: int = 0
+    deliveries: int = 0
     largest_batch_rows: int = 0
     longest_batch_seconds: float = 0.0
     done: bool = False
@@ -72,7 +75,8 @@ class OutboxRetentionActivities:
 
     @activity.defn
     async def delete_sent_events_past_retention(self, request: DeleteSentEvents) -> DeletedSentEvents:
-        """Delete batches of old SENT events with their attempts until none is left, time is up, or a pause."""
+        """Delete batches of old events delivered everywhere, with their deliveries and attempts, until none is
+        left, time is up, or a pause."""
         # A retried attempt goes on from what the failed one had already deleted (and committed).
         details = activity.info().heartbeat_details
         deleted = DeletedSentEvents(**details[0]) if details else DeletedSentEvents()
@@ -90,6 +94,7 @@ class OutboxRetentionActivities:
                 break
             deleted.events += rows.events
             deleted.attempts += rows.attempts
+            deleted.deliveries += rows.deliveries
             deleted.batches += 1
             deleted.largest_batch_rows = max(deleted.largest_batch_rows, rows.rows)
             activity.heartbeat(asdict(deleted))

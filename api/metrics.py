@@ -6,7 +6,7 @@ from time import perf_counter
 
 from prometheus_client import Counter, Gauge, Histogram, generate_latest
 
-from db.outbox.operations import OutboxHealth
+from db.outbox.operations import WAITING_STATUSES, OutboxHealth
 
 ORDERS_PLACED = Counter("sneaker_orders_orders_placed_total", "Orders placed (idempotent replays not counted)")
 ORDER_WRITES_REDECIDED = Counter(
@@ -25,15 +25,20 @@ REQUEST_DURATION = Histogram(
 
 OUTBOX_EVENTS = Gauge(
     "sneaker_orders_outbox_events",
-    "Outbox events waiting, by status: PENDING, PROCESSING, FAILED (each counted up to 100000; SENT never counted)",
-    ["status"],
+    "Deliveries waiting, by destination and status: PENDING, PROCESSING, FAILED (each counted up to 100000;"
+    " SENT never counted)",
+    ["destination", "status"],
 )
 OUTBOX_LAG = Gauge(
     "sneaker_orders_outbox_lag_seconds",
-    "Age of the oldest event not yet SENT nor FAILED (PENDING, in backoff or due, or PROCESSING); 0 when none",
+    "Age of the oldest event whose delivery to the destination is not yet SENT nor FAILED (PENDING, in backoff or"
+    " due, or PROCESSING); 0 when none",
+    ["destination"],
 )
 OUTBOX_OLDEST_DUE = Gauge(
-    "sneaker_orders_outbox_oldest_due_seconds", "How long the oldest due PENDING event has waited to be claimed"
+    "sneaker_orders_outbox_oldest_due_seconds",
+    "How long the destination's oldest due PENDING delivery has waited to be claimed",
+    ["destination"],
 )
 OUTBOX_READ = Gauge(
     "sneaker_orders_outbox_read_ok",
@@ -43,17 +48,28 @@ OUTBOX_READ_AGE = Gauge(
     "sneaker_orders_outbox_read_age_seconds",
     "Age of the reading the outbox gauges show (read at most every METRICS_OUTBOX_INTERVAL_SECONDS)",
 )
+# The destinations the outbox gauges show: one taken out of the configuration leaves them.
+_SHOWN_DESTINATIONS: set[str] = set()
 
 
-def observe_outbox(health: OutboxHealth | None) -> None:
-    """Set the outbox gauges from a fresh reading (None: the outbox could not be read)."""
+def observe_outbox(health: list[OutboxHealth] | None) -> None:
+    """Set the outbox gauges from a fresh reading, one per configured destination (None: the outbox could not be
+    read)."""
     OUTBOX_READ.set(0 if health is None else 1)
     if health is None:
         return
-    for status, events in health.events_by_status.items():
-        OUTBOX_EVENTS.labels(status).set(events)
-    OUTBOX_LAG.set(health.lag_seconds)
-    OUTBOX_OLDEST_DUE.set(health.oldest_due_seconds)
+    for destination in _SHOWN_DESTINATIONS - {reading.destination for reading in health}:
+        for status in WAITING_STATUSES:
+            OUTBOX_EVENTS.remove(destination, status)
+        OUTBOX_LAG.remove(destination)
+        OUTBOX_OLDEST_DUE.remove(destination)
+    _SHOWN_DESTINATIONS.clear()
+    for reading in health:
+        _SHOWN_DESTINATIONS.add(reading.destination)
+        for status, events in reading.events_by_status.items():
+            OUTBOX_EVENTS.labels(reading.destination, status).set(events)
+        OUTBOX_LAG.labels(reading.destination).set(reading.lag_seconds)
+        OUTBOX_OLDEST_DUE.labels(reading.destination).set(reading.oldest_due_seconds)
 
 
 def observe_outbox_read_age(seconds: float | None) -> None:

@@ -1,11 +1,11 @@
 """The outbox gauges of /metrics: read from the database at most once per interval, served from memory.
 
-A reading counts up to 100,000 events of each waiting status: tens of milliseconds of PostgreSQL's
-time under a backlog of hundreds of thousands. Scrapes in between, however many and however often,
-cost no statement. Only the first scrape of a process waits for a reading; later ones never do: a
-reading older than the interval is refreshed in the background, one refresh at a time, and the
-scrape serves the last one (`sneaker_orders_outbox_read_age_seconds` says how old it is).
-"""
+A reading counts, for each configured destination, up to 100,000 deliveries of each waiting status: tens
+of milliseconds of PostgreSQL's time per destination under a backlog of hundreds of thousands. Scrapes
+in between, however many and however often, cost no statement. Only the first scrape of a process waits
+for a reading; later ones never do: a reading older than the interval is refreshed in the background, one
+refresh at a time, and the scrape serves the last one (`sneaker_orders_outbox_read_age_seconds` says how
+old it is)."""
 
 import asyncio
 import time

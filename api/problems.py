@@ -27,7 +27,14 @@ from db.orders.errors import (
     TooManyUnpaidOrders,
     WebhookIdReused,
 )
-from db.outbox.operations import AmbiguousEventId, EventNotFailed, EventNotFound, EventNotPending
+from db.outbox.operations import (
+    AmbiguousEventId,
+    DeliveryNotFound,
+    DestinationNotFound,
+    EventNotFailed,
+    EventNotFound,
+    EventNotPending,
+)
 from sneaker_orders.redaction import without_credentials
 
 log = logging.getLogger(__name__)
@@ -46,6 +53,8 @@ STATUS_OF_DOMAIN_ERRORS: list[tuple[type[DomainError], int]] = [
     (IdempotencyKeyReused, 422),
     (OrderContention, 503),
     (EventNotFound, 404),
+    (DestinationNotFound, 404),
+    (DeliveryNotFound, 404),
     (EventNotFailed, 409),
     (EventNotPending, 409),
     (AmbiguousEventId, 422),

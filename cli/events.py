@@ -1,4 +1,7 @@
-"""`sneaker-orders events list|show|redrive|retry-now|replay|discard`: the outbox for operators, from the database."""
+"""`sneaker-orders events list|show|redrive|retry-now|replay|discard`: the outbox for operators, from the database.
+
+Each command takes `--destination NAME`: only that destination's deliveries; without it, every destination's.
+"""
 
 import argparse
 import asyncio
@@ -13,6 +16,9 @@ from db.engine import create_engine
 from db.outbox.breaker import all_breakers
 from db.outbox.operations import (
     AmbiguousEventId,
+    Delivery,
+    DeliveryNotFound,
+    DestinationNotFound,
     EventDetail,
     EventNotFound,
     EventSummary,
@@ -20,8 +26,15 @@ from db.outbox.operations import (
     list_events,
     resolve_event_id,
 )
-from db.outbox.operator_actions import ReplaySelection, discard_failed, redrive_failed, replay_sent, retry_now
-from db.statuses import EVENT_STATUSES
+from db.outbox.operator_actions import (
+    ActedOn,
+    ReplaySelection,
+    discard_failed,
+    redrive_failed,
+    replay_sent,
+    retry_now,
+)
+from db.statuses import EVENT_STATUSES, NO_DELIVERY
 from sneaker_orders.moments import parse_duration, parse_moment
 from sneaker_orders.settings import Settings
 
@@ -37,33 +50,39 @@ def add_events_commands(commands, handler) -> None:
     events.set_defaults(command=handler)
     actions = events.add_subparsers(required=True, metavar="ACTION")
 
-    listing = actions.add_parser("list", help="events, newest first, with their age")
+    listing = actions.add_parser("list", help="deliveries (one per event and destination), newest first, with age")
     listing.add_argument("--status", choices=EVENT_STATUSES)
     listing.add_argument("--order-id", type=int)
     listing.add_argument("--limit", type=int, default=50)
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
+    listing.add_argument("--destination", metavar="NAME", help="only this destination's deliveries")
     listing.set_defaults(events_action=_list)
 
-    show = actions.add_parser("show", help="one event with its payload, attempts and operator actions")
+    show = actions.add_parser("show", help="one event with its payload, deliveries, attempts and operator actions")
     show.add_argument("event_id", metavar="EVENT_ID", help="the event id, or enough of its start to name one event")
     show.add_argument("--json", action="store_true")
+    show.add_argument("--destination", metavar="NAME", help="only this destination's deliveries")
     show.set_defaults(events_action=_show)
 
-    redrive = actions.add_parser("redrive", help="put FAILED events back to PENDING, due now, with a fresh budget")
+    redrive = actions.add_parser("redrive", help="put FAILED deliveries back to PENDING, due now, with a fresh budget")
     redrive.add_argument("event_ids", nargs="*", metavar="EVENT_ID", help="ids or unambiguous prefixes")
     redrive.add_argument("--all-failed", action="store_true", help="every FAILED event (or of --order-id)")
     redrive.add_argument("--order-id", type=int, help="the FAILED events of this order")
     redrive.add_argument("--dry-run", action="store_true", help="show what would be redriven, change nothing")
+    redrive.add_argument("--destination", metavar="NAME", help="only this destination's deliveries")
     redrive.set_defaults(events_action=_redrive)
 
-    retry = actions.add_parser("retry-now", help="make PENDING events waiting out a backoff due now")
+    retry = actions.add_parser("retry-now", help="make PENDING deliveries waiting out a backoff due now")
     retry.add_argument("event_ids", nargs="*", metavar="EVENT_ID", help="ids or unambiguous prefixes")
     retry.add_argument("--all", action="store_true", help="every PENDING event not yet due")
     retry.add_argument("--dry-run", action="store_true", help="show which events, change nothing")
+    retry.add_argument("--destination", metavar="NAME", help="only this destination's deliveries")
     retry.set_defaults(events_action=_retry_now)
 
     replay = actions.add_parser(
-        "replay", help="deliver SENT events (still retained) again, same event ids, in order per order"
+        "replay",
+        help="deliver SENT events (still retained) again, same event ids, in order per order; with --destination,"
+        " also the events that destination has no delivery of (added later): from a chosen point",
     )
     replay.add_argument("--order-id", type=int, help="every retained SENT event of this order")
     replay.add_argument(
@@ -71,13 +90,18 @@ def add_events_commands(commands, handler) -> None:
     )
     replay.add_argument("--until", type=_moment, help="... and before this (same forms)")
     replay.add_argument("--dry-run", action="store_true", help="show which events, change nothing")
+    replay.add_argument("--destination", metavar="NAME", help="only this destination's deliveries")
     replay.set_defaults(events_action=_replay)
 
-    discard = actions.add_parser("discard", help="delete FAILED events for good (each one recorded with its attempts)")
+    discard = actions.add_parser(
+        "discard",
+        help="delete FAILED deliveries for good (each one recorded with its attempts); an event goes with its last",
+    )
     discard.add_argument("event_ids", nargs="*", metavar="EVENT_ID", help="ids or unambiguous prefixes")
     discard.add_argument("--all-failed", action="store_true", help="every FAILED event older than --older-than")
     discard.add_argument("--older-than", type=_duration, help="with --all-failed: created longer ago, e.g. 30d")
     discard.add_argument("--dry-run", action="store_true", help="show which events, change nothing")
+    discard.add_argument("--destination", metavar="NAME", help="only this destination's deliveries")
     discard.set_defaults(events_action=_discard)
 
 
@@ -88,7 +112,7 @@ def run_events_command(settings: Settings, args: argparse.Namespace) -> int:
         engine = create_engine(settings.database_url, pool_size=1, application_name="sneaker-orders-cli")
         try:
             return await args.events_action(engine, settings, args)
-        except (EventNotFound, AmbiguousEventId) as problem:
+        except (EventNotFound, AmbiguousEventId, DestinationNotFound, DeliveryNotFound) as problem:
             print(problem.detail, file=sys.stderr)
             return 1
         finally:
@@ -142,18 +166,25 @@ async def _event_ids(engine, given: list[str]) -> list[uuid.UUID]:
 
 
 async def _list(engine, settings: Settings, args: argparse.Namespace) -> int:
-    events = await list_events(engine, status=args.status, order_id=args.order_id, limit=args.limit)
+    events = await list_events(
+        engine, status=args.status, order_id=args.order_id, destination=args.destination, limit=args.limit
+    )
     if args.json:
         for event in events:
             print(json.dumps(asdict(event), default=_json_default))
         return 0
-    # Lines about the outbox as a whole (the relay's state) go above the table.
+    # Lines about the outbox as a whole (the relay's state) go below the table.
     now = datetime.now(UTC)
-    print(f"{'EVENT_ID':36}  {'TYPE':15} {'ORDER':>8} {'SEQ':>3}  {'STATUS':10} {'AGE':>5} {'RETRIES':>7}  LAST_ERROR")
+    width = max([len("DESTINATION"), *(len(event.destination or "") for event in events)])
+    print(
+        f"{'EVENT_ID':36}  {'TYPE':15} {'ORDER':>8} {'SEQ':>3}  {'DESTINATION':{width}}  {'STATUS':10} {'AGE':>5} "
+        f"{'RETRIES':>7}  LAST_ERROR"
+    )
     for event in events:
         print(
             f"{event.event_id:36}  {event.event_type:15} {event.aggregate_id:>8} {event.sequence:>3}  "
-            f"{event.status:10} {_age(event.created_at, now):>5} {event.retry_count:>7}  {event.last_error or ''}"
+            f"{event.destination:{width}}  {event.status:10} {_age(event.created_at, now):>5} {event.retry_count:>7}  "
+            f"{event.last_error or ''}"
         )
     for breaker in await all_breakers(engine):  # is the relay delivering, or holding for an outage?
         print(breaker.describe())
@@ -161,72 +192,102 @@ async def _list(engine, settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _show(engine, settings: Settings, args: argparse.Namespace) -> int:
-    detail = await event_detail(engine, await resolve_event_id(engine, args.event_id))
+    detail = await event_detail(engine, await resolve_event_id(engine, args.event_id), destination=args.destination)
     if args.json:
         print(json.dumps(asdict(detail), default=_json_default, indent=2))
         return 0
-    for line in _describe(detail, settings):
+    for line in _describe(detail, settings, args.destination):
         print(line)
     return 0
 
 
-def _describe(detail: EventDetail, settings: Settings) -> list[str]:
+def _describe(detail: EventDetail, settings: Settings, destination: str | None) -> list[str]:
     event = detail.event
-    failed = sum(attempt.outcome in FAILED_OUTCOMES for attempt in detail.attempts)
+    attempts = [a for a in detail.attempts if destination is None or a.destination == destination]
+    actions = [a for a in detail.actions if destination is None or a.destination == destination]
+    failed = sum(attempt.outcome in FAILED_OUTCOMES for attempt in attempts)
     lines = [
         f"event      {event.event_id}  {event.event_type} #{event.sequence}",
         f"of         {event.aggregate_type} {event.aggregate_id}",
-        f"status     {_state(event, settings)}",
+        f"status     {_state(event, settings)}" + (f"  (to {destination})" if destination else ""),
         f"created    {_iso(event.created_at)}  ({_age(event.created_at, datetime.now(UTC))} ago)",
-        f"attempts   {len(detail.attempts)}, {failed} failed",
+        f"attempts   {len(attempts)}, {failed} failed",
     ]
     if event.last_error:
         lines.append(f"last error {event.last_error}")
-    for attempt in detail.attempts:
+    lines.append("deliveries" if detail.deliveries else "deliveries none (no destination takes this event's type)")
+    width = max([0, *(len(delivery.destination) for delivery in detail.deliveries)])
+    for delivery in detail.deliveries:
+        lines.append(f"  {delivery.destination:{width}}  {_state(delivery, settings)}")
+        if delivery.last_error and delivery.status != "SENT":
+            lines.append(f"  {'':{width}}  last error {delivery.last_error}")
+    if attempts:
+        lines.append("attempts")
+    for attempt in attempts:
         lines.append(
-            f"  #{attempt.attempt_number} {_iso(attempt.attempted_at)}  {attempt.outcome:13} "
-            f"{attempt.http_status or '-':>3}  {attempt.error or ''}"
+            f"  #{attempt.attempt_number} {_iso(attempt.attempted_at)}  {attempt.destination:{width}}  "
+            f"{attempt.outcome:13} {attempt.http_status or '-':>3}  {attempt.error or ''}"
         )
         if attempt.workflow_id and attempt.run_id:
             lines.append(f"      {settings.temporal_run_url(attempt.workflow_id, attempt.run_id)}")
-    if detail.actions:
+    if actions:
         lines.append("operator actions")
-    for action in detail.actions:
-        was = f"was {action.status_before}, {action.retry_count_before} failed attempts in its budget"
-        lines.append(f"  {_iso(action.requested_at)}  {action.action:9} by {action.requested_by} ({was})")
+    for action in actions:
+        was = (
+            "had no delivery"
+            if action.status_before == NO_DELIVERY
+            else f"was {action.status_before}, {action.retry_count_before} failed attempts in its budget"
+        )
+        lines.append(
+            f"  {_iso(action.requested_at)}  {action.action:9} {action.destination:{width}}  by {action.requested_by}"
+            f" ({was})"
+        )
     lines.append("payload")
     lines += ["  " + line for line in json.dumps(detail.payload, indent=2, sort_keys=True).splitlines()]
     return lines
 
 
-def _state(event: EventSummary, settings: Settings) -> str:
-    """The status line: what the event is waiting for, only where that applies."""
-    if event.status == "SENT":
-        return f"SENT at {_iso(event.sent_at)}"
-    if event.status == "PENDING":
-        wait = (event.next_attempt_at - datetime.now(UTC)).total_seconds()
+def _state(delivery: EventSummary | Delivery, settings: Settings) -> str:
+    """The status line: what the delivery is waiting for, only where that applies."""
+    if delivery.status == "SENT":
+        return f"SENT at {_iso(delivery.sent_at)}"
+    if delivery.status == "PENDING":
+        wait = (delivery.next_attempt_at - datetime.now(UTC)).total_seconds()
         due = f"due in {wait:.1f}s" if wait > 0 else "due now"
         return (
-            f"PENDING, next attempt at {_iso(event.next_attempt_at)} ({due}); "
-            f"{event.retry_count} of {settings.relay_max_attempts} attempts used"
+            f"PENDING, next attempt at {_iso(delivery.next_attempt_at)} ({due}); "
+            f"{delivery.retry_count} of {settings.relay_max_attempts} attempts used"
         )
-    if event.status == "PROCESSING":
+    if delivery.status == "PROCESSING":
         return "PROCESSING: a relay is delivering it now"
     return "FAILED: waits for an operator (redrive or discard)"
 
 
-async def _act(engine, verb: str, acted: list[str], named: list[uuid.UUID], dry_run: bool, refusal: str) -> int:
+async def _act(
+    engine,
+    verb: str,
+    acted: list[ActedOn],
+    named: list[uuid.UUID],
+    dry_run: bool,
+    refusal: str,
+    destination: str | None,
+) -> int:
     """Print what was done (or would be), and why any named event was not: exit 1 if one was not."""
     shown = f"would {verb}" if dry_run else verb
-    for event_id in acted:
-        print(f"{shown} {event_id}")
-    print(f"{len(acted)} events: {shown}")
-    refused = [event_id for event_id in named if str(event_id) not in acted]
+    for delivery in acted:
+        print(f"{shown} {delivery.event_id} to {delivery.destination}")
+    print(f"{len(acted)} deliveries: {shown}")
+    refused = [event_id for event_id in named if str(event_id) not in {delivery.event_id for delivery in acted}]
     for event_id in refused:
         try:
-            status = (await event_detail(engine, event_id)).event.status
-            print(f"{event_id} is {status}; {refusal}", file=sys.stderr)
-        except EventNotFound as missing:
+            detail = await event_detail(engine, event_id, destination=destination)
+            states = ", ".join(
+                f"{delivery.status} to {delivery.destination}"
+                for delivery in detail.deliveries
+                if destination is None or delivery.destination == destination
+            )
+            print(f"{event_id} is {states or 'delivered nowhere'}; {refusal}", file=sys.stderr)
+        except (EventNotFound, DeliveryNotFound) as missing:
             print(missing.detail, file=sys.stderr)
     return 1 if refused else 0
 
@@ -237,9 +298,15 @@ async def _redrive(engine, settings: Settings, args: argparse.Namespace) -> int:
         return 2
     named = await _event_ids(engine, args.event_ids)
     redriven = await redrive_failed(
-        engine, requested_by=_requested_by(), event_ids=named or None, order_id=args.order_id, dry_run=args.dry_run
+        engine,
+        requested_by=_requested_by(),
+        event_ids=named or None,
+        order_id=args.order_id,
+        destination=args.destination,
+        dry_run=args.dry_run,
     )
-    return await _act(engine, "redrive", redriven, named, args.dry_run, "only a FAILED event can be redriven")
+    refusal = "only a FAILED delivery can be redriven"
+    return await _act(engine, "redrive", redriven, named, args.dry_run, refusal, args.destination)
 
 
 async def _retry_now(engine, settings: Settings, args: argparse.Namespace) -> int:
@@ -247,8 +314,15 @@ async def _retry_now(engine, settings: Settings, args: argparse.Namespace) -> in
         print("name EVENT_IDs, or use --all (not both)", file=sys.stderr)
         return 2
     named = await _event_ids(engine, args.event_ids)
-    pulled = await retry_now(engine, requested_by=_requested_by(), event_ids=named or None, dry_run=args.dry_run)
-    return await _act(engine, "retry now", pulled, named, args.dry_run, "only a PENDING event can be retried now")
+    pulled = await retry_now(
+        engine,
+        requested_by=_requested_by(),
+        event_ids=named or None,
+        destination=args.destination,
+        dry_run=args.dry_run,
+    )
+    refusal = "only a PENDING delivery can be retried now"
+    return await _act(engine, "retry now", pulled, named, args.dry_run, refusal, args.destination)
 
 
 async def _replay(engine, settings: Settings, args: argparse.Namespace) -> int:
@@ -259,8 +333,10 @@ async def _replay(engine, settings: Settings, args: argparse.Namespace) -> int:
         print("--until needs --since", file=sys.stderr)
         return 2
     selection = ReplaySelection(order_id=args.order_id, since=args.since, until=args.until)
-    replayed = await replay_sent(engine, selection, requested_by=_requested_by(), dry_run=args.dry_run)
-    return await _act(engine, "replay", replayed, [], args.dry_run, "")
+    replayed = await replay_sent(
+        engine, selection, requested_by=_requested_by(), destination=args.destination, dry_run=args.dry_run
+    )
+    return await _act(engine, "replay", replayed, [], args.dry_run, "", args.destination)
 
 
 async def _discard(engine, settings: Settings, args: argparse.Namespace) -> int:
@@ -268,7 +344,7 @@ async def _discard(engine, settings: Settings, args: argparse.Namespace) -> int:
         print("name EVENT_IDs, or use --all-failed --older-than AGE (not both)", file=sys.stderr)
         return 2
     if args.all_failed and args.older_than is None:
-        print("--all-failed needs --older-than (e.g. 30d; 0s for every FAILED event)", file=sys.stderr)
+        print("--all-failed needs --older-than (e.g. 30d; 0s for every FAILED delivery)", file=sys.stderr)
         return 2
     named = await _event_ids(engine, args.event_ids)
     discarded = await discard_failed(
@@ -276,6 +352,8 @@ async def _discard(engine, settings: Settings, args: argparse.Namespace) -> int:
         requested_by=_requested_by(),
         event_ids=named or None,
         older_than_seconds=args.older_than.total_seconds() if args.older_than is not None else None,
+        destination=args.destination,
         dry_run=args.dry_run,
     )
-    return await _act(engine, "discard", discarded, named, args.dry_run, "only a FAILED event can be discarded")
+    refusal = "only a FAILED delivery can be discarded"
+    return await _act(engine, "discard", discarded, named, args.dry_run, refusal, args.destination)

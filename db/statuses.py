@@ -7,6 +7,9 @@ from typing import Literal, get_args
 
 OrderStatus = Literal["CREATED", "CONFIRMED", "CANCELLED", "EXPIRED"]
 EventStatus = Literal["PENDING", "PROCESSING", "SENT", "FAILED"]
+# What an operator action records as the delivery's status before it when there was none (a replay that gave
+# a destination a delivery of an event written before it was added).
+NoDelivery = Literal["NONE"]
 EventType = Literal["OrderCreated", "OrderConfirmed", "OrderCancelled", "OrderExpired"]
 OperatorAction = Literal["REDRIVE", "RETRY_NOW", "REPLAY", "DISCARD"]
 # How one delivery attempt ended: SENT, RETRY (counted against the event's budget), FAILED; HELD is a
@@ -18,6 +21,7 @@ BreakerState = Literal["CLOSED", "OPEN"]
 
 ORDER_STATUSES: tuple[str, ...] = get_args(OrderStatus)
 EVENT_STATUSES: tuple[str, ...] = get_args(EventStatus)
+NO_DELIVERY: str = get_args(NoDelivery)[0]
 EVENT_TYPES: tuple[str, ...] = get_args(EventType)
 OPERATOR_ACTIONS: tuple[str, ...] = get_args(OperatorAction)
 LOGGED_OUTCOMES: tuple[str, ...] = get_args(LoggedOutcome)

@@ -22,7 +22,8 @@ def test_show_prints_a_sent_events_payload_attempts_and_actions_without_a_next_a
     assert cli("events", "redrive", event_id)[0] == 0
     log_attempt(db, event_id, "SENT", 201, timedelta(0))
     db.execute(
-        "UPDATE order_events SET status = 'SENT', sent_at = now(), last_error = NULL WHERE event_id = %s", (event_id,)
+        "UPDATE event_deliveries SET status = 'SENT', sent_at = now(), last_error = NULL WHERE event_id = %s",
+        (event_id,),
     )
 
     code, out, _ = cli("events", "show", event_id[:8])
@@ -33,9 +34,14 @@ def test_show_prints_a_sent_events_payload_attempts_and_actions_without_a_next_a
     assert re.fullmatch(rf"status     SENT at {ISO_8601.pattern}", lines[2])
     assert "next attempt" not in out
     assert "attempts   3, 2 failed" in lines
-    assert [line.split()[0] for line in lines if line.startswith("  #")] == ["#1", "#2", "#3"]
+    assert [line.split()[:3:2] for line in lines if line.startswith("  #")] == [
+        ["#1", "platform"],
+        ["#2", "platform"],
+        ["#3", "platform"],
+    ]
+    assert re.fullmatch(rf"  platform  SENT at {ISO_8601.pattern}", lines[lines.index("deliveries") + 1])
     assert all(ISO_8601.search(line) for line in lines if line.startswith("  #"))
-    assert any(re.search(r"REDRIVE\s+by cli", line) for line in lines)
+    assert any(re.search(r"REDRIVE\s+platform\s+by cli", line) for line in lines)
     payload = "\n".join(lines[lines.index("payload") + 1 :])
     assert json.loads(payload) == order
 
@@ -80,8 +86,17 @@ def test_list_shows_each_events_age(api, db, catalog, cli):
     code, out, _ = cli("events", "list")
 
     header, *rows = out.splitlines()
-    assert code == 0 and header.split()[:7] == ["EVENT_ID", "TYPE", "ORDER", "SEQ", "STATUS", "AGE", "RETRIES"]
-    ages = {row.split()[0]: row.split()[5] for row in rows}
+    assert code == 0 and header.split()[:8] == [
+        "EVENT_ID",
+        "TYPE",
+        "ORDER",
+        "SEQ",
+        "DESTINATION",
+        "STATUS",
+        "AGE",
+        "RETRIES",
+    ]
+    ages = {row.split()[0]: row.split()[6] for row in rows}
     assert ages[old] == "3h" and re.fullmatch(r"\d+s", ages[new])
 
 

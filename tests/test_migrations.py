@@ -1,5 +1,7 @@
 """The migrations build exactly the schema the code describes, and can be undone."""
 
+from datetime import UTC, datetime
+
 import psycopg
 from alembic import command
 
@@ -24,3 +26,78 @@ def test_migrations_run_down_to_nothing_and_up_again(database_url):
         tables = connection.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'").fetchall()
     assert tables == [("alembic_version",)]
     upgrade_to_newest(scratch_url)
+
+
+def scratch_database(database_url: str, name: str) -> str:
+    """A fresh empty database beside the suite's; its URL."""
+    with psycopg.connect(libpq_url(database_url), autocommit=True) as connection:
+        connection.execute(f"DROP DATABASE IF EXISTS {name}")
+        connection.execute(f"CREATE DATABASE {name}")
+    return database_url.replace("/sneaker_orders?", f"/{name}?")
+
+
+# An event written before several destinations (0011): FAILED after two attempts, then redriven by hand
+# and due again in an hour; and another delivered.
+_BEFORE_DESTINATIONS = """
+    INSERT INTO order_events (event_id, aggregate_type, aggregate_id, sequence, event_type, payload, status,
+                              retry_count, next_attempt_at, last_error, sent_at, created_at)
+    VALUES ('aaaaaaaa-0000-4000-8000-000000000001', 'order', '42', 1, 'OrderCreated', '{}', 'FAILED', 2,
+            '2026-12-01T10:00:00Z', 'HTTP 422', NULL, '2026-12-01T09:00:00Z'),
+           ('aaaaaaaa-0000-4000-8000-000000000002', 'order', '43', 1, 'OrderCreated', '{}', 'SENT', 0,
+            '2026-12-01T09:00:00Z', NULL, '2026-12-01T09:00:01Z', '2026-12-01T09:00:00Z');
+    INSERT INTO delivery_attempts (event_id, attempt_number, attempted_at, outcome, http_status)
+    VALUES ('aaaaaaaa-0000-4000-8000-000000000001', 1, '2026-12-01T09:00:01Z', 'RETRY', 503),
+           ('aaaaaaaa-0000-4000-8000-000000000001', 2, '2026-12-01T09:00:05Z', 'FAILED', 422);
+    INSERT INTO operator_actions (event_id, action, requested_by, status_before, retry_count_before)
+    VALUES ('aaaaaaaa-0000-4000-8000-000000000001', 'RETRY_NOW', 'cli:ops', 'PENDING', 1);
+"""
+
+
+def test_events_written_before_several_destinations_keep_their_state_as_the_platforms_deliveries(database_url):
+    scratch_url = scratch_database(database_url, "migration_destinations")
+    command.upgrade(alembic_config(scratch_url), "0011_order_speed_cancelled_index")
+    with psycopg.connect(libpq_url(scratch_url), autocommit=True) as connection:
+        connection.execute(_BEFORE_DESTINATIONS)
+
+    upgrade_to_newest(scratch_url)
+
+    with psycopg.connect(libpq_url(scratch_url), autocommit=True) as connection:
+        deliveries = connection.execute(
+            "SELECT id, destination, event_id::text, aggregate_id, sequence, status, retry_count,"
+            " next_attempt_at, last_error, sent_at FROM event_deliveries ORDER BY id"
+        ).fetchall()
+        attempts = connection.execute(
+            "SELECT destination, attempt_number, outcome FROM delivery_attempts ORDER BY id"
+        ).fetchall()
+        actions = connection.execute("SELECT destination, action FROM operator_actions").fetchall()
+        destinations = connection.execute("SELECT name, event_types, removed_at FROM destinations").fetchall()
+        # A new event still gets its delivery, from the trigger.
+        connection.execute(
+            "INSERT INTO order_events (event_id, aggregate_type, aggregate_id, sequence, event_type, payload)"
+            " VALUES ('aaaaaaaa-0000-4000-8000-000000000003', 'order', '44', 1, 'OrderCreated', '{}')"
+        )
+        fanned_out = connection.execute(
+            "SELECT destination, status FROM event_deliveries WHERE aggregate_id = '44'"
+        ).fetchall()
+    assert [row[:7] for row in deliveries] == [
+        (1, "platform", "aaaaaaaa-0000-4000-8000-000000000001", "42", 1, "FAILED", 2),
+        (2, "platform", "aaaaaaaa-0000-4000-8000-000000000002", "43", 1, "SENT", 0),
+    ]
+    assert [row[8] for row in deliveries] == ["HTTP 422", None]
+    assert [row[9] for row in deliveries] == [None, datetime(2026, 12, 1, 9, 0, 1, tzinfo=UTC)]
+    assert deliveries[0][7] == datetime(2026, 12, 1, 10, 0, tzinfo=UTC)  # its next attempt, as it was
+    assert attempts == [("platform", 1, "RETRY"), ("platform", 2, "FAILED")]
+    assert actions == [("platform", "RETRY_NOW")]
+    assert destinations == [("platform", None, None)]
+    assert fanned_out == [("platform", "PENDING")]
+
+    command.downgrade(alembic_config(scratch_url), "0011_order_speed_cancelled_index")
+
+    with psycopg.connect(libpq_url(scratch_url)) as connection:
+        events = connection.execute(
+            "SELECT event_id::text, status, retry_count, last_error FROM order_events ORDER BY id"
+        ).fetchall()
+    assert events[:2] == [
+        ("aaaaaaaa-0000-4000-8000-000000000001", "FAILED", 2, "HTTP 422"),
+        ("aaaaaaaa-0000-4000-8000-000000000002", "SENT", 0, None),
+    ]

@@ -7,6 +7,8 @@ the samples' own names. promtool is not at hand here: the rule file's YAML struc
 
 import json
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -92,6 +94,21 @@ def test_the_rules_name_the_jobs_prometheus_scrapes():
     named = {job for rule in alert_rules() for job in re.findall(r'job="([^"]+)"', rule["expr"])}
     assert named and named <= jobs
     assert yaml.safe_load(SCRAPES.read_text())["rule_files"] == ["alerts.yml"]
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed (apt-get install prometheus)")
+def test_promtool_loads_the_rules_and_each_alert_names_its_destination():
+    # deploy/prometheus/alerts_test.yml: a FAILED delivery and an open breaker at one destination, a due
+    # delivery at another; each alert fires for its own destination only.
+    for arguments in (["check", "rules", str(ALERTS)], ["test", "rules", str(ALERTS.with_name("alerts_test.yml"))]):
+        finished = subprocess.run(["promtool", *arguments], capture_output=True, text=True, timeout=60)
+        assert finished.returncode == 0, finished.stdout + finished.stderr
+
+
+def test_the_dashboards_outbox_and_relay_queries_are_per_destination():
+    for expr in dashboard_queries():
+        if "sneaker_orders_outbox_events" in expr or "sneaker_orders_relay_" in expr or "outbox_lag" in expr:
+            assert "destination" in expr and "$destination" in expr, expr
 
 
 def _balanced(expr: str) -> bool:

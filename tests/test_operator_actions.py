@@ -20,7 +20,9 @@ from tests.support.payments import pay
 
 def due_in_seconds(db, event_id) -> float:
     return db.execute(
-        "SELECT extract(epoch FROM next_attempt_at - now()) FROM order_events WHERE event_id = %s", (event_id,)
+        "SELECT extract(epoch FROM next_attempt_at - now()) FROM event_deliveries"
+        " WHERE event_id = %s AND destination = 'platform'",
+        (event_id,),
     ).fetchone()[0]
 
 
@@ -30,9 +32,10 @@ def test_retry_now_makes_a_backing_off_event_due_at_once_and_records_it(api, db,
 
     code, out, _ = cli("events", "retry-now", event_id[:8])
 
-    assert code == 0 and f"retry now {event_id}" in out
+    assert code == 0 and f"retry now {event_id} to platform" in out
     assert due_in_seconds(db, event_id) <= 0
-    assert (status_of(db, event_id), db.execute("SELECT retry_count FROM order_events").fetchone()[0]) == ("PENDING", 1)
+    retries = db.execute("SELECT retry_count FROM event_deliveries").fetchone()[0]
+    assert (status_of(db, event_id), retries) == ("PENDING", 1)
     [(action, by, before)] = actions_of(db, event_id)
     assert (action, before) == ("RETRY_NOW", "PENDING") and by.startswith("cli")
 
@@ -46,8 +49,8 @@ def test_retry_now_all_pulls_only_events_waiting_out_a_backoff(api, db, catalog,
     assert due_in_seconds(db, waiting) > 60 and actions_of(db, waiting) == []
     code, out, _ = cli("events", "retry-now", "--all")
 
-    assert dry[0] == 0 and f"would retry now {waiting}" in dry[1]
-    assert code == 0 and out.splitlines() == [f"retry now {waiting}", "1 events: retry now"]
+    assert dry[0] == 0 and f"would retry now {waiting} to platform" in dry[1]
+    assert code == 0 and out.splitlines() == [f"retry now {waiting} to platform", "1 deliveries: retry now"]
     assert due_in_seconds(db, waiting) <= 0
     assert actions_of(db, due) == [] and actions_of(db, sent) == []
 
@@ -74,7 +77,13 @@ def test_retry_now_all_through_the_api(api, db, catalog):
 
     answer = api.post("/events/retry-now", json={}, headers=ADMIN).json()
 
-    assert answer == {"action": "RETRY_NOW", "dry_run": False, "count": 1, "event_ids": [waiting]}
+    assert answer == {
+        "action": "RETRY_NOW",
+        "dry_run": False,
+        "count": 1,
+        "event_ids": [waiting],
+        "deliveries": [{"event_id": waiting, "destination": "platform"}],
+    }
 
 
 def test_discard_deletes_a_failed_event_and_keeps_its_record_with_the_attempts(api, db, catalog, cli):
@@ -83,13 +92,14 @@ def test_discard_deletes_a_failed_event_and_keeps_its_record_with_the_attempts(a
 
     code, out, _ = cli("events", "discard", event_id)
 
-    assert code == 0 and f"discard {event_id}" in out
+    assert code == 0 and f"discard {event_id} to platform" in out
     assert status_of(db, event_id) is None
+    assert db.execute("SELECT count(*) FROM order_events").fetchone()[0] == 0  # its only delivery went
     assert db.execute("SELECT count(*) FROM delivery_attempts").fetchone()[0] == 0
-    action, details = db.execute(
-        "SELECT action, details FROM operator_actions WHERE event_id = %s", (event_id,)
+    action, destination, details = db.execute(
+        "SELECT action, destination, details FROM operator_actions WHERE event_id = %s", (event_id,)
     ).fetchone()
-    assert action == "DISCARD"
+    assert (action, destination) == ("DISCARD", "platform")
     assert (details["event_type"], details["sequence"], details["payload"]["status"]) == ("OrderCreated", 1, "CREATED")
     assert [(a["outcome"], a["http_status"]) for a in details["attempts"]] == [("RETRY", 503), ("FAILED", 422)]
     shown = api.get(f"/events/{event_id}", headers=ADMIN).json()
@@ -102,7 +112,7 @@ def test_discard_refuses_an_event_that_is_not_failed(api, db, catalog, cli):
     code, _, err = cli("events", "discard", event_id)
     answer = api.post(f"/events/{event_id}/discard", headers=ADMIN)
 
-    assert code == 1 and f"{event_id} is PENDING; only a FAILED event can be discarded" in err
+    assert code == 1 and f"{event_id} is PENDING to platform; only a FAILED delivery can be discarded" in err
     assert (answer.status_code, answer.json()["code"]) == (409, "EVENT_NOT_FAILED")
     assert status_of(db, event_id) == "PENDING" and actions_of(db, event_id) == []
 
@@ -118,8 +128,8 @@ def test_discard_all_failed_older_than_an_age_leaves_younger_and_other_events(ap
     assert status_of(db, old) == "FAILED"
     code, out, _ = cli("events", "discard", "--all-failed", "--older-than", "30d")
 
-    assert dry[1].splitlines()[0] == f"would discard {old}"
-    assert code == 0 and out.splitlines() == [f"discard {old}", "1 events: discard"]
+    assert dry[1].splitlines()[0] == f"would discard {old} to platform"
+    assert code == 0 and out.splitlines() == [f"discard {old} to platform", "1 deliveries: discard"]
     assert (status_of(db, old), status_of(db, young), status_of(db, old_pending)) == (None, "FAILED", "PENDING")
 
 
@@ -144,9 +154,10 @@ def test_a_discarded_event_no_longer_holds_back_the_later_events_of_its_order(ap
     cli("events", "discard", created)
 
     due = db.execute(
-        "SELECT event_id FROM order_events AS event WHERE status = 'PENDING' AND NOT EXISTS ("
-        " SELECT FROM order_events AS earlier WHERE earlier.aggregate_id = event.aggregate_id"
-        " AND earlier.sequence < event.sequence AND earlier.status <> 'SENT')"
+        "SELECT event_id FROM event_deliveries AS delivery WHERE status = 'PENDING' AND NOT EXISTS ("
+        " SELECT FROM event_deliveries AS earlier WHERE earlier.destination = delivery.destination"
+        " AND earlier.aggregate_id = delivery.aggregate_id"
+        " AND earlier.sequence < delivery.sequence AND earlier.status <> 'SENT')"
     ).fetchall()
     assert [str(row[0]) for row in due] == [confirmed]
 
@@ -163,10 +174,14 @@ def test_replay_queues_an_orders_sent_events_again_with_the_same_ids(api, db, ca
     assert status_of(db, created) == "SENT"
     code, out, _ = cli("events", "replay", "--order-id", str(order["order_id"]))
 
-    assert dry[1].splitlines() == [f"would replay {created}", f"would replay {confirmed}", "2 events: would replay"]
-    assert code == 0 and out.splitlines()[-1] == "2 events: replay"
+    assert dry[1].splitlines() == [
+        f"would replay {created} to platform",
+        f"would replay {confirmed} to platform",
+        "2 deliveries: would replay",
+    ]
+    assert code == 0 and out.splitlines()[-1] == "2 deliveries: replay"
     rows = db.execute(
-        "SELECT event_id::text, status, retry_count, sent_at, next_attempt_at <= now() FROM order_events"
+        "SELECT event_id::text, status, retry_count, sent_at, next_attempt_at <= now() FROM event_deliveries"
         " WHERE aggregate_id = %s ORDER BY sequence",
         (str(order["order_id"]),),
     ).fetchall()
@@ -201,7 +216,7 @@ def test_replay_leaves_events_that_are_not_sent(api, db, catalog, cli):
 
     code, out, _ = cli("events", "replay", "--since", "1h")
 
-    assert code == 0 and out.splitlines() == ["0 events: replay"]
+    assert code == 0 and out.splitlines() == ["0 deliveries: replay"]
     assert (status_of(db, failed), status_of(db, pending)) == ("FAILED", "PENDING")
 
 

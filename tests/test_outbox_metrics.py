@@ -1,5 +1,5 @@
-"""The API's outbox metrics tell the truth: the lag counts events in backoff, FAILED events are counted, and a
-scrape reads a few index pages however many events were ever sent."""
+"""The API's outbox metrics tell the truth, per destination: the lag counts deliveries in backoff, FAILED ones are
+counted, and a scrape reads a few index pages however many events were ever sent."""
 
 import json
 import time
@@ -11,8 +11,8 @@ import pytest
 from tests.support.admin import ADMIN
 from tests.support.customers import customer_headers
 from tests.support.ordering import placed
-from tests.support.outbox_fill import insert_events
-from tests.support.outbox_views import platform_accepts_others, wait_for_statuses
+from tests.support.outbox_fill import SYNTHETIC_ORDER_IDS, insert_events
+from tests.support.outbox_views import add_destination, platform_accepts_others, remove_destination, wait_for_statuses
 from tests.support.polling import wait_until
 from tests.support.prometheus_text import sample
 
@@ -26,14 +26,15 @@ def api(api_with):
         yield client
 
 
-def outbox_gauges(api) -> dict[str, float]:
+def outbox_gauges(api, destination: str = "platform") -> dict[str, float]:
+    """The outbox gauges of one destination."""
     text = api.get("/metrics").text
     return {
-        "lag": sample(text, "sneaker_orders_outbox_lag_seconds"),
-        "oldest_due": sample(text, "sneaker_orders_outbox_oldest_due_seconds"),
+        "lag": sample(text, "sneaker_orders_outbox_lag_seconds", destination=destination),
+        "oldest_due": sample(text, "sneaker_orders_outbox_oldest_due_seconds", destination=destination),
         "read_ok": sample(text, "sneaker_orders_outbox_read_ok"),
         **{
-            status: sample(text, "sneaker_orders_outbox_events", status=status)
+            status: sample(text, "sneaker_orders_outbox_events", destination=destination, status=status)
             for status in ("PENDING", "PROCESSING", "FAILED", "SENT")
         },
     }
@@ -78,7 +79,7 @@ def test_the_lag_grows_while_the_platform_is_down(api, db, catalog, sink, relay)
 
 def test_the_failed_count_moves_with_failures_and_redrives(api, db, catalog, sink, relay):
     sink.set_faults(fail_next=[400])
-    platform_accepts_others(db, sink.url)  # the 4xx is the event's own, FAILED at once
+    platform_accepts_others(db)  # the 4xx is the event's own, FAILED at once
     relay.start_worker()
     placed(api, (catalog.products["af1"], 1))
     [failed] = wait_for_statuses(db, "FAILED")
@@ -108,16 +109,38 @@ def test_a_scrape_reads_a_few_index_pages_whatever_the_number_of_sent_events(api
     insert_events(db, 200_000, status="SENT", age=timedelta(days=1))
     insert_events(db, 5, status="PENDING", age=timedelta(minutes=1), first_order_id=20_000_000)
     insert_events(db, 2, status="FAILED", age=timedelta(minutes=1), first_order_id=30_000_000)
+    add_destination(db, "crm")  # a second destination, with deliveries of none of these events
     db.execute("VACUUM ANALYZE order_events")
+    db.execute("VACUUM ANALYZE event_deliveries")
 
     plan = plan_of(db, OUTBOX_HEALTH.text.replace(":cap", "%(cap)s"), {"cap": HEALTH_COUNT_CAP})
 
-    scans = {node["Node Type"] for node in nodes_of(plan) if node.get("Relation Name") == "order_events"}
+    outbox = ("order_events", "event_deliveries")
+    scans = {node["Node Type"] for node in nodes_of(plan) if node.get("Relation Name") in outbox}
     assert scans <= {"Index Scan", "Index Only Scan"}, json.dumps(plan, indent=1)
     pages = plan["Shared Hit Blocks"] + plan["Shared Read Blocks"]
     assert pages < 100, f"a scrape read {pages} pages:\n{json.dumps(plan, indent=1)}"
-    # What the scrape replaced, a count of every event by status, reads the whole table.
-    whole = plan_of(db, "SELECT status, count(*) FROM order_events GROUP BY status", {})
+    # What the scrape replaced, a count of every delivery by destination and status, reads the whole table.
+    whole = plan_of(db, "SELECT destination, status, count(*) FROM event_deliveries GROUP BY 1, 2", {})
     assert whole["Shared Hit Blocks"] + whole["Shared Read Blocks"] > 20 * pages
     gauges = outbox_gauges(api)
     assert (gauges["PENDING"], gauges["FAILED"]) == (5, 2)
+    assert outbox_gauges(api, "crm")["PENDING"] == 0
+
+
+def test_the_gauges_are_labelled_by_destination_and_a_removed_destination_leaves_them(api, db, catalog):
+    add_destination(db, "crm")
+    insert_events(db, 3, status="PENDING", age=timedelta(minutes=10))  # crm's deliveries: PENDING, due at once
+    db.execute(
+        "UPDATE event_deliveries SET status = 'FAILED' WHERE destination = 'crm' AND aggregate_id = %s",
+        (str(SYNTHETIC_ORDER_IDS),),
+    )
+
+    platform, crm = outbox_gauges(api), outbox_gauges(api, "crm")
+
+    assert (platform["PENDING"], platform["FAILED"], platform["oldest_due"]) == (3, 0, 0)
+    assert (crm["PENDING"], crm["FAILED"]) == (2, 1)
+    assert 600 <= crm["lag"] < 620 and 600 <= crm["oldest_due"] < 620  # due since the events were written
+    remove_destination(db, "crm")
+    assert outbox_gauges(api, "crm")["PENDING"] is None
+    assert outbox_gauges(api)["PENDING"] == 3

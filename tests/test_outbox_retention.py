@@ -1,4 +1,5 @@
-"""Retention: SENT events past OUTBOX_RETENTION_DAYS go with their attempts, in bounded batches; nothing else does."""
+"""Retention: events every configured destination has had SENT for longer than OUTBOX_RETENTION_DAYS go with their
+deliveries and attempts, in bounded batches; nothing else does."""
 
 import asyncio
 import logging
@@ -8,12 +9,14 @@ import time
 from datetime import timedelta
 
 import httpx
+import psycopg
 
 from db.engine import create_engine
 from db.outbox.retention import RetentionBatch, delete_sent_events_past_retention
 from tests.support.lifecycle_builders import event_ids_of, make_sent, place_order, status_of
 from tests.support.ordering import place
 from tests.support.outbox_fill import SYNTHETIC_ORDER_IDS, count_events, insert_events
+from tests.support.outbox_views import add_destination, remove_destination
 from tests.support.payments import pay
 from tests.support.polling import wait_until
 
@@ -44,6 +47,7 @@ def test_only_sent_events_past_retention_go_and_their_attempts_with_them(api, db
     paid = place_order(api, catalog)
     pay(api, paid)
     for event_id in event_ids_of(db, unpaid["order_id"]) + event_ids_of(db, paid["order_id"]):
+        db.execute("UPDATE order_events SET created_at = now() - %s WHERE event_id = %s", (OLD, event_id))
         make_sent(db, event_id, sent_ago=OLD)
     insert_events(db, 5, status="SENT", age=OLD)
     insert_events(db, 3, status="SENT", age=timedelta(days=6), first_order_id=SYNTHETIC_ORDER_IDS + 100)
@@ -56,10 +60,11 @@ def test_only_sent_events_past_retention_go_and_their_attempts_with_them(api, db
 
     assert sum(batch.events for batch in batches) == 5 + 2  # the synthetic ones and the paid order's two
     assert sum(batch.attempts for batch in batches) == 5 + 2
+    assert sum(batch.deliveries for batch in batches) == 5 + 2
     assert event_ids_of(db, paid["order_id"]) == []
     [kept] = event_ids_of(db, unpaid["order_id"])  # its order is still CREATED: it carries the next sequence
     assert status_of(db, kept) == "SENT"
-    remaining = db.execute("SELECT status, count(*) FROM order_events GROUP BY status ORDER BY status").fetchall()
+    remaining = db.execute("SELECT status, count(*) FROM event_deliveries GROUP BY status ORDER BY status").fetchall()
     assert remaining == [("FAILED", 2), ("PENDING", 2), ("PROCESSING", 2), ("SENT", 3 + 1)]
     orphans = db.execute(
         "SELECT count(*) FROM delivery_attempts WHERE event_id NOT IN (SELECT event_id FROM order_events)"
@@ -73,10 +78,72 @@ def test_each_batch_stays_within_its_row_bound_and_an_event_with_many_attempts_g
         db, 1, status="SENT", age=timedelta(days=9), attempts_each=30, first_order_id=SYNTHETIC_ORDER_IDS + 50
     )
 
-    batches = delete_in_batches(database_url, RetentionBatch(SEVEN_DAYS, max_events=100, max_rows=10))
+    batches = delete_in_batches(database_url, RetentionBatch(SEVEN_DAYS, max_events=100, max_rows=15))
 
+    # Each event is three rows (itself, its delivery, its attempt); the one with 30 attempts is 32.
     assert [(batch.events, batch.attempts) for batch in batches] == [(1, 30)] + [(5, 5)] * 4
+    assert max(batch.rows for batch in batches[1:]) == 15
     assert count_events(db, "SENT") == 0
+
+
+def test_an_event_stays_until_every_configured_destination_has_had_it_sent_past_retention(db, catalog, database_url):
+    add_destination(db, "crm")
+    insert_events(db, 3, status="SENT", age=OLD)  # sent to platform 8 days ago; crm's deliveries still PENDING
+    batch = RetentionBatch(SEVEN_DAYS, max_events=100, max_rows=1000)
+
+    assert delete_in_batches(database_url, batch) == []
+    db.execute(
+        "UPDATE event_deliveries SET status = 'SENT', sent_at = now() - interval '1 day' WHERE destination = 'crm'"
+    )
+    assert delete_in_batches(database_url, batch) == []  # crm got them only yesterday
+    db.execute("UPDATE event_deliveries SET sent_at = now() - interval '8 days' WHERE destination = 'crm'")
+    batches = delete_in_batches(database_url, batch)
+
+    assert [(b.events, b.deliveries, b.attempts) for b in batches] == [(3, 6, 3)]
+    assert db.execute("SELECT count(*) FROM event_deliveries").fetchone()[0] == 0
+
+
+def test_a_failed_delivery_to_one_destination_keeps_the_event(db, catalog, database_url):
+    add_destination(db, "crm")
+    insert_events(db, 2, status="SENT", age=OLD)
+    db.execute(
+        "UPDATE event_deliveries SET status = 'FAILED' WHERE destination = 'crm' AND aggregate_id = %s",
+        (str(SYNTHETIC_ORDER_IDS),),
+    )
+    db.execute(
+        "UPDATE event_deliveries SET status = 'SENT', sent_at = now() - interval '8 days'"
+        " WHERE destination = 'crm' AND aggregate_id = %s",
+        (str(SYNTHETIC_ORDER_IDS + 1),),
+    )
+
+    batches = delete_in_batches(database_url, RetentionBatch(SEVEN_DAYS, max_events=100, max_rows=1000))
+
+    assert [(b.events, b.deliveries) for b in batches] == [(1, 2)]  # only the event both had SENT long ago
+    kept = db.execute("SELECT aggregate_id FROM order_events WHERE aggregate_id = %s", (str(SYNTHETIC_ORDER_IDS),))
+    assert kept.fetchall() == [(str(SYNTHETIC_ORDER_IDS),)]
+
+
+def test_a_removed_destination_no_longer_holds_retention_back(db, catalog, database_url):
+    add_destination(db, "crm")
+    insert_events(db, 4, status="SENT", age=OLD)  # crm never got them
+    remove_destination(db, "crm")
+
+    batches = delete_in_batches(database_url, RetentionBatch(SEVEN_DAYS, max_events=100, max_rows=1000))
+
+    assert [(b.events, b.deliveries) for b in batches] == [(4, 8)]  # crm's PENDING deliveries go with them
+    assert count_events(db, "PENDING", "crm") == 0
+
+
+def test_a_delivery_replayed_after_retention_chose_its_event_keeps_the_event(db, catalog, database_url):
+    insert_events(db, 1, status="SENT", age=OLD)
+    with psycopg.connect(db.info.dsn, password=db.info.password) as replay:
+        replay.execute("SELECT FROM event_deliveries FOR UPDATE")  # an operator's replay, not yet committed
+
+        batches = delete_in_batches(database_url, RetentionBatch(SEVEN_DAYS, max_events=100, max_rows=1000))
+
+        replay.execute("UPDATE event_deliveries SET status = 'PENDING', sent_at = NULL")
+    assert batches == []
+    assert count_events(db, "PENDING") == 1
 
 
 def run_result(relay, background, temporal, schedule_id: str, timeout: float = 300) -> dict:
@@ -160,7 +227,8 @@ def test_100000_old_sent_events_go_in_bounded_batches_while_orders_keep_flowing(
     assert totals["largest_batch_rows"] <= 5000 and totals["event_batches"] >= 100
     assert result["stopped_because"] == "nothing more is past retention"
     synthetic = db.execute(
-        "SELECT status, count(*) FROM order_events WHERE aggregate_id::bigint >= %s GROUP BY status ORDER BY status",
+        "SELECT status, count(*) FROM event_deliveries WHERE aggregate_id::bigint >= %s GROUP BY status"
+        " ORDER BY status",
         (SYNTHETIC_ORDER_IDS,),
     ).fetchall()
     assert synthetic == [("FAILED", 100), ("PENDING", 100), ("PROCESSING", 100)]
@@ -170,7 +238,7 @@ def test_100000_old_sent_events_go_in_bounded_batches_while_orders_keep_flowing(
     wait_until(
         lambda: (
             not db.execute(
-                "SELECT count(*) FROM order_events WHERE status <> 'SENT' AND aggregate_id::bigint < %s",
+                "SELECT count(*) FROM event_deliveries WHERE status <> 'SENT' AND aggregate_id::bigint < %s",
                 (SYNTHETIC_ORDER_IDS,),
             ).fetchone()[0]
         ),

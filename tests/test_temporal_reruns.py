@@ -88,7 +88,7 @@ def test_an_unknown_destination_fails_the_run_at_once_and_changes_nothing(api, d
 
     failure = wait_until(lambda: failure_of(relay, workflow_id), timeout=30, what="the run to fail")
     assert "unknown destination 'warehouse'" in failure["message"] and "platform" in failure["message"]
-    assert failure["applicationFailureInfo"]["type"] == "InvalidRerunRequest"
+    assert failure["applicationFailureInfo"]["type"] == "DestinationNotFound"
     assert failure["applicationFailureInfo"]["nonRetryable"] is True
     assert actions_of(db, str(sent["event_id"])) == []
     assert [event["deliveries"] for event in sink.received()] == [1]
@@ -147,7 +147,8 @@ def test_a_re_run_reads_since_and_until_as_iso_times_or_ages():
         ({"event_id": "3f2a"}, "event_id is an event's whole id"),
         ({"since": "yesterday"}, "since is an ISO 8601 time or an age"),
         ({"until": "1h"}, "until needs since"),
-        ({"order_id": "42", "destination": "crm"}, "unknown destination 'crm'"),
+        ({"order_id": "42", "destination": "a crm"}, "destination is a destination's name"),
+        ({"order_id": "42", "destination": 7}, "destination is a destination's name"),
         ({"all_failed": True}, "unknown field(s) all_failed"),
     ],
 )
@@ -160,3 +161,10 @@ def test_a_redrive_may_take_every_failed_event_but_only_when_asked_alone():
     assert parse_rerun_request({"all_failed": True}, NOW, all_failed_allowed=True).all_failed
     with pytest.raises(InvalidRerunRequest, match="not both"):
         parse_rerun_request({"all_failed": True, "order_id": "1"}, NOW, all_failed_allowed=True)
+
+
+def test_a_re_run_takes_any_destination_by_name_the_activities_check_it_is_configured():
+    selection = parse_rerun_request({"order_id": "42", "destination": "crm"}, NOW, all_failed_allowed=False)
+
+    assert selection.destination == "crm" and selection.as_input()["destination"] == "crm"
+    assert parse_rerun_request({"order_id": "42"}, NOW, all_failed_allowed=False).destination == "platform"

@@ -14,13 +14,16 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.event_reruns import EventRerunActivities, RerunBatch, RerunBatchDone
     from workflows.rerun_requests import InvalidRerunRequest, RerunSelection, parse_rerun_request
 
-ACTIVITY_RETRIES = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=5)
+# A destination that is not configured (raised by the first batch, before any event is touched) is not retried.
+ACTIVITY_RETRIES = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_attempts=5, non_retryable_error_types=["DestinationNotFound"]
+)
 ACTIVITY_TIMEOUT = timedelta(minutes=1)
 # Events per activity, each batch one short transaction.
 BATCH_SIZE = 500
@@ -94,13 +97,20 @@ async def _rerun(action: _Action, request: dict[str, Any], progress: RerunProgre
         if batches == BATCHES_PER_RUN or workflow.info().is_continue_as_new_suggested():
             workflow.set_current_details(_in_words(action, selection, progress, "continuing as a new run"))
             workflow.continue_as_new(args=[selection.as_input(), progress])
-        done: RerunBatchDone = await workflow.execute_activity_method(
-            action.activity,
-            _batch(selection, requested_by, progress.after_id),
-            start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=ACTIVITY_RETRIES,
-            summary=f"{action.name} a batch of {selection.describe()}",
-        )
+        try:
+            done: RerunBatchDone = await workflow.execute_activity_method(
+                action.activity,
+                _batch(selection, requested_by, progress.after_id),
+                start_to_close_timeout=ACTIVITY_TIMEOUT,
+                retry_policy=ACTIVITY_RETRIES,
+                summary=f"{action.name} a batch of {selection.describe()}",
+            )
+        except ActivityError as failed:
+            refused = failed.cause
+            if isinstance(refused, ApplicationError) and refused.type == "DestinationNotFound":
+                # The run's own failure says why, in the operator's words.
+                raise ApplicationError(refused.message, type="DestinationNotFound", non_retryable=True) from None
+            raise
         batches += 1
         progress.batches += 1
         progress.events += len(done.event_ids)
@@ -124,6 +134,7 @@ def _batch(selection: RerunSelection, requested_by: str, after_id: int) -> Rerun
         event_id=selection.event_id,
         since=selection.since.isoformat() if selection.since else None,
         until=selection.until.isoformat() if selection.until else None,
+        destination=selection.destination,
     )
 
 

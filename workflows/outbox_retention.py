@@ -38,6 +38,7 @@ class RetentionTotals:
 
     events_deleted: int = 0
     attempts_deleted: int = 0
+    deliveries_deleted: int = 0
     event_batches: int = 0
     largest_batch_rows: int = 0
     longest_batch_seconds: float = 0.0
@@ -95,6 +96,7 @@ class OutboxRetention:
             activities += 1
             totals.events_deleted += deleted.events
             totals.attempts_deleted += deleted.attempts
+            totals.deliveries_deleted += deleted.deliveries
             totals.event_batches += deleted.batches
             totals.largest_batch_rows = max(totals.largest_batch_rows, deleted.largest_batch_rows)
             totals.longest_batch_seconds = max(totals.longest_batch_seconds, deleted.longest_batch_seconds)
@@ -141,7 +143,8 @@ def _in_words(run: OutboxRetentionRun, totals: RetentionTotals, state: str) -> s
     """What the run has removed so far, for the Web UI."""
     events = (
         f"Deleted {totals.events_deleted:,} SENT events delivered more than {run.retention_days:g} days ago, "
-        f"with {totals.attempts_deleted:,} attempt rows, in {totals.event_batches:,} batches "
+        f"with {totals.deliveries_deleted:,} deliveries and {totals.attempts_deleted:,} attempt rows, "
+        f"in {totals.event_batches:,} batches "
         f"(largest {totals.largest_batch_rows:,} rows, longest {totals.longest_batch_seconds * 1000:.0f} ms)"
     )
     replays = (

@@ -63,3 +63,18 @@ def platform_accepts_others(db: psycopg.Connection, destination: str = "platform
         " ON CONFLICT (destination) DO UPDATE SET accepted_sent_at = EXCLUDED.accepted_sent_at",
         (destination,),
     )
+
+
+def add_destination(db: psycopg.Connection, name: str, event_types: list[str] | None = None) -> None:
+    """Add a destination as the worker does for a new one in the configuration: events written from now on get a
+    delivery to it (the trigger on order_events)."""
+    db.execute(
+        "INSERT INTO destinations (name, event_types) VALUES (%s, %s)"
+        " ON CONFLICT (name) DO UPDATE SET event_types = EXCLUDED.event_types, removed_at = NULL",
+        (name, event_types),
+    )
+
+
+def remove_destination(db: psycopg.Connection, name: str) -> None:
+    """Take a destination out of the configuration, as the worker does."""
+    db.execute("UPDATE destinations SET removed_at = now() WHERE name = %s", (name,))
