@@ -85,9 +85,11 @@ def snapshot(db: psycopg.Connection) -> dict[str, list[tuple]]:
 
 
 def events_of(db: psycopg.Connection, order_id: int) -> list[dict]:
-    """The outbox rows of one order, in sequence."""
+    """The outbox rows of one order, in sequence, each with its delivery's status and retry count at `platform`."""
     with db.cursor(row_factory=dict_row) as cursor:
         return cursor.execute(
-            "SELECT * FROM order_events WHERE aggregate_type = 'order' AND aggregate_id = %s ORDER BY sequence",
+            "SELECT event.*, delivery.status, delivery.retry_count FROM order_events AS event"
+            " LEFT JOIN event_deliveries AS delivery ON delivery.id = event.id AND delivery.destination = 'platform'"
+            " WHERE event.aggregate_type = 'order' AND event.aggregate_id = %s ORDER BY event.sequence",
             (str(order_id),),
         ).fetchall()
