@@ -31,6 +31,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
@@ -55,8 +56,11 @@ from devstack.local_postgres import libpq_url, start_embedded_postgres  # noqa: 
 from devstack.local_temporal import start_temporal_dev_server  # noqa: E402
 
 PRICE = 239000
-# Connections of the load generator (a browser each would be 10,000; the servers' sockets bound it first).
+# Connections of the load generator (a browser each would be 10,000; the servers' sockets bound it first),
+# at most; at low rates fewer, each used about every quarter second (never left idle long enough for the
+# server's keep-alive or head timeout to close it under a request).
 CONNECTIONS = 256
+CONNECTION_REUSE_SECONDS = 0.25
 P99_BAR_MS = 100.0
 
 
@@ -71,6 +75,12 @@ def main() -> None:
     parser.add_argument("--search-from", type=float, default=500, help="first rate of the search")
     parser.add_argument("--search-seconds", type=float, default=3, help="length of each drop of the search")
     parser.add_argument("--servers", default="service,bare_peer", help="which servers take the drop, in order")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="processes of each server, the generator's connections spread over them (as behind a load balancer)",
+    )
     parser.add_argument("--port-base", type=int, default=None, help="ports from here on (default: free ports)")
     args = parser.parse_args()
     ports = iter(range(args.port_base, args.port_base + 100)) if args.port_base else None
@@ -88,8 +98,8 @@ def main() -> None:
             env.pop(variable, None)
         try:
             sink = None if args.no_relay else _start_relay(env, scratch_dir, port, processes)
-            starters = {"service": lambda: _start_api(env, args, scratch_dir, port(), processes)}
-            starters["bare_peer"] = lambda: _start_peer(url, args, port(), processes)
+            starters = {"service": lambda: _start_api(env, args, scratch_dir, port, processes)}
+            starters["bare_peer"] = lambda: _start_peer(url, args, port, processes)
             servers = {name: starters[name]() for name in args.servers.split(",")}
             # Every process of the machine's share of the drop, its CPU measured beside the server's.
             watched = {"postgres": psutil.Process(_postmaster_pid(scratch_dir))}
@@ -97,7 +107,7 @@ def main() -> None:
             watched |= {name: psutil.Process(processes[name].pid) for name in relay}
             report = {
                 "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-                "settings": {key: getattr(args, key) for key in ("pairs", "rate", "seconds", "pool_size")},
+                "settings": {key: getattr(args, key) for key in ("pairs", "rate", "seconds", "pool_size", "processes")},
                 "relay_running": not args.no_relay,
                 "load_average_1m_at_start": round(os.getloadavg()[0], 2),
                 "drop": {},
@@ -131,7 +141,7 @@ def _drop(url: str, server, watched: dict, *, pairs: int, rate: float, seconds: 
     """One release of `pairs` pairs to rate x seconds distinct buyers: what they got, how fast, at what CPU."""
     product = _new_drop_sku(url, pairs, prefix)
     buyers = int(rate * seconds)
-    host, port = server.address
+    host, port = server.addresses[0]
     body = json.dumps({"items": [{"product_id": product, "quantity": 1}]}).encode()
     requests = [
         http_request(
@@ -143,10 +153,12 @@ def _drop(url: str, server, watched: dict, *, pairs: int, rate: float, seconds: 
         )
         for token in customer_tokens(f"{prefix}-buyer", buyers)
     ]
-    processes = {"server": psutil.Process(server.pid), **watched}
-    readers = {name: partial(_cpu, name, process) for name, process in processes.items()}
+    serving = [psutil.Process(process.pid) for process in server.processes]
+    readers = {"server": partial(_servers_cpu, serving)}
+    readers |= {name: partial(_cpu, name, process) for name, process in watched.items()}
     with CpuSampler(readers) as sampler:
-        run = run_open_loop(host, port, requests, rate, CONNECTIONS)
+        connections = min(CONNECTIONS, max(16, int(rate * CONNECTION_REUSE_SECONDS)))
+        run = run_open_loop(server.addresses, requests, rate, connections)
     with psycopg.connect(libpq_url(url)) as connection:
         stock = connection.execute("SELECT stock FROM products WHERE id = %s", (product,)).fetchone()[0]
     answers = [
@@ -220,6 +232,10 @@ def _generator_cpu(notes: list[tuple[float, float]], instant: float) -> float:
 
 def _cpu(name: str, process: psutil.Process) -> float:
     return postgres_cpu(process) if name == "postgres" else _process_tree_cpu(process)
+
+
+def _servers_cpu(processes: list[psutil.Process]) -> float:
+    return sum(_process_tree_cpu(process) for process in processes)
 
 
 def _process_tree_cpu(process: psutil.Process) -> float:
@@ -308,24 +324,42 @@ def _start_relay(env: dict, scratch_dir: Path, port, processes: dict) -> str:
     return sink
 
 
-def _start_api(env: dict, args, scratch_dir: Path, port: int, processes: dict) -> subprocess.Popen:
+@dataclass
+class _Server:
+    """The processes of one server under test and the addresses they listen on."""
+
+    processes: list[subprocess.Popen] = field(default_factory=list)
+    addresses: list[tuple[str, int]] = field(default_factory=list)
+
+
+def _start_api(env: dict, args, scratch_dir: Path, port, processes: dict) -> _Server:
     environment = {**env, "DATABASE_POOL_SIZE": str(args.pool_size), "DATABASE_POOL_MAX_OVERFLOW": "0"}
-    server = _start(["api", "--port", str(port)], environment, scratch_dir / "api.log")
-    processes["service"] = server
-    server.address = ("127.0.0.1", port)
-    wait_for_http(f"http://127.0.0.1:{port}/readyz")
+    server = _Server()
+    for number in range(args.processes):
+        listening = port()
+        process = _start(["api", "--port", str(listening)], environment, scratch_dir / f"api-{number}.log")
+        processes[f"service-{number}"] = process
+        server.processes.append(process)
+        server.addresses.append(("127.0.0.1", listening))
+    for host, listening in server.addresses:
+        wait_for_http(f"http://{host}:{listening}/readyz")
     return server
 
 
-def _start_peer(url: str, args, port: int, processes: dict) -> subprocess.Popen:
-    server = subprocess.Popen(
-        [sys.executable, str(Path(__file__).with_name("bare_orders_api.py")), "--port", str(port)]
-        + ["--database-url", url, "--pool-size", str(args.pool_size)],
-        stdout=subprocess.DEVNULL,
-    )
-    processes["bare_peer"] = server
-    server.address = ("127.0.0.1", port)
-    wait_for_http(f"http://127.0.0.1:{port}/openapi.json")
+def _start_peer(url: str, args, port, processes: dict) -> _Server:
+    server = _Server()
+    for number in range(args.processes):
+        listening = port()
+        process = subprocess.Popen(
+            [sys.executable, str(Path(__file__).with_name("bare_orders_api.py")), "--port", str(listening)]
+            + ["--database-url", url, "--pool-size", str(args.pool_size)],
+            stdout=subprocess.DEVNULL,
+        )
+        processes[f"bare_peer-{number}"] = process
+        server.processes.append(process)
+        server.addresses.append(("127.0.0.1", listening))
+    for host, listening in server.addresses:
+        wait_for_http(f"http://{host}:{listening}/openapi.json")
     return server
 
 

@@ -49,28 +49,36 @@ def http_request(method: str, path: str, host: str, headers: dict[str, str], bod
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
-def run_open_loop(host: str, port: int, requests: list[bytes], rate: float, connections: int) -> OpenLoopAnswers:
-    """Send `requests` open loop at `rate` a second on `connections` keep-alive connections, in a process of its own."""
+def run_open_loop(
+    addresses: list[tuple[str, int]], requests: list[bytes], rate: float, connections: int
+) -> OpenLoopAnswers:
+    """Send `requests` open loop at `rate` a second on `connections` keep-alive connections, in a process of its own.
+
+    The connections are spread over `addresses` in turn (several processes of one server, as behind a
+    load balancer), and a due request takes the connection that has been free longest.
+    """
     with multiprocessing.get_context("spawn").Pool(1) as pool:
-        return pool.apply(_run_in_this_process, (host, port, requests, rate, connections))
+        return pool.apply(_run_in_this_process, (addresses, requests, rate, connections))
 
 
-def _run_in_this_process(host: str, port: int, requests: list[bytes], rate: float, connections: int) -> OpenLoopAnswers:
+def _run_in_this_process(
+    addresses: list[tuple[str, int]], requests: list[bytes], rate: float, connections: int
+) -> OpenLoopAnswers:
     import uvloop
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(_OpenLoop(host, port, requests, rate, connections).run())
+        return runner.run(_OpenLoop(addresses, requests, rate, connections).run())
 
 
 class _OpenLoop:
     """One run: the schedule, the free connections, the queue of due requests waiting for one, the records."""
 
-    def __init__(self, host: str, port: int, requests: list[bytes], rate: float, connections: int) -> None:
-        self.host, self.port, self.requests, self.rate, self.connections = host, port, requests, rate, connections
+    def __init__(self, addresses: list[tuple[str, int]], requests: list[bytes], rate: float, connections: int) -> None:
+        self.addresses, self.requests, self.rate, self.connections = addresses, requests, rate, connections
         count = len(requests)
         self.dispatched, self.written, self.done = [0.0] * count, [0.0] * count, [0.0] * count
         self.statuses, self.bodies = [0] * count, [b""] * count
-        self.free: list[_Connection] = []
+        self.free: deque[_Connection] = deque()
         self.waiting: deque[int] = deque()
         self.next = 0
         self.unanswered = count
@@ -81,8 +89,8 @@ class _OpenLoop:
     async def run(self) -> OpenLoopAnswers:
         loop = asyncio.get_running_loop()
         self.finished = loop.create_future()
-        for _ in range(self.connections):
-            await self._open_connection()
+        for number in range(self.connections):
+            await self._open_connection(self.addresses[number % len(self.addresses)])
         self.cpu_at_start = time.process_time()
         self.start = time.perf_counter() + START_DELAY_SECONDS
         loop.call_later(START_DELAY_SECONDS, self._dispatch)
@@ -104,10 +112,11 @@ class _OpenLoop:
             self.cpu,
         )
 
-    async def _open_connection(self) -> None:
+    async def _open_connection(self, address: tuple[str, int]) -> "_Connection":
         loop = asyncio.get_running_loop()
-        _, connection = await loop.create_connection(lambda: _Connection(self), self.host, self.port)
+        _, connection = await loop.create_connection(lambda: _Connection(self, address), *address)
         self.free.append(connection)
+        return connection
 
     def _dispatch(self) -> None:
         """Send every request now due; then wake again when the next one is due."""
@@ -118,7 +127,7 @@ class _OpenLoop:
             self.next += 1
             self.dispatched[number] = now
             if self.free:
-                self.free.pop().send(number)
+                self.free.popleft().send(number)
             else:
                 self.waiting.append(number)
         if not self.cpu or now - self.cpu[-1][0] >= CPU_NOTE_SECONDS:
@@ -143,15 +152,16 @@ class _OpenLoop:
         if connection.open:
             self.connection_free(connection)
         else:  # the server closed it: a new one takes its place
-            asyncio.get_running_loop().create_task(self.replace())
+            asyncio.get_running_loop().create_task(self.replace(connection.address))
 
-    async def replace(self) -> None:
+    async def replace(self, address: tuple[str, int]) -> None:
         """Open a connection in place of one the server closed, and give it to the first waiting request."""
         try:
-            await self._open_connection()
+            connection = await self._open_connection(address)
         except OSError:
             return
-        self.connection_free(self.free.pop())
+        self.free.remove(connection)
+        self.connection_free(connection)
 
     def connection_free(self, connection: "_Connection") -> None:
         if self.waiting:
@@ -163,10 +173,10 @@ class _OpenLoop:
 class _Connection(asyncio.Protocol):
     """One keep-alive connection, one request at a time; answers read by httptools."""
 
-    def __init__(self, run: _OpenLoop) -> None:
+    def __init__(self, run: _OpenLoop, address: tuple[str, int]) -> None:
         import httptools
 
-        self.run, self.current, self.open = run, None, False
+        self.run, self.address, self.current, self.open = run, address, None, False
         self.parser = httptools.HttpResponseParser(self)
         self.body: list[bytes] = []
 
@@ -185,6 +195,9 @@ class _Connection(asyncio.Protocol):
         self.body.append(body)
 
     def on_message_complete(self) -> None:
+        if self.current is None:  # an answer to no request: the server timed out an idle connection (408)
+            self.transport.close()  # connection_lost replaces it
+            return
         number, self.current = self.current, None
         if not self.parser.should_keep_alive():
             self.open = False
@@ -198,4 +211,4 @@ class _Connection(asyncio.Protocol):
             self.run.answered(self, number, 0, b"")
         elif was_open and self in self.run.free:  # closed idle (the server's keep-alive timeout): replaced
             self.run.free.remove(self)
-            asyncio.get_running_loop().create_task(self.run.replace())
+            asyncio.get_running_loop().create_task(self.run.replace(self.address))
