@@ -26,11 +26,13 @@ import argparse
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -81,6 +83,11 @@ def main() -> None:
         default=1,
         help="processes of each server, the generator's connections spread over them (as behind a load balancer)",
     )
+    parser.add_argument(
+        "--relay-paused",
+        action="store_true",
+        help="stop the worker (SIGSTOP) during each drop and let it deliver after: what the relay costs the drop",
+    )
     parser.add_argument("--port-base", type=int, default=None, help="ports from here on (default: free ports)")
     args = parser.parse_args()
     ports = iter(range(args.port_base, args.port_base + 100)) if args.port_base else None
@@ -108,7 +115,7 @@ def main() -> None:
             report = {
                 "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
                 "settings": {key: getattr(args, key) for key in ("pairs", "rate", "seconds", "pool_size", "processes")},
-                "relay_running": not args.no_relay,
+                "relay_running": not args.no_relay and not args.relay_paused,
                 "load_average_1m_at_start": round(os.getloadavg()[0], 2),
                 "drop": {},
             }
@@ -116,7 +123,14 @@ def main() -> None:
                 _drop(url, server, watched, pairs=5, rate=200, seconds=1, prefix=f"warm-{name}")
             for name, server in servers.items():
                 report["drop"][name] = _drop(
-                    url, server, watched, pairs=args.pairs, rate=args.rate, seconds=args.seconds, prefix=name
+                    url,
+                    server,
+                    watched,
+                    pairs=args.pairs,
+                    rate=args.rate,
+                    seconds=args.seconds,
+                    prefix=name,
+                    paused=_paused(args, watched),
                 )
             print(_table(report), file=sys.stderr, flush=True)
             if sink is not None and "service" in servers:
@@ -137,7 +151,9 @@ def main() -> None:
     print(json.dumps(report, indent=2))
 
 
-def _drop(url: str, server, watched: dict, *, pairs: int, rate: float, seconds: float, prefix: str) -> dict:
+def _drop(
+    url: str, server, watched: dict, *, pairs: int, rate: float, seconds: float, prefix: str, paused: list = ()
+) -> dict:
     """One release of `pairs` pairs to rate x seconds distinct buyers: what they got, how fast, at what CPU."""
     product = _new_drop_sku(url, pairs, prefix)
     buyers = int(rate * seconds)
@@ -156,7 +172,7 @@ def _drop(url: str, server, watched: dict, *, pairs: int, rate: float, seconds: 
     serving = [psutil.Process(process.pid) for process in server.processes]
     readers = {"server": partial(_servers_cpu, serving)}
     readers |= {name: partial(_cpu, name, process) for name, process in watched.items()}
-    with CpuSampler(readers) as sampler:
+    with CpuSampler(readers) as sampler, _stopped(paused):
         connections = min(CONNECTIONS, max(16, int(rate * CONNECTION_REUSE_SECONDS)))
         run = run_open_loop(server.addresses, requests, rate, connections)
     with psycopg.connect(libpq_url(url)) as connection:
@@ -230,6 +246,24 @@ def _generator_cpu(notes: list[tuple[float, float]], instant: float) -> float:
     return notes[-1][1]
 
 
+def _paused(args, watched: dict) -> list[psutil.Process]:
+    """The processes to stop during each drop: the worker's, with --relay-paused."""
+    return [watched["worker"]] if args.relay_paused and "worker" in watched else []
+
+
+@contextmanager
+def _stopped(processes: list[psutil.Process]):
+    """While the drop runs, `processes` (and their children) stopped; continued afterwards."""
+    stopped = [tree for process in processes for tree in (process, *process.children(recursive=True))]
+    for process in stopped:
+        process.send_signal(signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for process in stopped:
+            process.send_signal(signal.SIGCONT)
+
+
 def _cpu(name: str, process: psutil.Process) -> float:
     return postgres_cpu(process) if name == "postgres" else _process_tree_cpu(process)
 
@@ -283,7 +317,16 @@ def _highest_rate(url: str, server, watched: dict, args, name: str) -> dict:
 
 def _search_drop(url, server, watched, args, name: str, rate: float, tried: list) -> float:
     seconds = max(args.search_seconds, 4 * args.pairs / rate)  # a drop: four buyers a pair at least
-    result = _drop(url, server, watched, pairs=args.pairs, rate=rate, seconds=seconds, prefix=f"{name}-{round(rate)}")
+    result = _drop(
+        url,
+        server,
+        watched,
+        pairs=args.pairs,
+        rate=rate,
+        seconds=seconds,
+        prefix=f"{name}-{round(rate)}",
+        paused=_paused(args, watched),
+    )
     p99 = result["every_buyer_ms"]["p99"]
     tried.append({"rate": round(rate), "p99_ms": p99, "sold": result["sold"], "server_errors": result["server_errors"]})
     print(f"  {name} at {rate:,.0f}/s: p99 {p99} ms, sold {result['sold']}", file=sys.stderr)
