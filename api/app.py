@@ -86,11 +86,8 @@ def create_app(settings: Settings) -> FastAPI:
     install_openapi(app)
 
     def middleware(inner):
-        """The app's own middleware around `inner`: every request's body guarded, every request timed."""
-        guarded = RequestBodyGuard(
-            inner, max_bytes=settings.max_request_bytes, timeout_seconds=settings.request_body_timeout_seconds
-        )
-        return RequestTiming(guarded)
+        """The app's own middleware around `inner`: every request's body size guarded, every request timed."""
+        return RequestTiming(RequestBodyGuard(inner, max_bytes=settings.max_request_bytes))
 
     app.add_middleware(middleware)
     place_order = orders.add_place_order_route(app.router)

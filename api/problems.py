@@ -87,23 +87,54 @@ class ApiProblem(Exception):
         self.status, self.code, self.detail, self.headers = status, code, detail, headers
 
 
+# Rendered problem bodies by (status, code, detail), the most recent kept: in a sold-out drop thousands of
+# buyers get the same refusal, which is rendered (model, JSON) once. Only the body: headers, counts, per answer.
+RENDERED_PROBLEMS_KEPT = 1024
+
+
+class _RenderedProblem(JSONResponse):
+    """A problem+json response whose body was rendered already (by JSONResponse.render, the same bytes)."""
+
+    def render(self, content: bytes) -> bytes:
+        return content
+
+
+_rendered: dict[tuple[int, str, str], bytes] = {}
+# (status, code) -> its PROBLEMS child: labels() costs a lock and checks on every problem.
+_counted: dict[tuple[int, str], object] = {}
+
+
 def problem_response(
     status: int, code: str, detail: str, *, errors: list[FieldProblem] | None = None, headers=None
 ) -> JSONResponse:
     """A problem+json response, counted by status and code; URLs in `detail` shown without credentials."""
-    PROBLEMS.labels(str(status), code).inc()
-    detail = without_credentials(detail)
-    problem = Problem(
+    counter = _counted.get((status, code))
+    if counter is None:
+        counter = _counted[(status, code)] = PROBLEMS.labels(str(status), code)
+    counter.inc()
+    if errors is not None:
+        return JSONResponse(
+            _problem(status, code, detail, errors), status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers
+        )
+    body = _rendered.get((status, code, detail))
+    if body is None:
+        body = JSONResponse(_problem(status, code, detail, None)).body
+        if len(_rendered) >= RENDERED_PROBLEMS_KEPT:
+            del _rendered[next(iter(_rendered))]
+        _rendered[(status, code, detail)] = body
+    return _RenderedProblem(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+
+
+def _problem(status: int, code: str, detail: str, errors: list[FieldProblem] | None) -> dict:
+    """The problem document, as JSON-ready data."""
+    return Problem(
         type=f"urn:sneaker-orders:problem:{code.lower().replace('_', '-')}",
         title=HTTPStatus(status).phrase,
         status=status,
-        detail=detail,
+        detail=without_credentials(detail),
         code=code,
         errors=errors,
-    )
-    return JSONResponse(
-        problem.model_dump(exclude_none=True), status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers
-    )
+    ).model_dump(exclude_none=True)
 
 
 def status_of(error: DomainError) -> int:

@@ -1,12 +1,11 @@
-"""Pure ASGI guard of request bodies: none larger than MAX_REQUEST_BYTES, none slower than REQUEST_BODY_TIMEOUT_SECONDS.
+"""Pure ASGI guard of request bodies: none larger than MAX_REQUEST_BYTES.
 
 The guard reads the body itself before the app sees any of it: a declared Content-Length over the
 limit is refused without reading a byte, a chunked body as soon as it passes the limit. So no body
 is ever parsed, or held in memory, beyond MAX_REQUEST_BYTES. Whatever the client still sends after
-the answer is discarded by the server as it arrives.
+the answer is discarded by the server as it arrives. A body slower than REQUEST_BODY_TIMEOUT_SECONDS
+is cut off by the HTTP protocol (api/http_server.py): the read here then ends with the disconnect.
 """
-
-import asyncio
 
 from fastapi.responses import JSONResponse
 
@@ -14,46 +13,40 @@ from api.problems import problem_response
 
 
 class RequestBodyGuard:
-    """413 REQUEST_TOO_LARGE over `max_bytes`, 408 REQUEST_TIMEOUT when the body takes longer than `timeout_seconds`."""
+    """413 REQUEST_TOO_LARGE over `max_bytes`."""
 
-    def __init__(self, app, *, max_bytes: int, timeout_seconds: float) -> None:
-        self.app, self.max_bytes, self.timeout_seconds = app, max_bytes, timeout_seconds
+    def __init__(self, app, *, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        body = await read_guarded_body(scope, receive, max_bytes=self.max_bytes, timeout_seconds=self.timeout_seconds)
+        body = await read_guarded_body(scope, receive, max_bytes=self.max_bytes)
         if isinstance(body, bytes):
             await self.app(scope, _replaying(body, receive), send)
         elif body is not None:
             await body(scope, receive, send)
 
 
-async def read_guarded_body(scope, receive, *, max_bytes: int, timeout_seconds: float) -> bytes | JSONResponse | None:
-    """The whole request body; or the problem refusing it (413, 408) to send instead; None when the client left."""
+async def read_guarded_body(scope, receive, *, max_bytes: int) -> bytes | JSONResponse | None:
+    """The whole request body; or the problem refusing it (413) to send instead; None when the client left."""
     declared = _content_length(scope)
     if declared is not None and declared > max_bytes:
         return _too_large(max_bytes)
     chunks: list[bytes] = []
     received = 0
-    try:
-        async with asyncio.timeout(timeout_seconds):
-            while True:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    return None  # the client is gone; nobody to answer
-                chunk = message.get("body", b"")
-                received += len(chunk)
-                if received > max_bytes:
-                    return _too_large(max_bytes)
-                chunks.append(chunk)
-                if not message.get("more_body", False):
-                    break
-    except TimeoutError:
-        return problem_response(
-            408, "REQUEST_TIMEOUT", f"the request body took longer than {timeout_seconds:g} s to arrive"
-        )
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None  # the client is gone (or was cut off as too slow); nobody to answer
+        chunk = message.get("body", b"")
+        received += len(chunk)
+        if received > max_bytes:
+            return _too_large(max_bytes)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 

@@ -8,6 +8,7 @@ import time
 import httpx
 import pytest
 
+from sneaker_orders.settings import Settings
 from tests.support.api_process import api_environment, api_process
 from tests.support.customers import customer_headers
 
@@ -195,3 +196,16 @@ def test_a_client_that_trickles_its_body_gets_408(api_server):
     status_line, _, rest = answer.partition(b"\r\n")
     assert status_line.startswith(b"HTTP/1.1 408 ")
     assert json.loads(rest.partition(b"\r\n\r\n")[2])["code"] == "REQUEST_TIMEOUT"
+
+
+def test_a_request_answered_before_its_body_ended_is_not_answered_again_when_the_body_stalls(api_server):
+    too_large = Settings().max_request_bytes + 1
+    head = (
+        b"POST /orders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % too_large
+    )
+    started = time.monotonic()
+
+    answer = raw_exchange(api_server.url, head + b'{"items": [', wait=10)
+
+    assert answer.startswith(b"HTTP/1.1 413 ") and answer.count(b"HTTP/1.1 ") == 1
+    assert time.monotonic() - started < 5  # closed at the body's deadline, not left open
