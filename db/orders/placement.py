@@ -68,8 +68,8 @@ from db.orders.holdings_cache import HoldingsCache
 from db.orders.idempotency import LIVE_KEY, first_response, first_response_for_key, request_fingerprint
 from db.orders.pricing import CouponTerms, OrderLine, PricedLine, coupon_discount, merge_lines, price_lines
 from db.orders.purchase_limits import (
+    UNPAID_ORDER_IDS,
     UNPAID_ORDERS_OF_CUSTOMER,
-    UNPAID_PAIRS_OF_CUSTOMER,
     CustomerHoldings,
     OrderLimits,
     cancelled_since_sql,
@@ -186,9 +186,10 @@ WITH line AS (
       AND (usage_limit IS NULL OR used_count < usage_limit)
     FOR UPDATE
 ), customer_unchanged AS MATERIALIZED (
-    SELECT (SELECT count(*) FROM orders WHERE {UNPAID_ORDERS_OF_CUSTOMER}) = %(unpaid_orders)s
-       -- No unpaid order, no unpaid pair: most orders (a customer's first) need not count them.
-       AND (CAST(%(unpaid_orders)s AS integer) = 0 OR {UNPAID_PAIRS_OF_CUSTOMER} = %(unpaid_pairs)s)
+    -- Exactly the unpaid orders the decision counted, so exactly their pairs: one probe of the customer's
+    -- unpaid orders, no count of their lines.
+    SELECT (SELECT {UNPAID_ORDER_IDS} FROM orders WHERE {UNPAID_ORDERS_OF_CUSTOMER})
+           = CAST(%(unpaid_order_ids)s AS bigint[])
        AND NOT EXISTS (SELECT FROM line WHERE line.max_per_customer IS NOT NULL
                                           AND {held_pairs_sql("line.product_id")} <> line.held_pairs)
        -- The decision found no product of the order cooling down (else it refused).
@@ -305,7 +306,7 @@ async def place_order(
                 if written.order_id is not None:
                     if holdings is not None:
                         before = holdings.of(request.customer_id)
-                        holdings.note(request.customer_id, _holdings_after(decision, before))
+                        holdings.note(request.customer_id, _holdings_after(decision, written.order_id, before))
                     return PlacedOrder(written.order_id, written.order_json, writes=writes)
                 if not written.locked:
                     raise IdempotencyKeyInFlight(
@@ -319,8 +320,8 @@ async def place_order(
     raise OrderContention("the products or coupon of this order kept changing; please try again")
 
 
-def _holdings_after(decision: Decision, known: CustomerHoldings | None) -> CustomerHoldings:
-    """What the customer holds once the order of `decision` is written: one more unpaid order, and its pairs.
+def _holdings_after(decision: Decision, order_id: int, known: CustomerHoldings | None) -> CustomerHoldings:
+    """What the customer holds once the order of `decision` is written as `order_id`: one more unpaid order, its pairs.
 
     The pairs of limited products this order did not name are as `known` had them.
     """
@@ -332,7 +333,7 @@ def _holdings_after(decision: Decision, known: CustomerHoldings | None) -> Custo
     oldest = before.oldest_unpaid_expires_at
     pairs = sum(line.quantity for line in decision.lines)
     return CustomerHoldings(
-        before.unpaid_orders + 1,
+        tuple(sorted((*before.unpaid_order_ids, order_id))),
         expires_at if oldest is None else min(oldest, expires_at),
         held,
         before.unpaid_pairs + pairs,
@@ -423,8 +424,7 @@ async def _write_if_unchanged(
                     "max_per_customer": [facts.catalog[line.product_id].max_per_customer for line in decision.lines],
                     "terms_versions": [facts.catalog[line.product_id].version for line in decision.lines],
                     "held_pairs": [facts.holdings.held_pairs.get(line.product_id, 0) for line in decision.lines],
-                    "unpaid_orders": facts.holdings.unpaid_orders,
-                    "unpaid_pairs": facts.holdings.unpaid_pairs,
+                    "unpaid_order_ids": list(facts.holdings.unpaid_order_ids),
                     "cooldown_since": decision.created_at - request.limits.cancel_cooldown,
                     "coupon_id": request.coupon_id,
                     "coupon_terms_at": None if decision.coupon is None else decision.coupon.updated_at,
