@@ -41,6 +41,8 @@ No lock is ever held across a round trip to the client: a hot SKU during a drop 
 while PostgreSQL runs the write.
 """
 
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from time import monotonic
@@ -244,26 +246,13 @@ LEFT JOIN LATERAL (
 """
 
 
-def refuse_without_database(request: PlaceOrder, catalog: CatalogCache | None) -> None:
-    """Raise what `request` is refused without any database work, if this process knows it already.
-
-    An order too large, or (without an Idempotency-Key, which may have a first response to give) a
-    product known sold out. Cheap: callers run it before they wait for anything (a write slot).
-    """
-    lines = merge_lines(request.lines)
-    check_order_size(lines, request.limits)
-    if catalog is not None and request.idempotency_key is None:
-        refused = catalog.refusal(lines)
-        if refused is not None:
-            raise refused
-
-
 async def place_order(
     engine: AsyncEngine | OrderConnections,
     request: PlaceOrder,
     *,
     catalog: CatalogCache | None = None,
     holdings: HoldingsCache | None = None,
+    write_slot: Callable[[list[int]], AbstractAsyncContextManager] | None = None,
 ) -> PlacedOrder:
     """Place `request` as a CREATED order with its OrderCreated event, or raise and write nothing.
 
@@ -271,15 +260,33 @@ async def place_order(
     With `catalog`, orders without a coupon are decided from the products as this process last saw
     them, and the cache learns from every read of the facts (after a write that found one changed,
     too); with `holdings`, from what the customer held as this process's last write of their order left it.
+    `write_slot(product_ids)` is held from the first database work to the last (api/write_slots.py); an
+    order too large, or (without an Idempotency-Key, which may have a first response to give) one for a
+    product this process knows sold out, is refused before it waits for one.
     """
     lines = merge_lines(request.lines)
     check_order_size(lines, request.limits)
-    fingerprint = (
-        None if request.idempotency_key is None else request_fingerprint(request.customer_id, lines, request.coupon_id)
-    )
     refused = None if catalog is None else catalog.refusal(lines)
     if refused is not None and request.idempotency_key is None:
         raise refused
+    if write_slot is None:
+        return await _place(engine, request, lines, refused, catalog, holdings)
+    async with write_slot(_ids(lines)):
+        return await _place(engine, request, lines, refused, catalog, holdings)
+
+
+async def _place(
+    engine: AsyncEngine | OrderConnections,
+    request: PlaceOrder,
+    lines: list[OrderLine],
+    refused: OrderRejected | None,
+    catalog: CatalogCache | None,
+    holdings: HoldingsCache | None,
+) -> PlacedOrder:
+    """place_order's database work, for its merged `lines` and what memory refused them with (None: nothing)."""
+    fingerprint = (
+        None if request.idempotency_key is None else request_fingerprint(request.customer_id, lines, request.coupon_id)
+    )
     with timeouts_as_contention("a product or coupon of this order"):
         async with driver_connection(engine) as driver:
             if refused is not None:
