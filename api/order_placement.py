@@ -6,8 +6,7 @@ from datetime import timedelta
 from api.metrics import ORDER_WRITES_REDECIDED, ORDERS_PLACED
 from api.schemas import PlaceOrderBody
 from api.write_slots import WriteSlots
-from db.orders.catalog_cache import CatalogCache
-from db.orders.placement import PlacedOrder, PlaceOrder, place_order, refuse_without_database
+from db.orders.placement import PlacedOrder, PlaceOrder, place_order
 from db.orders.pricing import OrderLine
 from db.orders.purchase_limits import OrderLimits
 from sneaker_orders.settings import Settings
@@ -51,11 +50,14 @@ async def place_for_customer(state, customer: str, body: PlaceOrderBody, idempot
         traceparent=current_traceparent(),
     )
     write_slots: WriteSlots = state.write_slots
-    catalog: CatalogCache = state.catalog_cache
     # A sold-out drop is answered at once, never queued for a write slot behind the orders that wait for its row.
-    refuse_without_database(request, catalog)
-    async with write_slots.hold(request_line.product_id for request_line in request.lines):
-        placed = await place_order(write_slots.connections, request, catalog=catalog, holdings=state.holdings_cache)
+    placed = await place_order(
+        write_slots.connections,
+        request,
+        catalog=state.catalog_cache,
+        holdings=state.holdings_cache,
+        write_slot=write_slots.hold,
+    )
     if not placed.replayed:
         ORDERS_PLACED.inc()
     if placed.writes > 1:
@@ -63,9 +65,15 @@ async def place_for_customer(state, customer: str, body: PlaceOrderBody, idempot
     return placed
 
 
-def placed_headers(placed: PlacedOrder) -> dict[str, str]:
-    """The headers of the 201 besides its content type: where the order is, and whether this is a replay."""
-    headers = {"Location": f"/orders/{placed.order_id}"}
+async def send_placed(send, placed: PlacedOrder) -> None:
+    """Answer 201 with the order's JSON, where the order is, and whether this is a replay (ASGI `send`)."""
+    body = placed.json.encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", b"%d" % len(body)),
+        (b"location", b"/orders/%d" % placed.order_id),
+    ]
     if placed.replayed:
-        headers["Idempotent-Replayed"] = "true"
-    return headers
+        headers.append((b"idempotent-replayed", b"true"))
+    await send({"type": "http.response.start", "status": 201, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from fastapi.exceptions import RequestValidationError
 from pydantic import TypeAdapter, ValidationError
+from starlette.requests import ClientDisconnect
 
 from api.schemas import IdempotencyKeyValue, PlaceOrderBody, body_errors
 
@@ -35,6 +36,18 @@ def order_request_headers(raw_headers: list[tuple[bytes, bytes]]) -> OrderReques
         elif name == b"idempotency-key" and idempotency_key is None:
             idempotency_key = value.decode("latin-1")
     return OrderRequestHeaders(authorization, content_type, idempotency_key)
+
+
+async def request_body(receive) -> bytes:
+    """The whole body of the request (ASGI `receive`); ClientDisconnect when the client left, as Starlette's."""
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def validated_order(headers: OrderRequestHeaders, body: bytes) -> tuple[PlaceOrderBody, str | None]:

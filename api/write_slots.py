@@ -4,8 +4,9 @@ Writes are what wait on row locks (a hot SKU, a product locked from outside). Wi
 could take every pooled connection for DATABASE_LOCK_TIMEOUT_MS and starve unrelated requests; with
 one bound for all products, the orders of one locked product would take every slot and make orders
 of other products queue behind them. So a write holds a slot of the process (the pool less two,
-left to reads and /readyz) and a share of each of its products (at most half the slots per
-product). Waiting for either ends at DATABASE_POOL_TIMEOUT_SECONDS with OrderContention (503
+left to reads and /readyz) and a share of each of its products (at most a third of the slots per
+product: two writes in flight keep a hot row busy, and fewer writes queued on it cost PostgreSQL
+less). Waiting for either ends at DATABASE_POOL_TIMEOUT_SECONDS with OrderContention (503
 ORDER_CONTENTION, Retry-After). The slots also own the order path's kept connections: one pool.
 """
 
@@ -39,7 +40,7 @@ class WriteSlots:
         connections: OrderConnections | None = None,
     ) -> None:
         self.size, self.wait_seconds = size, wait_seconds
-        self.product_share = product_share or max(1, size // 2)
+        self.product_share = product_share or max(1, size // 3)
         self.connections = connections
         self._free = asyncio.Semaphore(size)
         # Per product: the writes holding its share (absent: none), and the writes waiting for it, first first.

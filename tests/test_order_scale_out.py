@@ -61,3 +61,26 @@ def test_the_unpaid_orders_limit_holds_across_processes(two_apis, db, catalog):
     assert Counter(response.status_code for response in responses) == {201: 3, 429: 7}
     assert {r.json()["code"] for r in responses if r.status_code == 429} == {"TOO_MANY_UNPAID_ORDERS"}
     assert count_rows(db, "orders") == 3
+
+
+def test_unpaid_pairs_changed_through_the_other_process_are_counted_though_the_unpaid_orders_are_as_many(
+    two_apis, db, catalog
+):
+    first, second = (api.url for api in two_apis)
+    af1, dunk, samba = (catalog.products[name] for name in ("af1", "dunk", "samba"))
+    headers = customer_headers("customer-1")
+    # The first process knows samba, and that customer-1 holds one order of 2 pairs.
+    assert (
+        httpx.post(f"{first}/orders", json=order_body((samba, 1)), headers=customer_headers("other")).status_code == 201
+    )
+    held = httpx.post(f"{first}/orders", json=order_body((af1, 2)), headers=headers).json()["order_id"]
+    # Through the second: that order cancelled, another of 11 pairs placed. Still one unpaid order.
+    assert httpx.post(f"{second}/orders/{held}/cancel", headers=headers).status_code == 200
+    assert httpx.post(f"{second}/orders", json=order_body((dunk, 10), (samba, 1)), headers=headers).status_code == 201
+
+    # 2 + 10 pairs as the first process last knew it; 11 + 10 in fact, over MAX_UNPAID_PAIRS_PER_CUSTOMER (20).
+    refused = httpx.post(f"{first}/orders", json=order_body((samba, 10)), headers=headers)
+
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["code"] == "UNPAID_PAIRS_EXCEEDED"
+    assert count_rows(db, "orders") == 3

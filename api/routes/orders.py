@@ -2,16 +2,16 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field, TypeAdapter
 
 from api.customer_auth import CustomerDep, bearer_token, customer_of_request
 from api.deps import EngineDep
-from api.direct_route import DirectRoute
+from api.direct_route import DirectRoute, asgi_endpoint
 from api.openapi import BODY_GUARD_STATUSES, problems
 from api.order_cursor import CURSOR_PATTERN, decode_cursor, encode_cursor
-from api.order_placement import place_for_customer, placed_headers
-from api.order_request import order_request_headers, validated_order
+from api.order_placement import place_for_customer, send_placed
+from api.order_request import order_request_headers, request_body, validated_order
 from api.payment_webhook import CONFIRMATION_BODY, SignedConfirmationDep
 from api.schemas import IdempotencyKeyValue, OrderIdInPath, PlaceOrderBody
 from api.write_slots import WriteSlotsDep
@@ -60,14 +60,15 @@ def _place_order_operation() -> dict:
     }
 
 
-async def create_order(request: Request) -> Response:
+@asgi_endpoint
+async def create_order(scope, receive, send) -> None:
     """Place an order for the caller: stock, coupon use, order and its OrderCreated event commit together."""
-    state = request.app.state
-    headers = order_request_headers(request.scope["headers"])
+    state = scope["app"].state
+    headers = order_request_headers(scope["headers"])
     customer = await customer_of_request(state, bearer_token(headers.authorization))  # before any database work
-    order, idempotency_key = validated_order(headers, await request.body())
+    order, idempotency_key = validated_order(headers, await request_body(receive))
     placed = await place_for_customer(state, customer, order, idempotency_key)
-    return Response(placed.json, status_code=201, headers=placed_headers(placed), media_type="application/json")
+    await send_placed(send, placed)
 
 
 def add_place_order_route(app_router: APIRouter) -> DirectRoute:

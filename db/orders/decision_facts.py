@@ -11,6 +11,7 @@ from datetime import datetime
 from db.orders.driver import DriverConnection
 from db.orders.pricing import CouponTerms, OrderLine, ProductForSale
 from db.orders.purchase_limits import (
+    UNPAID_ORDER_IDS,
     UNPAID_ORDERS_OF_CUSTOMER,
     UNPAID_PAIRS_OF_CUSTOMER,
     CustomerHoldings,
@@ -27,13 +28,13 @@ TERMS_VERSION = "CAST(extract(epoch FROM products.updated_at) * 1000000 AS bigin
 # One row per product found (one row without a product when none is), each with the customer's
 # facts and the coupon's terms.
 _READ = f"""
-SELECT customer.unpaid_orders, customer.oldest_unpaid_expires_at, {UNPAID_PAIRS_OF_CUSTOMER} AS unpaid_pairs,
+SELECT customer.unpaid_order_ids, customer.oldest_unpaid_expires_at, {UNPAID_PAIRS_OF_CUSTOMER} AS unpaid_pairs,
        {", ".join(f"coupons.{name}" for name in _COUPON_FIELDS)},
        products.id, products.price, products.stock, products.active, products.max_per_customer,
        {TERMS_VERSION} AS version,
        CASE WHEN products.max_per_customer IS NOT NULL THEN {held_pairs_sql("products.id")} END AS held_pairs,
        {cancelled_since_sql("products.id")} AS cooling
-FROM (SELECT count(*) AS unpaid_orders, min(orders.expires_at) AS oldest_unpaid_expires_at
+FROM (SELECT {UNPAID_ORDER_IDS} AS unpaid_order_ids, min(orders.expires_at) AS oldest_unpaid_expires_at
       FROM orders WHERE {UNPAID_ORDERS_OF_CUSTOMER}) AS customer
 LEFT JOIN coupons ON coupons.id = CAST(%(coupon_id)s AS integer)
 LEFT JOIN products ON products.id = ANY(CAST(%(product_ids)s AS integer[]))
@@ -55,7 +56,7 @@ class DecisionFacts:
 
 def assumed_facts(catalog: dict[int, ProductForSale], holdings: CustomerHoldings | None = None) -> DecisionFacts:
     """Facts for products as last seen (stock unknown), bought by a customer holding `holdings` (default: nothing)."""
-    known = holdings or CustomerHoldings(0, None, {})
+    known = holdings or CustomerHoldings((), None, {})
     held = {
         product.id: known.held_pairs.get(product.id, 0)
         for product in catalog.values()
@@ -63,7 +64,7 @@ def assumed_facts(catalog: dict[int, ProductForSale], holdings: CustomerHoldings
     }
     return DecisionFacts(
         catalog,
-        CustomerHoldings(known.unpaid_orders, known.oldest_unpaid_expires_at, held, known.unpaid_pairs),
+        CustomerHoldings(known.unpaid_order_ids, known.oldest_unpaid_expires_at, held, known.unpaid_pairs),
         None,
         assumed=True,
     )
@@ -99,7 +100,7 @@ async def read_decision_facts(
             for id_, price, stock, active, limit, version, _, _ in products
         },
         holdings=CustomerHoldings(
-            unpaid_orders=customer[0],
+            unpaid_order_ids=tuple(customer[0]),
             oldest_unpaid_expires_at=customer[1],
             held_pairs={product[0]: product[6] for product in products if product[6] is not None},
             unpaid_pairs=customer[2],

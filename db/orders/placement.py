@@ -41,6 +41,8 @@ No lock is ever held across a round trip to the client: a hot SKU during a drop 
 while PostgreSQL runs the write.
 """
 
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from time import monotonic
@@ -68,8 +70,8 @@ from db.orders.holdings_cache import HoldingsCache
 from db.orders.idempotency import LIVE_KEY, first_response, first_response_for_key, request_fingerprint
 from db.orders.pricing import CouponTerms, OrderLine, PricedLine, coupon_discount, merge_lines, price_lines
 from db.orders.purchase_limits import (
+    UNPAID_ORDER_IDS,
     UNPAID_ORDERS_OF_CUSTOMER,
-    UNPAID_PAIRS_OF_CUSTOMER,
     CustomerHoldings,
     OrderLimits,
     cancelled_since_sql,
@@ -186,9 +188,10 @@ WITH line AS (
       AND (usage_limit IS NULL OR used_count < usage_limit)
     FOR UPDATE
 ), customer_unchanged AS MATERIALIZED (
-    SELECT (SELECT count(*) FROM orders WHERE {UNPAID_ORDERS_OF_CUSTOMER}) = %(unpaid_orders)s
-       -- No unpaid order, no unpaid pair: most orders (a customer's first) need not count them.
-       AND (CAST(%(unpaid_orders)s AS integer) = 0 OR {UNPAID_PAIRS_OF_CUSTOMER} = %(unpaid_pairs)s)
+    -- Exactly the unpaid orders the decision counted, so exactly their pairs: one probe of the customer's
+    -- unpaid orders, no count of their lines.
+    SELECT (SELECT {UNPAID_ORDER_IDS} FROM orders WHERE {UNPAID_ORDERS_OF_CUSTOMER})
+           = CAST(%(unpaid_order_ids)s AS bigint[])
        AND NOT EXISTS (SELECT FROM line WHERE line.max_per_customer IS NOT NULL
                                           AND {held_pairs_sql("line.product_id")} <> line.held_pairs)
        -- The decision found no product of the order cooling down (else it refused).
@@ -243,26 +246,13 @@ LEFT JOIN LATERAL (
 """
 
 
-def refuse_without_database(request: PlaceOrder, catalog: CatalogCache | None) -> None:
-    """Raise what `request` is refused without any database work, if this process knows it already.
-
-    An order too large, or (without an Idempotency-Key, which may have a first response to give) a
-    product known sold out. Cheap: callers run it before they wait for anything (a write slot).
-    """
-    lines = merge_lines(request.lines)
-    check_order_size(lines, request.limits)
-    if catalog is not None and request.idempotency_key is None:
-        refused = catalog.refusal(lines)
-        if refused is not None:
-            raise refused
-
-
 async def place_order(
     engine: AsyncEngine | OrderConnections,
     request: PlaceOrder,
     *,
     catalog: CatalogCache | None = None,
     holdings: HoldingsCache | None = None,
+    write_slot: Callable[[list[int]], AbstractAsyncContextManager] | None = None,
 ) -> PlacedOrder:
     """Place `request` as a CREATED order with its OrderCreated event, or raise and write nothing.
 
@@ -270,15 +260,33 @@ async def place_order(
     With `catalog`, orders without a coupon are decided from the products as this process last saw
     them, and the cache learns from every read of the facts (after a write that found one changed,
     too); with `holdings`, from what the customer held as this process's last write of their order left it.
+    `write_slot(product_ids)` is held from the first database work to the last (api/write_slots.py); an
+    order too large, or (without an Idempotency-Key, which may have a first response to give) one for a
+    product this process knows sold out, is refused before it waits for one.
     """
     lines = merge_lines(request.lines)
     check_order_size(lines, request.limits)
-    fingerprint = (
-        None if request.idempotency_key is None else request_fingerprint(request.customer_id, lines, request.coupon_id)
-    )
     refused = None if catalog is None else catalog.refusal(lines)
     if refused is not None and request.idempotency_key is None:
         raise refused
+    if write_slot is None:
+        return await _place(engine, request, lines, refused, catalog, holdings)
+    async with write_slot(_ids(lines)):
+        return await _place(engine, request, lines, refused, catalog, holdings)
+
+
+async def _place(
+    engine: AsyncEngine | OrderConnections,
+    request: PlaceOrder,
+    lines: list[OrderLine],
+    refused: OrderRejected | None,
+    catalog: CatalogCache | None,
+    holdings: HoldingsCache | None,
+) -> PlacedOrder:
+    """place_order's database work, for its merged `lines` and what memory refused them with (None: nothing)."""
+    fingerprint = (
+        None if request.idempotency_key is None else request_fingerprint(request.customer_id, lines, request.coupon_id)
+    )
     with timeouts_as_contention("a product or coupon of this order"):
         async with driver_connection(engine) as driver:
             if refused is not None:
@@ -305,7 +313,7 @@ async def place_order(
                 if written.order_id is not None:
                     if holdings is not None:
                         before = holdings.of(request.customer_id)
-                        holdings.note(request.customer_id, _holdings_after(decision, before))
+                        holdings.note(request.customer_id, _holdings_after(decision, written.order_id, before))
                     return PlacedOrder(written.order_id, written.order_json, writes=writes)
                 if not written.locked:
                     raise IdempotencyKeyInFlight(
@@ -319,8 +327,8 @@ async def place_order(
     raise OrderContention("the products or coupon of this order kept changing; please try again")
 
 
-def _holdings_after(decision: Decision, known: CustomerHoldings | None) -> CustomerHoldings:
-    """What the customer holds once the order of `decision` is written: one more unpaid order, and its pairs.
+def _holdings_after(decision: Decision, order_id: int, known: CustomerHoldings | None) -> CustomerHoldings:
+    """What the customer holds once the order of `decision` is written as `order_id`: one more unpaid order, its pairs.
 
     The pairs of limited products this order did not name are as `known` had them.
     """
@@ -332,7 +340,7 @@ def _holdings_after(decision: Decision, known: CustomerHoldings | None) -> Custo
     oldest = before.oldest_unpaid_expires_at
     pairs = sum(line.quantity for line in decision.lines)
     return CustomerHoldings(
-        before.unpaid_orders + 1,
+        tuple(sorted((*before.unpaid_order_ids, order_id))),
         expires_at if oldest is None else min(oldest, expires_at),
         held,
         before.unpaid_pairs + pairs,
@@ -423,8 +431,7 @@ async def _write_if_unchanged(
                     "max_per_customer": [facts.catalog[line.product_id].max_per_customer for line in decision.lines],
                     "terms_versions": [facts.catalog[line.product_id].version for line in decision.lines],
                     "held_pairs": [facts.holdings.held_pairs.get(line.product_id, 0) for line in decision.lines],
-                    "unpaid_orders": facts.holdings.unpaid_orders,
-                    "unpaid_pairs": facts.holdings.unpaid_pairs,
+                    "unpaid_order_ids": list(facts.holdings.unpaid_order_ids),
                     "cooldown_since": decision.created_at - request.limits.cancel_cooldown,
                     "coupon_id": request.coupon_id,
                     "coupon_terms_at": None if decision.coupon is None else decision.coupon.updated_at,

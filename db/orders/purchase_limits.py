@@ -6,7 +6,8 @@ pairs of a SKU (its max_per_customer), and no product they cancelled less than C
 ago (a hoarder who cancels and orders again leaves the pairs to others for that long).
 
 The decision is made in Python from `CustomerHoldings`; the placement's write re-reads the same
-facts with the same SQL, after taking the customer's lock, and writes only if they are unchanged.
+facts with the same SQL, after taking the customer's lock, and writes only if they are unchanged
+(the unpaid orders by their ids, which pin their pairs too).
 """
 
 import math
@@ -31,6 +32,10 @@ HOLDING_STATUSES = ("CREATED", "CONFIRMED")
 # SQL (psycopg parameters) of the facts, shared by the decision's read and the write's re-check.
 UNPAID_ORDERS_OF_CUSTOMER = f"orders.customer_id = %(customer_id)s AND orders.status = '{UNPAID_STATUS}'"
 
+
+# An aggregate over those orders: their ids, ascending (an empty array when none). An order's lines never
+# change, and paying, cancelling or expiring an order takes it out: the same ids, the same unpaid pairs.
+UNPAID_ORDER_IDS = "coalesce(array_agg(orders.id ORDER BY orders.id), '{}')"
 
 # The pairs of every SKU in the customer's unpaid orders.
 UNPAID_PAIRS_OF_CUSTOMER = f"""(SELECT coalesce(sum(unpaid.quantity), 0) FROM order_items AS unpaid
@@ -59,7 +64,8 @@ def held_pairs_sql(product_id: str) -> str:
 class CustomerHoldings:
     """What a customer holds now: unpaid orders, and pairs of each limited product across unpaid and paid orders."""
 
-    unpaid_orders: int
+    # The ids of their unpaid orders, ascending: what the placement's write pins (their pairs come with them).
+    unpaid_order_ids: tuple[int, ...]
     oldest_unpaid_expires_at: datetime | None
     # product id -> pairs, for the products of the order that have a max_per_customer.
     held_pairs: dict[int, int]
@@ -67,6 +73,10 @@ class CustomerHoldings:
     unpaid_pairs: int = 0
     # The products of the order the customer cancelled within the cool-down.
     cooling: frozenset[int] = field(default_factory=frozenset)
+
+    @property
+    def unpaid_orders(self) -> int:
+        return len(self.unpaid_order_ids)
 
 
 @dataclass(frozen=True)
