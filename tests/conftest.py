@@ -24,6 +24,9 @@ from tests.support.serving import serve
 from tests.support.sink_control import Sink, serve_sink
 from tests.support.temporal_server import start_dev_server
 
+# Longest work first across xdist workers (the Makefile runs `--dist loadgroup`), and `--store-durations`.
+pytest_plugins = ["tests.support.scheduling"]
+
 
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory) -> str:
