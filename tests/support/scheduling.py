@@ -1,10 +1,10 @@
 """Longest work first across xdist workers, so that the suite's long scenarios do not end up serial at its end.
 
 Under `--dist loadgroup` (the Makefile's), every test gets an `xdist_group`:
-- a test marked `heavy` (a bar on speed that needs the CPU: a drain, a latency under load, a deadline) joins one
-  of LANES lanes, so that at most LANES of them run at once whatever the number of workers; the lanes are
-  balanced by duration, the first runs its longest test first and the second its shortest first, so that the
-  two longest scenarios do not end side by side;
+- a test marked `heavy` (one that needs the CPU: a bar on speed under load, a drain, a deadline, or a long
+  CPU-bound run that would slow those) joins one of LANES lanes, so that at most LANES of them run at once
+  whatever the number of workers; the lanes are balanced by duration, the first runs its longest test first and
+  the second its shortest first, so that the two longest scenarios do not end side by side;
 - any other test goes with its module, as `--dist loadfile` would group it, except that a module whose recorded
   durations add up to more than CHUNK_SECONDS is cut into consecutive chunks of at most that much, so that one
   module's minutes spread over several workers.
@@ -118,7 +118,7 @@ class DurationRecorder:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "heavy: a bar on speed that needs the CPU; at most LANES such tests run at once (scheduling.py)"
+        "markers", "heavy: needs the CPU (a bar on speed, a CPU-bound run); at most LANES run at once (scheduling.py)"
     )
     if config.getoption("--store-durations") and not hasattr(config, "workerinput"):
         config.pluginmanager.register(DurationRecorder(), "duration-recorder")
