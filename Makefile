@@ -1,12 +1,14 @@
 # The two commands of the README. Each creates .venv with the project installed on first use.
-# The suite runs on TEST_WORKERS pytest-xdist workers, more than the cores: most tests wait on timers, servers
-# and I/O. Each worker starts its own PostgreSQL and Temporal dev server on free ports. tests/support/scheduling.py
-# groups the tests (a module together, a long module in chunks, the `heavy` tests in two lanes) and hands the
-# groups out longest first, by the durations in tests/durations.json (`make test-durations` measures them again).
+# The suite runs on TEST_WORKERS pytest-xdist workers; each starts its own PostgreSQL and Temporal dev server on
+# free ports. tests/support/scheduling.py groups the tests (a module together, a long module in chunks, the `heavy`
+# tests in one lane per two workers) and hands the groups out longest first, by the durations in
+# tests/durations.json (`make test-durations` measures them again). Two workers keep every speed bar on this
+# shared two-core machine; four take about two thirds of the time but missed speed bars in every run here
+# (docs/performance.md, "The suite's time"): `make test TEST_WORKERS=4` on a quiet machine.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-TEST_WORKERS ?= 4
+TEST_WORKERS ?= 2
 PYTEST_PARALLEL := -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
 
 .PHONY: run test test-durations bench clean

@@ -2,9 +2,10 @@
 
 Under `--dist loadgroup` (the Makefile's), every test gets an `xdist_group`:
 - a test marked `heavy` (one that needs the CPU: a bar on speed under load, a drain, a deadline, or a long
-  CPU-bound run that would slow those) joins one of LANES lanes, so that at most LANES of them run at once
-  whatever the number of workers; the lanes are balanced by duration, the first runs its longest test first and
-  the second its shortest first, so that the two longest scenarios do not end side by side;
+  CPU-bound run that would slow those) joins one of the lanes (one per two workers, at most LANES), so that no
+  more of them run at once whatever the number of workers; the lanes are balanced by duration, the first runs
+  its longest test first and the second its shortest first, so that the two longest scenarios do not end side
+  by side;
 - any other test goes with its module, as `--dist loadfile` would group it, except that a module whose recorded
   durations add up to more than CHUNK_SECONDS is cut into consecutive chunks of at most that much, so that one
   module's minutes spread over several workers.
@@ -86,7 +87,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     # Only on an xdist worker of a `--dist loadgroup` run: a plain run keeps the file order.
     if hasattr(config, "workerinput") and config.getvalue("loadgroup"):
-        lane_count = min(LANES, config.workerinput["workercount"])
+        # One lane per two workers: on two workers a heavy test runs only beside light ones.
+        lane_count = max(1, min(LANES, config.workerinput["workercount"] // 2))
         items[:] = longest_first(items, recorded_durations(), lane_count)
 
 
