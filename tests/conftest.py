@@ -21,8 +21,11 @@ from tests.support.hostile_platform import HostilePlatform
 from tests.support.payments import WEBHOOK_SECRET
 from tests.support.relay_worker import Relay, RelayConfig
 from tests.support.serving import serve
-from tests.support.sink_control import Sink, serve_sink
+from tests.support.sink_control import Sink, sink_process
 from tests.support.temporal_server import start_dev_server
+
+# Longest work first across xdist workers (the Makefile runs `--dist loadgroup`), and `--store-durations`.
+pytest_plugins = ["tests.support.scheduling"]
 
 
 @pytest.fixture(scope="session")
@@ -115,8 +118,9 @@ def temporal_address(temporal) -> str:
 
 
 @pytest.fixture(scope="session")
-def sink_url(background):
-    with serve_sink(background) as url:
+def sink_url(tmp_path_factory):
+    """The demo platform as its own process for the session (tests/support/sink_control.py says why)."""
+    with sink_process(tmp_path_factory.mktemp("sink") / "sink.log") as url:
         yield url
 
 

@@ -7,6 +7,8 @@ import sys
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
+import pytest
+
 from tests.support.customers import token_for
 
 # Bounded: the run stops generating after this long (and the test after twice that).
@@ -20,6 +22,7 @@ expected-statuses = ["2xx", "400", "401", "403", "404", "409", "429", "5xx"]
 """
 
 
+@pytest.mark.heavy  # 40 s that take a core: in a lane, so that it never runs beside two speed bars
 def test_schemathesis_with_every_check_finds_nothing_but_a_reused_key(api_url, catalog, tmp_path):
     config = tmp_path / "schemathesis.toml"
     config.write_text(CONFIG)

@@ -70,6 +70,7 @@ async def known_and_unknown(
         return latencies, await attack
 
 
+@pytest.mark.heavy  # a bar on speed under load: at most two such tests at once (tests/support/scheduling.py)
 @pytest.mark.flaky(reruns=2)  # a latency bar two xdist workers on two cores can miss: re-run, never loosened
 def test_a_known_key_answers_within_100ms_while_unknown_kids_meet_a_hanging_provider(
     database_url, catalog, provider, signer, tmp_path

@@ -38,6 +38,7 @@ def api_of_its_own(database_url, catalog, tmp_path) -> Iterator[str]:
         yield api.url
 
 
+@pytest.mark.heavy  # a bar on speed under load: at most two such tests at once (tests/support/scheduling.py)
 @pytest.mark.flaky(reruns=2)  # a latency bar two xdist workers on two cores can miss: re-run, never loosened
 def test_a_product_locked_for_10_seconds_fails_only_its_orders_and_others_keep_their_speed(
     api_of_its_own, database_url, db, catalog

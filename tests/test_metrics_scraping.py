@@ -161,6 +161,7 @@ def order_phase(url: str, product: int, scraping: bool, numbering) -> tuple[list
     return orders, scrapes
 
 
+@pytest.mark.heavy  # a bar on speed under load: at most two such tests at once (tests/support/scheduling.py)
 @pytest.mark.flaky(reruns=2)  # a latency bar two xdist workers on two cores can miss: re-run, never loosened
 def test_twenty_parallel_scrapes_of_a_300000_event_backlog_leave_orders_their_speed(
     database_url, backlog, tmp_path, capsys

@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import httpx
 import psycopg
+import pytest
 
 from db.engine import create_engine
 from db.outbox.retention import RetentionBatch, delete_sent_events_past_retention
@@ -201,6 +202,7 @@ def percentiles(seconds: list[float]) -> str:
     return f"{len(seconds)} orders, p50 {cuts[49] * 1000:.1f} ms, p99 {cuts[98] * 1000:.1f} ms"
 
 
+@pytest.mark.heavy  # a bar on speed under load: at most two such tests at once (tests/support/scheduling.py)
 def test_100000_old_sent_events_go_in_bounded_batches_while_orders_keep_flowing(
     api_url, db, catalog, sink, relay, temporal, background
 ):

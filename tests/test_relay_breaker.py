@@ -13,6 +13,8 @@ from tests.support.polling import holds_for, wait_until
 
 OUTAGE_SECONDS = 30
 
+pytestmark = pytest.mark.heavy  # bars on drain speed and timing under load: at most two such tests at once
+
 
 def running_relay_run(relay) -> str:
     """The workflow id of the schedule's run in progress."""

@@ -7,6 +7,8 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from db.engine import create_engine
 from db.outbox.breaker import (
     BreakerRule,
@@ -114,6 +116,7 @@ def test_a_probe_waits_for_the_longest_retry_after_the_platform_gave_capped(data
     assert not early
 
 
+@pytest.mark.heavy  # a bar on speed under load: at most two such tests at once (tests/support/scheduling.py)
 def test_the_close_makes_150000_events_due_in_bounded_statements_while_live_events_are_claimed(
     database_url, db, catalog
 ):

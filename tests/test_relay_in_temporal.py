@@ -91,6 +91,7 @@ def test_the_queries_find_exactly_the_runs_that_held_an_events_delivery_during_a
         wait_until(lambda query=query, runs=runs: runs_found(relay, query) == runs, timeout=20, what=query)
 
 
+@pytest.mark.heavy  # a bar on speed under load: at most two such tests at once (tests/support/scheduling.py)
 @pytest.mark.flaky(reruns=2)  # intermittent under load (names 10 s late once in three suite runs): issue 15's note
 def test_after_a_worker_dies_mid_flight_the_queries_still_find_exactly_the_runs_with_a_problem(
     db, catalog, sink, relay

@@ -37,6 +37,7 @@ def test_signed_deliveries_verify_at_the_platform(db, catalog, relay, signed_sin
     assert signed_sink.stats()["refused"] == 0
 
 
+@pytest.mark.heavy  # a bar on speed under load: at most two such tests at once (tests/support/scheduling.py)
 @pytest.mark.flaky(reruns=2)  # a latency bar two xdist workers on two cores can miss: re-run, never loosened
 def test_a_wrong_signing_secret_is_refused_by_the_platform_and_held_as_the_platforms_trouble(
     db, catalog, relay, signed_sink

@@ -92,6 +92,7 @@ def test_one_percent_never_answered_costs_the_drain_its_hung_slots_not_the_batch
 # Issue 15's bar (live p99 <= 200 ms beside a backlog) is not met yet: measured 262-744 ms on this machine
 # (docs/performance.md, "Tuning on a stock server"). The test runs and reports every time; it turns green when met.
 LIVE_BESIDE_A_BACKLOG = pytest.mark.xfail(reason="issue 15: live p99 beside a backlog above 200 ms", strict=False)
+pytestmark = pytest.mark.heavy  # bars on drain speed and timing under load: at most two such tests at once
 
 
 @LIVE_BESIDE_A_BACKLOG

@@ -119,6 +119,7 @@ def test_a_backlog_opens_every_lane_and_a_trickle_keeps_two(run_relay):
     assert {request.lane for request in quiet.requests} == {1, 2}
 
 
+@pytest.mark.heavy  # a bar on speed under load: at most two such tests at once (tests/support/scheduling.py)
 @pytest.mark.flaky(reruns=2)  # a latency bar two xdist workers on two cores can miss: re-run, never loosened
 def test_a_run_ends_before_the_schedule_tick_it_aims_at(run_relay):
     fake = FakeRelayActivities()
@@ -183,6 +184,7 @@ def test_a_paused_schedule_ends_the_run_at_once(run_relay):
     assert len(fake.requests) == 2  # one activity in each of the two quiet lanes, and no other
 
 
+@pytest.mark.heavy  # a bar on speed under load: at most two such tests at once (tests/support/scheduling.py)
 @pytest.mark.flaky(reruns=2)  # a latency bar two xdist workers on two cores can miss: re-run, never loosened
 def test_a_drain_costs_few_upserts_and_the_run_keeps_the_platform_and_outbox_story(temporal, background, run_relay):
     fake = FakeRelayActivities(backlog=made_up_events(300, "RETRY"), per_call=10, breaker_open_seconds=0.5)

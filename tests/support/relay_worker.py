@@ -82,6 +82,7 @@ class WorkerProcess:
     def __init__(self, config: RelayConfig, name: str) -> None:
         self.log_path = config.log_dir / f"{name}.log"
         self._log = self.log_path.open("w")
+        self._terminated = False
         self.process = subprocess.Popen(
             [sys.executable, "-m", "cli.main", "worker"],
             env=config.environment(),
@@ -102,10 +103,16 @@ class WorkerProcess:
         self.process.kill()
         self.process.wait(timeout=10)
 
+    def terminate(self) -> None:
+        """SIGTERM (once), without waiting: `stop` waits."""
+        if self.process.poll() is None and not self._terminated:
+            self.process.send_signal(signal.SIGTERM)
+            self._terminated = True
+
     def stop(self, timeout: float = 30) -> int:
         """SIGTERM, then wait for a clean exit."""
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+            self.terminate()
             try:
                 self.process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
@@ -157,6 +164,9 @@ class Relay:
         return json.loads(listed) if listed.strip() else []
 
     def stop_all(self) -> None:
+        # All at once: each may take its shutdown grace, and they need not take it one after the other.
+        for worker in self.workers:
+            worker.terminate()
         for worker in self.workers:
             worker.stop()
         delete_schedules(self.config.temporal_address, self.config.schedule_ids)
