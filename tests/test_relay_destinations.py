@@ -128,6 +128,7 @@ def p99(values: list[float]) -> float:
     return values[min(len(values) - 1, int(0.99 * len(values)))]
 
 
+@pytest.mark.heavy  # a latency bar: at most two such tests at once (tests/support/scheduling.py)
 @pytest.mark.flaky(reruns=2)  # a latency bar on a shared two-core machine
 def test_one_destination_down_leaves_the_others_latency_as_it_was(
     database_url, db, catalog, sink, warehouse, relay, tmp_path
