@@ -87,6 +87,8 @@ class RelayBatchReport:
     # Every destination the worker that ran the activity delivers to: a run started before a destination was
     # added opens lanes for it at once, rather than leaving it to the next run.
     worker_destinations: list[str] = field(default_factory=list)
+    # False: the worker does not deliver to `destination` (taken out of DESTINATIONS_FILE): the lane ends.
+    delivered_here: bool = True
 
 
 @dataclass

@@ -25,7 +25,6 @@ from datetime import UTC, datetime
 from opentelemetry.trace import Span
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
 from activities.accepted_tally import AcceptedTally
 from activities.delivery_tracing import DeliverySpans
@@ -846,12 +845,15 @@ class RelayActivities:
     async def relay_due_events(self, request: RelayBatch) -> RelayBatchReport:
         """Keep `request.destination`'s due events in flight, record each answer as it comes; what happened."""
         relay = self._relays.get(request.destination)
-        if relay is None:
-            raise ApplicationError(
-                f"this worker delivers to {', '.join(self._relays)}, not to {request.destination!r}: "
-                "every worker must have the same DESTINATIONS_FILE",
-                type="UNKNOWN_DESTINATION",
-                non_retryable=True,
+        if relay is None:  # taken out of the configuration after the run started: its lane ends, the run goes on
+            log.warning(
+                "this worker delivers to %s, not to %s: its lane ends (every worker must have the same "
+                "DESTINATIONS_FILE)",
+                ", ".join(self._relays),
+                request.destination,
+            )
+            return RelayBatchReport(
+                destination=request.destination, worker_destinations=list(self._relays), delivered_here=False
             )
         report = await relay.relay(request)
         report.worker_destinations = list(self._relays)

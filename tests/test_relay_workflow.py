@@ -33,10 +33,13 @@ class FakeRelayActivities:
     requests: list[RelayBatch] = field(default_factory=list)
     running: int = 0
     most_at_once: int = 0
+    delivers_to: tuple[str, ...] = ("platform",)
 
     @activity.defn(name="relay_due_events")
     async def relay_due_events(self, batch: RelayBatch) -> RelayBatchReport:
         self.requests.append(batch)
+        if batch.destination not in self.delivers_to:
+            return RelayBatchReport(destination=batch.destination, delivered_here=False)
         self.running += 1
         self.most_at_once = max(self.most_at_once, self.running)
         try:
@@ -46,7 +49,12 @@ class FakeRelayActivities:
             if not taken:
                 await asyncio.sleep(min(batch.wait_seconds, 0.2))
                 return RelayBatchReport(backlog_events=0, oldest_waiting_seconds=0.0)
-            report = RelayBatchReport(backlog=len(taken) >= batch.batch_size, breaker_open_seconds=0.0)
+            report = RelayBatchReport(
+                backlog=len(taken) >= batch.batch_size,
+                breaker_open_seconds=0.0,
+                destination=batch.destination,
+                worker_destinations=list(self.delivers_to),
+            )
             for event_id in taken:  # claimed before the delivery's wait, so that no other lane takes them
                 order_id, outcome = self.backlog.pop(event_id)
                 report.outcomes[outcome] = report.outcomes.get(outcome, 0) + 1
@@ -117,6 +125,26 @@ def test_a_backlog_opens_every_lane_and_a_trickle_keeps_two(run_relay):
     run_relay(quiet, relay_run(run_seconds=2, batch_size=10))
     assert quiet.most_at_once == 2
     assert {request.lane for request in quiet.requests} == {1, 2}
+
+
+def test_a_destination_added_while_a_run_relays_gets_its_lanes_in_that_run(run_relay):
+    fake = FakeRelayActivities(backlog=made_up_events(40), per_call=5, delivers_to=("platform", "warehouse"))
+    relay = run_relay(fake, relay_run(run_seconds=2, destinations=["platform"]))
+
+    assert {request.lane for request in fake.requests if request.destination == "warehouse"} == {1, 2}
+    assert "**warehouse**" in relay.details
+
+
+def test_each_destination_has_lanes_of_its_own_and_one_taken_out_ends_only_its_lanes(run_relay):
+    fake = FakeRelayActivities(backlog=made_up_events(40), per_call=5, delivers_to=("platform", "warehouse"))
+    relay = run_relay(fake, relay_run(run_seconds=2, destinations=["platform", "warehouse", "gone"]))
+
+    by_destination = {request.destination for request in fake.requests}
+    assert by_destination == {"platform", "warehouse", "gone"}
+    assert sorted(request.lane for request in fake.requests if request.destination == "gone") == [1, 2]  # once each
+    assert relay.report.sent == 40  # the run went on, and completed
+    assert set(relay.report.destinations) == {"platform", "warehouse", "gone"}
+    assert "**gone**" in relay.details and "not configured on the workers any more" in relay.details
 
 
 @pytest.mark.heavy  # a bar on speed under load: at most two such tests at once (tests/support/scheduling.py)

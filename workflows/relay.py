@@ -125,7 +125,11 @@ class OrderEventsRelay:
             self._show(run)
             workflow.continue_as_new(
                 dataclasses.replace(
-                    run, stop_by=self._stop_by.isoformat(), continued=run.continued + 1, backlog=self._backlog
+                    run,
+                    stop_by=self._stop_by.isoformat(),
+                    continued=run.continued + 1,
+                    backlog=self._backlog,
+                    destinations=list(self._lanes),  # those added while it ran too
                 )
             )
         self._report.ended = "stopped: the schedule is paused" if self._paused else "done: the run's time is up"
@@ -153,6 +157,10 @@ class OrderEventsRelay:
                 summary=_describe(batch),
             )
             self._overrun = max(self._overrun, (workflow.now() - started).total_seconds() - batch.wait_seconds)
+            if not report.delivered_here:  # taken out of the configuration since the run started
+                self._report.destinations[destination].breaker_detail = "not configured on the workers any more"
+                self._show(run)
+                return
             self._take(report, run)
             for added in report.worker_destinations:  # configured after this run started
                 if added not in self._lanes:
