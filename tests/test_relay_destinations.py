@@ -10,10 +10,9 @@ import threading
 import time
 from collections import defaultdict
 
-import psycopg
 import pytest
 
-from devstack.local_postgres import libpq_url
+from tests.support.live_events import commit_to_delivery_ms, live_orders, percentile
 from tests.support.outbox_views import event_rows, insert_pending_events, platform_accepts_others, wait_for_statuses
 from tests.support.polling import wait_until
 from tests.support.sink_control import Sink, serve_sink
@@ -106,28 +105,6 @@ def test_a_poison_event_fails_at_its_destination_only(db, catalog, sink, warehou
     assert attempt == ("warehouse", "FAILED", 400)
 
 
-def live_events(database_url: str, stop: threading.Event, per_second: float, prefix: str, written: list) -> None:
-    with psycopg.connect(libpq_url(database_url), autocommit=True) as connection:
-        while not stop.wait(1 / per_second):
-            aggregate_id = f"{prefix}-{len(written)}"
-            insert_pending_events(connection, [aggregate_id])
-            written.append(aggregate_id)
-
-
-def commit_to_delivery_ms(db, prefix: str, destination: str) -> list[float]:
-    rows = db.execute(
-        "SELECT extract(epoch FROM delivery.sent_at - event.created_at) * 1000"
-        " FROM order_events AS event JOIN event_deliveries AS delivery USING (id)"
-        " WHERE event.aggregate_id LIKE %s AND delivery.destination = %s AND delivery.status = 'SENT' ORDER BY 1",
-        (f"{prefix}-%", destination),
-    ).fetchall()
-    return [float(row[0]) for row in rows]
-
-
-def p99(values: list[float]) -> float:
-    return values[min(len(values) - 1, int(0.99 * len(values)))]
-
-
 @pytest.mark.heavy  # a latency bar: at most two such tests at once (tests/support/scheduling.py)
 @pytest.mark.flaky(reruns=2)  # a latency bar on a shared two-core machine
 def test_one_destination_down_leaves_the_others_latency_as_it_was(
@@ -143,7 +120,7 @@ def test_one_destination_down_leaves_the_others_latency_as_it_was(
 
     def phase(prefix: str) -> list[float]:
         stop, written = threading.Event(), []
-        flow = threading.Thread(target=live_events, args=(database_url, stop, per_second, prefix, written))
+        flow = threading.Thread(target=live_orders, args=(database_url, stop, per_second, prefix, written))
         flow.start()
         time.sleep(phase_seconds)  # the phase's length is what is measured: events flow meanwhile
         stop.set()
@@ -162,8 +139,9 @@ def test_one_destination_down_leaves_the_others_latency_as_it_was(
     warehouse.set_faults()
 
     assert len(waiting_at_warehouse) >= phase_seconds * per_second * 0.9  # it really was down meanwhile
-    assert p99(warehouse_down) <= 1.1 * p99(both_healthy), (
-        f"platform p99 {p99(warehouse_down):.1f} ms with the warehouse down, {p99(both_healthy):.1f} ms healthy"
+    down_p99, healthy_p99 = percentile(warehouse_down, 0.99), percentile(both_healthy, 0.99)
+    assert down_p99 <= 1.1 * healthy_p99, (
+        f"platform p99 {down_p99:.1f} ms with the warehouse down, {healthy_p99:.1f} healthy"
     )
     settled = wait_for_statuses(db, "SENT", "FAILED", destination="warehouse", timeout=30)
     assert {row["status"] for row in settled} == {"SENT"}  # the outage held the warehouse's events, spent none

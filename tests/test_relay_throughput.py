@@ -9,10 +9,9 @@ import threading
 import time
 from datetime import UTC, datetime
 
-import psycopg
 import pytest
 
-from devstack.local_postgres import libpq_url
+from tests.support.live_events import commit_to_delivery_ms, live_orders, percentile
 from tests.support.outbox_views import insert_pending_events
 from tests.support.polling import wait_until
 
@@ -34,30 +33,6 @@ def drain_seconds(db, aggregate_ids: list[str], *, timeout: float) -> float:
         what=f"{healthy} events SENT",
     )
     return time.monotonic() - started
-
-
-def live_orders(database_url: str, stop: threading.Event, per_second: float, prefix: str, written: list) -> None:
-    """Insert one live event every 1/per_second s until `stop` (a connection of this thread's own)."""
-    with psycopg.connect(libpq_url(database_url), autocommit=True) as db:
-        while not stop.wait(1 / per_second):
-            aggregate_id = f"{prefix}-{len(written)}"
-            insert_pending_events(db, [aggregate_id])
-            written.append(aggregate_id)
-
-
-def commit_to_delivery_ms(db, prefix: str) -> list[float]:
-    rows = db.execute(
-        "SELECT extract(epoch FROM delivery.sent_at - event.created_at) * 1000"
-        " FROM order_events AS event JOIN event_deliveries AS delivery USING (id)"
-        " WHERE event.aggregate_id LIKE %s AND delivery.status = 'SENT' ORDER BY 1",
-        (f"{prefix}-%",),
-    ).fetchall()
-    return [float(row[0]) for row in rows]
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
 def test_five_thousand_events_drain_within_ten_seconds_on_a_stock_server(db, catalog, sink, relay):
