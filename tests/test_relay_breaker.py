@@ -157,7 +157,9 @@ def test_a_full_outage_opens_the_breaker_within_two_seconds_and_late_answers_do_
     paced(0.3, 100, lambda tick, count: insert_pending_events(db, [f"slow-{tick}-{n}" for n in range(count)]))
     sink.set_faults(down=True, delay_ms=1800)  # the outage: later requests get no answer
     down = datetime.now(UTC)
-    paced(0.5, 100, lambda tick, count: insert_pending_events(db, [f"down-{tick}-{n}" for n in range(count)]))
+    # Orders keep coming during the outage (had they stopped after half a second, the few events written would
+    # have spent their attempts while the late answers still came, and nothing would be left to fail).
+    paced(2.5, 100, lambda tick, count: insert_pending_events(db, [f"down-{tick}-{n}" for n in range(count)]))
 
     opened = wait_until(lambda: breaker_row(db, "platform")["opened_at"], timeout=5, what="the breaker to open")
     assert opened - down <= timedelta(seconds=2)

@@ -1,8 +1,6 @@
 """The demo platform (sink) served on loopback for the tests, and a handle to drive and inspect it."""
 
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,9 +11,9 @@ from aiohttp import web
 from devstack.sink.app import create_sink_app
 from devstack.sink.verification import DeliveryCheck
 from tests.support.background_loop import BackgroundLoop
+from tests.support.cli_process import serving_command
 from tests.support.event_contract import published_contract
 from tests.support.polling import wait_until
-from tests.support.ports import free_port
 
 
 @contextmanager
@@ -38,35 +36,9 @@ def sink_process(log_file: Path) -> Iterator[str]:
 
     Apart from the test's process, the platform receiving a drain shares neither a core nor the GIL with the test
     that polls and times it."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
     environment = {name: value for name, value in os.environ.items() if not name.startswith("PLATFORM_")}
-    with open(log_file, "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "cli.main", "sink", "--port", str(port)],
-            env=environment,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        wait_until(lambda: process.poll() is not None or _answers(url), timeout=60, what="the sink process to answer")
-        if process.poll() is not None:
-            raise RuntimeError(f"the sink process exited with {process.returncode}: {log_file.read_text()}")
+    with serving_command(["sink"], environment, log_file, "/stats") as (url, _):
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/stats", timeout=1).status_code == 200
-    except httpx.TransportError:
-        return False
 
 
 class Sink:
