@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from db.engine import autocommit_connection
 from db.statuses import EVENT_TYPES
 
 
@@ -59,6 +60,6 @@ async def register_destinations(engine: AsyncEngine, routes: Sequence[Destinatio
 
 
 async def active_destinations(engine: AsyncEngine) -> list[str]:
-    """The names of the destinations new events go to."""
-    async with engine.connect() as connection:
+    """The names of the destinations new events go to (the configured ones), by name."""
+    async with autocommit_connection(engine) as connection:
         return [row.name for row in await connection.execute(_ACTIVE)]

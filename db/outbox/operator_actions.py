@@ -15,6 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db.engine import autocommit_connection
+from db.outbox.destinations import active_destinations
 from db.outbox.operations import (
     EventDetail,
     EventNotFailed,
@@ -31,9 +32,6 @@ _RECORD = """
     INSERT INTO operator_actions (event_id, destination, action, requested_by, status_before, retry_count_before,
                                   last_error_before, details)
 """
-
-# The configured destinations, for an action that names none.
-_CONFIGURED = text("SELECT name FROM destinations WHERE removed_at IS NULL ORDER BY name")
 
 # A PENDING delivery waiting out its backoff becomes due now (its budget of attempts unchanged). Without
 # named events: every PENDING delivery not yet due.
@@ -245,8 +243,7 @@ async def _destinations(engine: AsyncEngine, destination: str | None) -> list[st
     """[destination] (each batch checks it is configured), or every configured one."""
     if destination is not None:
         return [destination]
-    async with autocommit_connection(engine) as connection:
-        return [name for (name,) in await connection.execute(_CONFIGURED)]
+    return await active_destinations(engine)
 
 
 async def _run(engine: AsyncEngine, statement, parameters: dict, *, configured: bool) -> list[ActedOn]:
